@@ -1,0 +1,73 @@
+#pragma once
+
+// SegmentListPool: for each user of one shard, the sorted list of segments it belongs to, with
+// each membership's expiry. This is the reverse index behind "which segments is U in?" and
+// "when does U leave S?", so that neither scans every segment.
+//
+// Encoding: all lists live in one vector of 32-bit words. An entry is the segment id in the low
+// 31 bits; when bit 31 is set, two more words follow holding the expiry (TimeMs, low word
+// first). So a membership costs 4 bytes, 12 with an expiry. Entries are kept sorted by segment
+// id. A user's list sits in a block whose capacity is one of a fixed ladder of sizes (×1.5
+// steps); a block that grows out of its size moves, and the old block goes on a free list for
+// that size. Per user: a 12-byte head.
+//
+// Thread safety: none. The owning MembershipShard guards it with its mutex.
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "engine/types.h"
+
+namespace segd::engine::detail {
+
+struct ListedMembership {
+  SegmentId segment;
+  TimeMs expires_at;  // kNoExpiry if none
+};
+
+class SegmentListPool {
+ public:
+  SegmentListPool() = default;
+  SegmentListPool(const SegmentListPool&) = delete;
+  SegmentListPool& operator=(const SegmentListPool&) = delete;
+
+  // Whether `local` belongs to `segment`; fills *expires_at (when non-null) if so.
+  bool Find(uint32_t local, SegmentId segment, TimeMs* expires_at) const;
+
+  // Inserts or updates the membership. Returns true if it existed; *previous_expiry (when
+  // non-null) then receives its old expiry.
+  bool Upsert(uint32_t local, SegmentId segment, TimeMs expires_at, TimeMs* previous_expiry);
+
+  // Removes the membership. Returns true if it existed; *previous_expiry as for Upsert.
+  bool Remove(uint32_t local, SegmentId segment, TimeMs* previous_expiry);
+
+  // Appends every membership of `local` to *out, in segment id order.
+  void List(uint32_t local, std::vector<ListedMembership>* out) const;
+
+  // Number of memberships of `local`.
+  uint32_t CountOf(uint32_t local) const;
+
+  size_t MemoryUsage() const;
+
+ private:
+  struct Head {
+    uint32_t offset = 0;
+    uint32_t used = 0;  // words
+    uint32_t cap = 0;   // words; 0 = no block
+  };
+
+  static uint32_t SizeClassFor(uint32_t words, uint32_t* cap);
+  uint32_t Allocate(uint32_t words, uint32_t* cap);
+  void Release(uint32_t offset, uint32_t cap);
+  // Word index (relative to the block) of `segment`'s entry in `head`, or of the first entry
+  // with a larger id (or head.used) when absent. *found tells which.
+  uint32_t Locate(const Head& head, SegmentId segment, bool* found) const;
+  void Resize(Head& head, uint32_t new_used);
+
+  std::vector<Head> heads_;
+  std::vector<uint32_t> words_;
+  std::vector<std::vector<uint32_t>> free_;  // by size class
+};
+
+}  // namespace segd::engine::detail

@@ -1,0 +1,652 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "engine/errors.h"
+#include "engine/expression.h"
+#include "engine/stable_hash.h"
+
+namespace segd::engine {
+namespace {
+
+// Latest accepted expiry: 9999-12-31T23:59:59.999Z.
+constexpr TimeMs kMaxExpiryMs = 253402300799999;
+
+int64_t DueSecond(TimeMs expires_at) { return (expires_at + 999) / 1000; }
+
+uint32_t ShardOf(UserId user) { return user >> MembershipShards::kShardBits; }
+
+// round-half-up(n × percent / 100) in integers, with the percent taken to 0.001.
+uint64_t PercentOf(uint64_t n, double percent) {
+  auto milli = static_cast<uint64_t>(std::llround(percent * 1000));
+  return (n * milli + 50000) / 100000;
+}
+
+}  // namespace
+
+Engine::Engine(EngineOptions options)
+    : options_(options),
+      sink_(options.sink ? options.sink : &null_sink_),
+      clock_(options.clock ? options.clock : SystemClock::Default()),
+      wheel_(clock_->NowMs() / 1000),
+      rng_(options.random_seed ? options.random_seed : std::random_device{}()) {}
+
+Engine::~Engine() = default;
+
+TimeMs Engine::Now() const { return clock_->NowMs(); }
+
+absl::Status Engine::ValidateTtl(std::optional<int64_t> ttl) const {
+  if (!ttl) return absl::OkStatus();
+  if (*ttl < 1) return BadRequest("ttl_seconds must be a whole number >= 1");
+  if (*ttl > options_.max_ttl_seconds) {
+    return BadRequest(absl::StrCat("ttl_seconds must be at most ", options_.max_ttl_seconds));
+  }
+  return absl::OkStatus();
+}
+
+TimeMs Engine::ExpiryFor(TimeMs now, std::optional<int64_t> ttl,
+                         std::optional<TimeMs> expires_at, const SegmentMeta& meta) const {
+  if (expires_at) return *expires_at;
+  if (ttl) return std::min(now + *ttl * 1000, kMaxExpiryMs);
+  if (meta.ttl_seconds > 0) return std::min(now + meta.ttl_seconds * 1000, kMaxExpiryMs);
+  return kNoExpiry;
+}
+
+SegmentInfo Engine::InfoOf(const SegmentMeta& meta) const {
+  return SegmentInfo{meta, catalog_.Count(meta.id)};
+}
+
+// ----------------------------------------------------------------------------- commit/apply
+
+absl::Status Engine::Commit(OpBatch& batch) {
+  if (batch.empty()) return absl::OkStatus();
+  if (absl::Status s = sink_->Write(batch); !s.ok()) return s;
+  return ApplyBatch(batch);
+}
+
+absl::Status Engine::ApplyRecovered(const OpBatch& batch) {
+  absl::MutexLock lock(&write_mu_);
+  return ApplyBatch(batch);
+}
+
+absl::Status Engine::ApplyBatch(const OpBatch& batch) {
+  for (const SegmentMeta& meta : batch.segments) {
+    if (absl::Status s = catalog_.Upsert(meta); !s.ok()) return s;
+    if (meta.deleted()) wheel_.CancelSegment(meta.id);
+  }
+  for (const UserEvent& e : batch.users) {
+    if (e.kind == UserEvent::Kind::kCreated) {
+      if (absl::Status s = users_.InsertWithId(e.external_id, e.user); !s.ok()) return s;
+    }
+    if (e.kind != UserEvent::Kind::kDeleted && shards_.Register(e.user)) {
+      registered_count_.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  ApplyMemberships(batch.memberships);
+  for (const UserEvent& e : batch.users) {
+    if (e.kind == UserEvent::Kind::kDeleted && shards_.Unregister(e.user)) {
+      registered_count_.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Engine::ApplyMemberships(absl::Span<const OpRecord> records) {
+  absl::flat_hash_map<SegmentId, int64_t> deltas;
+  absl::flat_hash_map<SegmentId, uint64_t> touched;
+  size_t i = 0;
+  while (i < records.size()) {
+    // A chunk: consecutive records of one shard, at most kMaxChunk of them.
+    size_t end = i + 1;
+    uint32_t shard = ShardOf(records[i].user);
+    while (end < records.size() && end - i < MembershipShards::kMaxChunk &&
+           ShardOf(records[end].user) == shard) {
+      ++end;
+    }
+    auto chunk = records.subspan(i, end - i);
+    shards_.Apply(chunk, &applied_scratch_);
+    for (size_t k = 0; k < chunk.size(); ++k) {
+      const OpRecord& r = chunk[k];
+      const MembershipShards::Applied& a = applied_scratch_[k];
+      if (a.was_member && a.previous_expiry != kNoExpiry) {
+        wheel_.Cancel(r.segment, r.user, DueSecond(a.previous_expiry));
+      }
+      if (r.op == OpKind::kAdd) {
+        if (r.expires_at != kNoExpiry) wheel_.Schedule(r.segment, r.user, DueSecond(r.expires_at));
+        if (!a.was_member) ++deltas[r.segment];
+      } else if (a.was_member) {
+        --deltas[r.segment];
+      }
+      ++touched[r.segment];
+    }
+    i = end;
+  }
+  for (const auto& [segment, delta] : deltas) {
+    if (delta != 0) catalog_.AddToCount(segment, delta);
+  }
+  // Bulk changes leave bitmaps with spare capacity and runs worth compressing.
+  for (const auto& [segment, n] : touched) {
+    if (n >= 10000) shards_.Optimize(segment);
+  }
+}
+
+// ----------------------------------------------------------------------------- users
+
+absl::StatusOr<UserId> Engine::PlanUser(absl::string_view user_id, TimeMs now, OpBatch& batch,
+                                        const std::vector<SegmentId>& skip_sticky,
+                                        UserId* next_new_id, bool* newly_registered) {
+  *newly_registered = false;
+  std::optional<UserId> found = users_.Find(user_id);
+  UserId id;
+  if (!found) {
+    if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
+    // Ids planned earlier in this batch are not in the dictionary yet: *next_new_id counts them.
+    if (*next_new_id > kMaxUserId) return LimitExceeded("the user dictionary is full");
+    id = (*next_new_id)++;
+    batch.users.push_back({UserEvent::Kind::kCreated, id, std::string(user_id)});
+  } else {
+    id = *found;
+    if (shards_.IsRegistered(id)) return id;
+    batch.users.push_back({UserEvent::Kind::kRegistered, id, {}});
+  }
+  *newly_registered = true;
+  for (const SegmentMeta& meta : catalog_.ActiveSticky()) {
+    if (std::find(skip_sticky.begin(), skip_sticky.end(), meta.id) != skip_sticky.end()) continue;
+    if (!StickyPercentDecision(meta.name, user_id, meta.auto_percent)) continue;
+    batch.memberships.push_back({now, ExpiryFor(now, std::nullopt, std::nullopt, meta), id,
+                                 meta.id, OpKind::kAdd, OpReason::kAutoPercent});
+  }
+  return id;
+}
+
+absl::StatusOr<bool> Engine::RegisterUser(absl::string_view user_id) {
+  if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
+  absl::MutexLock lock(&write_mu_);
+  OpBatch batch;
+  batch.at = Now();
+  bool newly_registered;
+  UserId next_new_id = users_.size();
+  auto id = PlanUser(user_id, batch.at, batch, {}, &next_new_id, &newly_registered);
+  if (!id.ok()) return id.status();
+  if (absl::Status s = Commit(batch); !s.ok()) return s;
+  return newly_registered;
+}
+
+absl::StatusOr<std::vector<std::string>> Engine::DeleteUser(absl::string_view user_id) {
+  if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
+  absl::MutexLock lock(&write_mu_);
+  std::optional<UserId> id = users_.Find(user_id);
+  if (!id || !shards_.IsRegistered(*id)) return UserNotFound(user_id);
+  OpBatch batch;
+  batch.at = Now();
+  std::vector<std::string> names;
+  for (const ListedMembership& m : shards_.SegmentsOf(*id)) {
+    batch.memberships.push_back(
+        {batch.at, kNoExpiry, *id, m.segment, OpKind::kRemove, OpReason::kUserDeleted});
+    names.push_back(catalog_.Name(m.segment));
+  }
+  batch.users.push_back({UserEvent::Kind::kDeleted, *id, {}});
+  if (absl::Status s = Commit(batch); !s.ok()) return s;
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view user_id,
+                                                            const UserUpdate& update) {
+  if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
+  // Validate everything that does not depend on state before taking the lock.
+  absl::flat_hash_set<absl::string_view> seen;
+  for (const MembershipAdd& add : update.add) {
+    if (absl::Status s = SegmentCatalog::ValidateName(add.segment); !s.ok()) return s;
+    if (!seen.insert(add.segment).second) {
+      return ConflictInRequest(absl::StrCat("segment '", add.segment, "' is listed twice"));
+    }
+    if (add.ttl_seconds && add.expires_at) {
+      return BadRequest(absl::StrCat("segment '", add.segment,
+                                     "': give ttl_seconds or expires_at, not both"));
+    }
+    if (absl::Status s = ValidateTtl(add.ttl_seconds); !s.ok()) return s;
+    if (add.expires_at && *add.expires_at > kMaxExpiryMs) {
+      return BadRequest("expires_at is after the year 9999");
+    }
+  }
+  for (const std::string& name : update.remove) {
+    if (absl::Status s = SegmentCatalog::ValidateName(name); !s.ok()) return s;
+    if (!seen.insert(name).second) {
+      return ConflictInRequest(absl::StrCat("segment '", name, "' is listed twice"));
+    }
+  }
+
+  absl::MutexLock lock(&write_mu_);
+  OpBatch batch;
+  batch.at = Now();
+  for (const MembershipAdd& add : update.add) {
+    if (add.expires_at && *add.expires_at <= batch.at) {
+      return BadRequest(absl::StrCat("segment '", add.segment, "': expires_at is not in the future"));
+    }
+  }
+  std::vector<std::string> unknown;
+  std::vector<SegmentMeta> add_meta;
+  std::vector<SegmentId> add_ids, remove_ids;
+  for (const MembershipAdd& add : update.add) {
+    if (auto id = catalog_.FindActive(add.segment)) {
+      add_meta.push_back(catalog_.Get(*id));
+      add_ids.push_back(*id);
+    } else {
+      unknown.push_back(add.segment);
+    }
+  }
+  for (const std::string& name : update.remove) {
+    if (auto id = catalog_.FindActive(name)) {
+      remove_ids.push_back(*id);
+    } else {
+      unknown.push_back(name);
+    }
+  }
+  if (!unknown.empty()) return SegmentNotFound(std::move(unknown));
+
+  UserUpdateResult result;
+  bool newly_registered;
+  UserId next_new_id = users_.size();
+  auto id = PlanUser(user_id, batch.at, batch, add_ids, &next_new_id, &newly_registered);
+  if (!id.ok()) return id.status();
+  for (size_t i = 0; i < update.add.size(); ++i) {
+    const MembershipAdd& add = update.add[i];
+    TimeMs expiry = ExpiryFor(batch.at, add.ttl_seconds, add.expires_at, add_meta[i]);
+    batch.memberships.push_back(
+        {batch.at, expiry, *id, add_ids[i], OpKind::kAdd, OpReason::kApi});
+    (shards_.Contains(add_ids[i], *id) ? result.updated : result.added).push_back(add.segment);
+  }
+  for (size_t i = 0; i < update.remove.size(); ++i) {
+    if (!shards_.Contains(remove_ids[i], *id)) continue;
+    batch.memberships.push_back(
+        {batch.at, kNoExpiry, *id, remove_ids[i], OpKind::kRemove, OpReason::kApi});
+    result.removed.push_back(update.remove[i]);
+  }
+  if (absl::Status s = Commit(batch); !s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment,
+                                            absl::Span<const ImportItem> items,
+                                            std::optional<int64_t> ttl_seconds) {
+  if (absl::Status s = ValidateTtl(ttl_seconds); !s.ok()) return s;
+  if (absl::Status s = SegmentCatalog::ValidateName(segment); !s.ok()) return s;
+  absl::MutexLock lock(&write_mu_);
+  auto segment_id = catalog_.FindActive(segment);
+  if (!segment_id) return SegmentNotFound({std::string(segment)});
+  SegmentMeta meta = catalog_.Get(*segment_id);
+  OpBatch batch;
+  batch.at = Now();
+  ImportResult result;
+  // Users this import creates or adds, so that a repeated line counts as an update.
+  absl::flat_hash_map<absl::string_view, UserId> planned_ids;
+  absl::flat_hash_set<UserId> added_here;
+  const std::vector<SegmentId> skip = {*segment_id};
+  UserId next_new_id = users_.size();
+  for (size_t i = 0; i < items.size(); ++i) {
+    const ImportItem& item = items[i];
+    if (absl::Status s = ValidateTtl(item.ttl_seconds); !s.ok()) {
+      result.invalid.emplace_back(i, s);
+      continue;
+    }
+    UserId id;
+    if (auto it = planned_ids.find(item.user_id); it != planned_ids.end()) {
+      id = it->second;
+    } else {
+      bool newly_registered;
+      auto planned = PlanUser(item.user_id, batch.at, batch, skip, &next_new_id, &newly_registered);
+      if (!planned.ok()) {
+        result.invalid.emplace_back(i, planned.status());
+        continue;
+      }
+      id = *planned;
+      planned_ids.emplace(item.user_id, id);
+    }
+    std::optional<int64_t> ttl = item.ttl_seconds ? item.ttl_seconds : ttl_seconds;
+    batch.memberships.push_back({batch.at, ExpiryFor(batch.at, ttl, std::nullopt, meta), id,
+                                 *segment_id, OpKind::kAdd, OpReason::kImport});
+    if (added_here.contains(id) || shards_.Contains(*segment_id, id)) {
+      ++result.updated;
+    } else {
+      ++result.added;
+    }
+    added_here.insert(id);
+  }
+  if (absl::Status s = Commit(batch); !s.ok()) return s;
+  return result;
+}
+
+// ----------------------------------------------------------------------------- segments
+
+void Engine::PlanAutoPercent(const SegmentMeta& meta, TimeMs now, OpBatch& batch) {
+  TimeMs expiry = ExpiryFor(now, std::nullopt, std::nullopt, meta);
+  auto add = [&](UserId user) {
+    batch.memberships.push_back(
+        {now, expiry, user, meta.id, OpKind::kAdd, OpReason::kAutoPercent});
+  };
+  if (meta.sticky) {
+    shards_.ForEachShard([&](const MembershipShards::ShardView& view) {
+      for (UserId user : view.Registered()) {
+        if (StickyPercentDecision(meta.name, users_.Name(user), meta.auto_percent)) add(user);
+      }
+    });
+    return;
+  }
+  // Selection sampling (Knuth's Algorithm S): one pass in id order, each user taken with
+  // probability (still needed) / (still to see); exactly `want` users, uniformly.
+  uint64_t population = registered_count_.load(std::memory_order_relaxed);
+  uint64_t want = PercentOf(population, meta.auto_percent);
+  if (want == 0) return;
+  batch.memberships.reserve(want);
+  uint64_t seen = 0;
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  shards_.ForEachShard([&](const MembershipShards::ShardView& view) {
+    for (UserId user : view.Registered()) {
+      if (want == 0) return;
+      uint64_t left = population - seen++;
+      if (static_cast<double>(left) * unit(rng_) < static_cast<double>(want)) {
+        add(user);
+        --want;
+      }
+    }
+  });
+}
+
+absl::StatusOr<SegmentInfo> Engine::CreateSegment(const SegmentSpec& spec) {
+  if (absl::Status s = SegmentCatalog::ValidateName(spec.name); !s.ok()) return s;
+  if (spec.description.size() > SegmentCatalog::kMaxDescriptionBytes) {
+    return BadRequest("description is longer than 4096 bytes");
+  }
+  if (spec.auto_percent && !(*spec.auto_percent >= 0 && *spec.auto_percent <= 100)) {
+    return BadRequest("auto_percent must be between 0 and 100");
+  }
+  if (spec.auto_percent_sticky && !spec.auto_percent) {
+    return BadRequest("auto_percent_sticky needs auto_percent");
+  }
+  if (absl::Status s = ValidateTtl(spec.ttl_seconds); !s.ok()) return s;
+
+  absl::MutexLock lock(&write_mu_);
+  std::optional<SegmentId> existing = catalog_.Find(spec.name);
+  if (existing && catalog_.IsActive(*existing)) return SegmentExists(spec.name);
+  OpBatch batch;
+  batch.at = Now();
+  SegmentMeta meta;
+  meta.id = existing ? *existing : catalog_.size();
+  if (meta.id > kMaxSegmentId) return LimitExceeded("too many segments");
+  meta.name = spec.name;
+  meta.description = spec.description;
+  meta.created_at = batch.at;
+  meta.auto_percent = spec.auto_percent ? *spec.auto_percent : -1;
+  meta.sticky = spec.auto_percent_sticky;
+  meta.ttl_seconds = spec.ttl_seconds.value_or(0);
+  batch.segments.push_back(meta);
+  if (meta.has_auto_percent()) PlanAutoPercent(meta, batch.at, batch);
+  if (absl::Status s = Commit(batch); !s.ok()) return s;
+  return InfoOf(meta);
+}
+
+absl::StatusOr<SegmentInfo> Engine::UpdateSegment(absl::string_view name,
+                                                  const SegmentPatch& patch) {
+  if (absl::Status s = SegmentCatalog::ValidateName(name); !s.ok()) return s;
+  if (patch.description && patch.description->size() > SegmentCatalog::kMaxDescriptionBytes) {
+    return BadRequest("description is longer than 4096 bytes");
+  }
+  if (patch.ttl_seconds) {
+    if (absl::Status s = ValidateTtl(*patch.ttl_seconds); !s.ok()) return s;
+  }
+  absl::MutexLock lock(&write_mu_);
+  auto id = catalog_.FindActive(name);
+  if (!id) return SegmentNotFound({std::string(name)});
+  SegmentMeta meta = catalog_.Get(*id);
+  if (patch.description) meta.description = *patch.description;
+  if (patch.ttl_seconds) meta.ttl_seconds = patch.ttl_seconds->value_or(0);
+  OpBatch batch;
+  batch.at = Now();
+  batch.segments.push_back(meta);
+  if (absl::Status s = Commit(batch); !s.ok()) return s;
+  return InfoOf(meta);
+}
+
+absl::StatusOr<uint64_t> Engine::DeleteSegment(absl::string_view name) {
+  if (absl::Status s = SegmentCatalog::ValidateName(name); !s.ok()) return s;
+  absl::MutexLock lock(&write_mu_);
+  auto id = catalog_.FindActive(name);
+  if (!id) return SegmentNotFound({std::string(name)});
+  OpBatch batch;
+  batch.at = Now();
+  SegmentMeta meta = catalog_.Get(*id);
+  meta.deleted_at = batch.at;
+  batch.segments.push_back(meta);
+  batch.memberships.reserve(catalog_.Count(*id));
+  shards_.ForEachShard([&](const MembershipShards::ShardView& view) {
+    const Roaring* members = view.Members(*id);
+    if (members == nullptr) return;
+    for (UserId user : *members) {
+      batch.memberships.push_back(
+          {batch.at, kNoExpiry, user, *id, OpKind::kRemove, OpReason::kSegmentDeleted});
+    }
+  });
+  uint64_t removed = batch.memberships.size();
+  if (absl::Status s = Commit(batch); !s.ok()) return s;
+  return removed;
+}
+
+absl::StatusOr<SegmentInfo> Engine::GetSegment(absl::string_view name) const {
+  auto id = catalog_.Find(name);
+  if (!id) return SegmentNotFound({std::string(name)});
+  return InfoOf(catalog_.Get(*id));
+}
+
+std::vector<SegmentInfo> Engine::ListSegments(bool include_deleted) const {
+  std::vector<SegmentInfo> out;
+  for (const SegmentMeta& meta : catalog_.All()) {
+    if (meta.deleted() && !include_deleted) continue;
+    out.push_back(InfoOf(meta));
+  }
+  std::sort(out.begin(), out.end(),
+            [](const SegmentInfo& a, const SegmentInfo& b) { return a.meta.name < b.meta.name; });
+  return out;
+}
+
+absl::StatusOr<uint64_t> Engine::Count(absl::string_view name) const {
+  auto id = catalog_.FindActive(name);
+  if (!id) return SegmentNotFound({std::string(name)});
+  return catalog_.Count(*id);
+}
+
+// ----------------------------------------------------------------------------- reads
+
+absl::StatusOr<Membership> Engine::Check(absl::string_view segment,
+                                         absl::string_view user_id) const {
+  auto segment_id = catalog_.FindActive(segment);
+  if (!segment_id) return SegmentNotFound({std::string(segment)});
+  Membership m;
+  if (auto user = users_.Find(user_id)) m.member = shards_.Lookup(*segment_id, *user, &m.expires_at);
+  return m;
+}
+
+std::vector<bool> Engine::CheckMany(
+    absl::Span<const std::pair<absl::string_view, absl::string_view>> checks) const {
+  std::vector<bool> out;
+  out.reserve(checks.size());
+  // Requests usually repeat a few segments: resolve each name once.
+  absl::flat_hash_map<absl::string_view, std::optional<SegmentId>> resolved;
+  for (const auto& [segment, user_id] : checks) {
+    auto it = resolved.find(segment);
+    if (it == resolved.end()) it = resolved.emplace(segment, catalog_.FindActive(segment)).first;
+    bool member = false;
+    if (it->second) {
+      if (auto user = users_.Find(user_id)) member = shards_.Contains(*it->second, *user);
+    }
+    out.push_back(member);
+  }
+  return out;
+}
+
+std::vector<UserSegment> Engine::UserSegments(absl::string_view user_id) const {
+  std::vector<UserSegment> out;
+  auto user = users_.Find(user_id);
+  if (!user) return out;
+  for (const ListedMembership& m : shards_.SegmentsOf(*user)) {
+    out.push_back({catalog_.Name(m.segment), m.expires_at});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const UserSegment& a, const UserSegment& b) { return a.segment < b.segment; });
+  return out;
+}
+
+absl::StatusOr<MemberPage> Engine::ListMembers(absl::string_view segment, uint32_t limit,
+                                               std::optional<absl::string_view> after) const {
+  if (limit < 1 || limit > kMaxPageLimit) {
+    return BadRequest(absl::StrCat("limit must be between 1 and ", kMaxPageLimit));
+  }
+  auto segment_id = catalog_.FindActive(segment);
+  if (!segment_id) return SegmentNotFound({std::string(segment)});
+  uint64_t start = 0;
+  if (after) {
+    auto after_id = users_.Find(*after);
+    if (!after_id) return BadRequest(absl::StrCat("after: unknown user '", *after, "'"));
+    start = uint64_t{*after_id} + 1;
+  }
+  MemberPage page;
+  std::vector<UserId> ids;
+  bool more = false;
+  shards_.ForEachShard([&](const MembershipShards::ShardView& view) {
+    if (more) return;
+    uint64_t shard_end = (uint64_t{view.index()} + 1) << MembershipShards::kShardBits;
+    if (shard_end <= start) return;
+    const Roaring* members = view.Members(*segment_id);
+    if (members == nullptr) return;
+    auto it = members->begin();
+    it.equalorlarger(static_cast<uint32_t>(std::min<uint64_t>(start, UINT32_MAX)));
+    for (; it != members->end(); ++it) {
+      if (ids.size() == limit) {
+        more = true;
+        return;
+      }
+      ids.push_back(*it);
+    }
+  });
+  for (UserId id : ids) page.users.emplace_back(users_.Name(id));
+  if (more) page.next = page.users.back();
+  return page;
+}
+
+absl::StatusOr<QueryResult> Engine::Query(absl::string_view expr, uint32_t limit) const {
+  if (limit > kMaxQueryLimit) {
+    return BadRequest(absl::StrCat("limit must be at most ", kMaxQueryLimit));
+  }
+  auto parsed = ParseExpression(expr);
+  if (!parsed.ok()) return parsed.status();
+  std::vector<std::string> names = SegmentNamesOf(**parsed);
+  std::vector<SegmentId> ids;
+  std::vector<std::string> unknown;
+  for (const std::string& name : names) {
+    if (auto id = catalog_.FindActive(name)) {
+      ids.push_back(*id);
+    } else {
+      unknown.push_back(name);
+    }
+  }
+  if (!unknown.empty()) return SegmentNotFound(std::move(unknown));
+  CompiledExpr compiled(**parsed);
+  QueryResult result;
+  std::vector<UserId> users;
+  shards_.ForEachShard([&](const MembershipShards::ShardView& view) {
+    auto leaf = [&](size_t i) { return view.Members(ids[i]); };
+    if (users.size() >= limit) {
+      result.user_count += compiled.Count(leaf, view.Registered());
+      return;
+    }
+    Roaring set = compiled.Evaluate(leaf, view.Registered());
+    result.user_count += set.cardinality();
+    for (UserId user : set) {
+      if (users.size() >= limit) break;
+      users.push_back(user);
+    }
+  });
+  for (UserId id : users) result.users.emplace_back(users_.Name(id));
+  return result;
+}
+
+// ----------------------------------------------------------------------------- time
+
+absl::StatusOr<uint64_t> Engine::ProcessExpiries() {
+  absl::MutexLock lock(&write_mu_);
+  int64_t now_sec = Now() / 1000;
+  if (now_sec <= wheel_.now()) return 0;
+  struct Fired {
+    int64_t due_sec;
+    SegmentId segment;
+    Roaring users;
+  };
+  std::vector<Fired> fired;
+  auto due_of = [&](SegmentId segment, UserId user) -> int64_t {
+    TimeMs expires_at = kNoExpiry;
+    shards_.Lookup(segment, user, &expires_at);
+    return expires_at == kNoExpiry ? 0 : DueSecond(expires_at);
+  };
+  wheel_.AdvanceTo(now_sec, due_of, [&](int64_t due_sec, SegmentId segment, Roaring users) {
+    fired.push_back({due_sec, segment, std::move(users)});
+  });
+  OpBatch batch;
+  batch.at = Now();
+  for (const Fired& f : fired) {
+    for (UserId user : f.users) {
+      TimeMs expires_at = kNoExpiry;
+      // A membership whose expiry was cleared or moved is not in this slot any more; the
+      // check guards against acting on a stale entry all the same.
+      if (!shards_.Lookup(f.segment, user, &expires_at) || expires_at == kNoExpiry ||
+          DueSecond(expires_at) > f.due_sec) {
+        continue;
+      }
+      batch.memberships.push_back(
+          {expires_at, kNoExpiry, user, f.segment, OpKind::kRemove, OpReason::kTtlExpired});
+    }
+  }
+  if (absl::Status s = Commit(batch); !s.ok()) {
+    // Nothing was removed: put the entries back so that the next call retries them.
+    for (const OpRecord& r : batch.memberships) {
+      wheel_.Schedule(r.segment, r.user, DueSecond(r.at));
+    }
+    return s;
+  }
+  expired_total_.fetch_add(batch.memberships.size(), std::memory_order_relaxed);
+  return batch.memberships.size();
+}
+
+// ----------------------------------------------------------------------------- stats
+
+EngineStats Engine::Stats() const {
+  EngineStats stats;
+  for (const SegmentMeta& meta : catalog_.All()) {
+    if (meta.deleted()) continue;
+    ++stats.active_segments;
+    stats.memberships += catalog_.Count(meta.id);
+  }
+  stats.registered_users = registered_count_.load(std::memory_order_relaxed);
+  stats.known_users = users_.size();
+  {
+    absl::MutexLock lock(&write_mu_);
+    stats.pending_expiries = wheel_.pending();
+  }
+  stats.expired_total = expired_total_.load(std::memory_order_relaxed);
+  return stats;
+}
+
+EngineMemory Engine::Memory() const {
+  EngineMemory m;
+  m.dictionary = users_.MemoryUsage();
+  m.memberships = shards_.MemoryUsage();
+  m.bitmaps = shards_.BitmapBytes();
+  absl::MutexLock lock(&write_mu_);
+  m.expiry_wheel = wheel_.MemoryUsage();
+  return m;
+}
+
+}  // namespace segd::engine

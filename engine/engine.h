@@ -1,0 +1,285 @@
+#pragma once
+
+// Engine: segd's in-memory state and every operation on it. This is the front door of the
+// engine/ folder; the server and storage layers use nothing else.
+//
+// Model
+//   Users have an external id (1–256 bytes of UTF-8) and a dense internal UserId. Segments have
+//   a name and a dense SegmentId. Memberships are bits in per-shard Roaring bitmaps
+//   (membership_shards.h), mirrored per user in a reverse index that also holds expiries.
+//   Expiries are driven by a hierarchical timing wheel (expiry_wheel.h).
+//
+// Mutations
+//   Each mutation is planned into an OpBatch while holding the writer lock, handed to the
+//   OpSink, and applied to memory only if the sink accepts it. A mutation that fails (bad
+//   input, unknown segment, sink error) changes nothing. Applying a batch needs nothing but the
+//   batch (ApplyRecovered replays one), so the sink's log is a complete description of state.
+//
+// Threads
+//   Every public method is thread-safe. Mutations (and ProcessExpiries) are serialized by one
+//   writer lock; readers never take it. Readers take one short reader lock at a time (a user
+//   shard, the catalog, a dictionary shard), and a writer applies bulk work in chunks of at
+//   most MembershipShards::kMaxChunk records per lock hold, so a reader waits at most one
+//   chunk (tens to hundreds of microseconds) even while a 10M-member segment is deleted.
+//   Consistency for readers: everything about one user changes at once (one shard); a bulk
+//   operation over many users becomes visible shard by shard.
+//   The OpSink is called with the writer lock held; it must not call back into the engine.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "engine/clock.h"
+#include "engine/expiry_wheel.h"
+#include "engine/membership_shards.h"
+#include "engine/op_record.h"
+#include "engine/segment_catalog.h"
+#include "engine/types.h"
+#include "engine/user_dictionary.h"
+
+namespace segd::engine {
+
+struct EngineOptions {
+  // Source of time. Not owned; must outlive the engine. Default: the system clock.
+  Clock* clock = nullptr;
+  // Receives every batch before it is applied. Not owned; must outlive the engine.
+  // Default: a NullSink.
+  OpSink* sink = nullptr;
+  // Seed of the generator behind auto_percent sampling; 0 draws one from the OS.
+  // Default: 0.
+  uint64_t random_seed = 0;
+  // Largest TTL accepted, in seconds. Default: 100 years.
+  int64_t max_ttl_seconds = int64_t{100} * 365 * 24 * 3600;
+};
+
+// What a client asks for when creating a segment.
+struct SegmentSpec {
+  std::string name;
+  std::string description;
+  std::optional<double> auto_percent;  // 0–100
+  bool auto_percent_sticky = false;
+  std::optional<int64_t> ttl_seconds;  // default TTL of new memberships, >= 1
+};
+
+// Fields a client may change on an active segment; unset fields stay as they are.
+struct SegmentPatch {
+  std::optional<std::string> description;
+  // Set to nullopt-inside-optional to clear the default TTL.
+  std::optional<std::optional<int64_t>> ttl_seconds;
+};
+
+struct SegmentInfo {
+  SegmentMeta meta;
+  uint64_t user_count = 0;
+};
+
+// One segment to add a user to, with an optional TTL or absolute expiry (not both).
+struct MembershipAdd {
+  std::string segment;
+  std::optional<int64_t> ttl_seconds;
+  std::optional<TimeMs> expires_at;
+};
+
+struct UserUpdate {
+  std::vector<MembershipAdd> add;
+  std::vector<std::string> remove;
+};
+
+struct UserUpdateResult {
+  std::vector<std::string> added;    // not a member before
+  std::vector<std::string> updated;  // a member before; expiry set anew
+  std::vector<std::string> removed;  // a member before
+};
+
+struct Membership {
+  bool member = false;
+  TimeMs expires_at = kNoExpiry;
+};
+
+struct UserSegment {
+  std::string segment;
+  TimeMs expires_at = kNoExpiry;
+};
+
+struct ImportItem {
+  std::string user_id;
+  std::optional<int64_t> ttl_seconds;
+};
+
+struct ImportResult {
+  uint64_t added = 0;
+  uint64_t updated = 0;
+  // Items not applied: index into the request and why.
+  std::vector<std::pair<size_t, absl::Status>> invalid;
+};
+
+struct MemberPage {
+  std::vector<std::string> users;
+  std::optional<std::string> next;  // the last user returned, when more follow
+};
+
+struct QueryResult {
+  uint64_t user_count = 0;
+  std::vector<std::string> users;
+};
+
+struct EngineStats {
+  uint64_t active_segments = 0;
+  uint64_t registered_users = 0;
+  uint64_t known_users = 0;
+  uint64_t memberships = 0;
+  uint64_t pending_expiries = 0;
+  uint64_t expired_total = 0;
+};
+
+// Bytes held, by structure (estimates from the structures' own accounting).
+struct EngineMemory {
+  size_t dictionary = 0;
+  size_t memberships = 0;  // bitmaps, registry and reverse index
+  size_t bitmaps = 0;      // the segment bitmaps alone (part of `memberships`)
+  size_t expiry_wheel = 0;
+};
+
+class Engine {
+ public:
+  static constexpr uint32_t kMaxPageLimit = 100000;
+  static constexpr uint32_t kMaxQueryLimit = 100000;
+
+  explicit Engine(EngineOptions options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ----- Segments -----
+
+  // Creates `spec.name`, or restores it (empty, with spec's fields) if it names a deleted
+  // segment. With auto_percent, adds round-half-up(N × p / 100) of the N registered users,
+  // chosen uniformly at random (reason auto_percent); with auto_percent_sticky, adds each
+  // registered user whose StickyPercentDecision is true, now and when users register later.
+  // Errors: bad_request (name, description over 4 KiB, percent outside 0–100, TTL < 1),
+  // segment_exists if active.
+  absl::StatusOr<SegmentInfo> CreateSegment(const SegmentSpec& spec);
+  // Errors: bad_request, segment_not_found (unknown or deleted).
+  absl::StatusOr<SegmentInfo> UpdateSegment(absl::string_view name, const SegmentPatch& patch);
+  // Soft delete: removes every member (reason segment_deleted), cancels their expiries, keeps
+  // the name and id. Returns the number of members removed. Errors: segment_not_found.
+  absl::StatusOr<uint64_t> DeleteSegment(absl::string_view name);
+  // Errors: segment_not_found (unknown; a deleted segment is returned with deleted_at set).
+  absl::StatusOr<SegmentInfo> GetSegment(absl::string_view name) const;
+  // Sorted by name.
+  std::vector<SegmentInfo> ListSegments(bool include_deleted) const;
+  // Errors: segment_not_found (unknown or deleted).
+  absl::StatusOr<uint64_t> Count(absl::string_view name) const;
+
+  // ----- Users and memberships -----
+
+  // Registers the user (the population of auto_percent). Returns true if it was not registered
+  // before (new, or deleted earlier), false if it already was. Errors: bad_request.
+  absl::StatusOr<bool> RegisterUser(absl::string_view user_id);
+  // Removes the user from every segment (reason user_deleted) and from the registry; its id
+  // and history stay. Returns the names of the segments it left, sorted.
+  // Errors: bad_request, user_not_found (never seen or already deleted).
+  absl::StatusOr<std::vector<std::string>> DeleteUser(absl::string_view user_id);
+  // Applies adds and removes for one user, all or nothing. A user first seen here is
+  // registered. Errors: bad_request (ids, names, TTL and expires_at both set, TTL < 1,
+  // expires_at not in the future), conflict_in_request (a segment twice, or in add and remove),
+  // segment_not_found with every unknown or deleted segment in the details.
+  absl::StatusOr<UserUpdateResult> UpdateUserSegments(absl::string_view user_id,
+                                                      const UserUpdate& update);
+  // Adds each item's user to `segment` (reason import). An item's TTL, else `ttl_seconds`,
+  // else the segment's default applies. Invalid items are reported and skipped; the rest are
+  // applied together. Errors: bad_request (ttl_seconds < 1), segment_not_found.
+  absl::StatusOr<ImportResult> Import(absl::string_view segment, absl::Span<const ImportItem> items,
+                                      std::optional<int64_t> ttl_seconds);
+
+  // ----- Reads -----
+
+  // Errors: segment_not_found (unknown or deleted). An unknown user is simply not a member.
+  absl::StatusOr<Membership> Check(absl::string_view segment, absl::string_view user_id) const;
+  // One answer per (segment, user) pair; unknown or deleted segments answer false.
+  std::vector<bool> CheckMany(
+      absl::Span<const std::pair<absl::string_view, absl::string_view>> checks) const;
+  // The hot path by internal ids: no catalog or dictionary lookup.
+  bool Contains(SegmentId segment, UserId user) const { return shards_.Contains(segment, user); }
+  // The user's memberships sorted by segment name; empty for an unknown user.
+  std::vector<UserSegment> UserSegments(absl::string_view user_id) const;
+  // Members in first-seen order, after `after` (any known user). Errors: segment_not_found,
+  // bad_request (limit outside 1–100000, unknown `after`).
+  absl::StatusOr<MemberPage> ListMembers(absl::string_view segment, uint32_t limit,
+                                         std::optional<absl::string_view> after) const;
+  // Evaluates a set-algebra expression (expression.h). Returns the count and the first `limit`
+  // users in first-seen order. Errors: bad_request with position, segment_not_found.
+  absl::StatusOr<QueryResult> Query(absl::string_view expr, uint32_t limit) const;
+
+  // Internal ids, for benchmarks and the storage layer.
+  std::optional<UserId> FindUser(absl::string_view user_id) const { return users_.Find(user_id); }
+  std::optional<SegmentId> FindSegment(absl::string_view name) const {
+    return catalog_.FindActive(name);
+  }
+
+  // ----- Time -----
+
+  // Expires every membership due by the clock's current second: one remove record per
+  // membership (reason ttl_expired, `at` = its expires_at). Returns how many expired.
+  // If the sink fails, nothing is removed and the same memberships are retried next call.
+  absl::StatusOr<uint64_t> ProcessExpiries();
+
+  // ----- Recovery -----
+
+  // Applies a batch produced earlier by this engine's mutations, without the sink.
+  absl::Status ApplyRecovered(const OpBatch& batch);
+
+  EngineStats Stats() const;
+  EngineMemory Memory() const;
+
+ private:
+  // Plans `batch`, then: sink, apply. REQUIRES: write_mu_ held.
+  absl::Status Commit(OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  absl::Status ApplyBatch(const OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  void ApplyMemberships(absl::Span<const OpRecord> records)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+
+  // Resolves (or plans the creation of) a user for a mutation. Appends a kCreated or
+  // kRegistered event and sticky auto-percent adds to `batch` when the user was not registered.
+  // `skip_sticky` names segments the caller adds explicitly. *next_new_id is the id a new user
+  // gets; it starts at users_.size() for each batch and is advanced here.
+  absl::StatusOr<UserId> PlanUser(absl::string_view user_id, TimeMs now, OpBatch& batch,
+                                  const std::vector<SegmentId>& skip_sticky,
+                                  UserId* next_new_id, bool* newly_registered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Expiry of a new membership: explicit, or from a TTL, or the segment's default.
+  TimeMs ExpiryFor(TimeMs now, std::optional<int64_t> ttl, std::optional<TimeMs> expires_at,
+                   const SegmentMeta& meta) const;
+  absl::Status ValidateTtl(std::optional<int64_t> ttl) const;
+  SegmentInfo InfoOf(const SegmentMeta& meta) const;
+  void PlanAutoPercent(const SegmentMeta& meta, TimeMs now, OpBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  TimeMs Now() const;
+
+  EngineOptions options_;
+  NullSink null_sink_;
+  OpSink* sink_;
+  Clock* clock_;
+
+  UserDictionary users_;
+  SegmentCatalog catalog_;
+  MembershipShards shards_;
+  std::atomic<uint64_t> registered_count_{0};
+  std::atomic<uint64_t> expired_total_{0};
+
+  mutable absl::Mutex write_mu_;
+  ExpiryWheel wheel_ ABSL_GUARDED_BY(write_mu_);
+  std::mt19937_64 rng_ ABSL_GUARDED_BY(write_mu_);
+  std::vector<MembershipShards::Applied> applied_scratch_ ABSL_GUARDED_BY(write_mu_);
+};
+
+}  // namespace segd::engine

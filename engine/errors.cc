@@ -1,0 +1,88 @@
+#include "engine/errors.h"
+
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace segd::engine {
+namespace {
+
+absl::Status WithCode(absl::Status status, absl::string_view code) {
+  status.SetPayload(kErrorCodePayload, absl::Cord(code));
+  return status;
+}
+
+}  // namespace
+
+absl::Status BadRequest(absl::string_view message) {
+  return WithCode(absl::InvalidArgumentError(message), "bad_request");
+}
+
+absl::Status SegmentNotFound(std::vector<std::string> names) {
+  std::string message = names.size() == 1
+                            ? absl::StrCat("segment '", names[0], "' does not exist")
+                            : absl::StrCat("segments do not exist: ", absl::StrJoin(names, ", "));
+  absl::Status status = WithCode(absl::NotFoundError(message), "segment_not_found");
+  status.SetPayload(kSegmentsPayload, absl::Cord(absl::StrJoin(names, "\n")));
+  return status;
+}
+
+absl::Status UserNotFound(absl::string_view external_id) {
+  return WithCode(absl::NotFoundError(absl::StrCat("user '", external_id, "' does not exist")),
+                  "user_not_found");
+}
+
+absl::Status SegmentExists(absl::string_view name) {
+  return WithCode(absl::AlreadyExistsError(absl::StrCat("segment '", name, "' already exists")),
+                  "segment_exists");
+}
+
+absl::Status ConflictInRequest(absl::string_view message) {
+  return WithCode(absl::FailedPreconditionError(message), "conflict_in_request");
+}
+
+absl::Status SyntaxError(absl::string_view message, size_t position) {
+  absl::Status status = BadRequest(absl::StrCat(message, " at byte ", position));
+  status.SetPayload(kPositionPayload, absl::Cord(absl::StrCat(position)));
+  return status;
+}
+
+absl::Status LimitExceeded(absl::string_view message) {
+  return WithCode(absl::ResourceExhaustedError(message), "bad_request");
+}
+
+std::string ErrorCodeOf(const absl::Status& status) {
+  if (auto code = status.GetPayload(kErrorCodePayload)) return std::string(*code);
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return "ok";
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return "bad_request";
+    case absl::StatusCode::kNotFound:
+      return "not_found";
+    case absl::StatusCode::kAlreadyExists:
+      return "conflict";
+    case absl::StatusCode::kUnavailable:
+      return "unavailable";
+    default:
+      return "internal";
+  }
+}
+
+std::vector<std::string> SegmentsOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kSegmentsPayload);
+  if (!payload) return {};
+  return absl::StrSplit(std::string(*payload), '\n');
+}
+
+std::optional<size_t> PositionOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kPositionPayload);
+  size_t position = 0;
+  if (!payload || !absl::SimpleAtoi(std::string(*payload), &position)) return std::nullopt;
+  return position;
+}
+
+}  // namespace segd::engine

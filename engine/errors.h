@@ -1,0 +1,38 @@
+#pragma once
+
+// The engine's error vocabulary. Every error is an absl::Status; the API error code it maps to
+// (`segment_not_found`, `conflict_in_request`, …) travels as a payload so that the server needs
+// no string matching. Structured details (which segments, which byte) travel as payloads too.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace segd::engine {
+
+// Payload type URLs.
+inline constexpr absl::string_view kErrorCodePayload = "segd/code";
+inline constexpr absl::string_view kSegmentsPayload = "segd/segments";  // names joined by '\n'
+inline constexpr absl::string_view kPositionPayload = "segd/position";  // decimal byte offset
+
+absl::Status BadRequest(absl::string_view message);
+absl::Status SegmentNotFound(std::vector<std::string> names);
+absl::Status UserNotFound(absl::string_view external_id);
+absl::Status SegmentExists(absl::string_view name);
+absl::Status ConflictInRequest(absl::string_view message);
+absl::Status SyntaxError(absl::string_view message, size_t position);
+absl::Status LimitExceeded(absl::string_view message);
+
+// The API error code of `status` ("bad_request", "segment_not_found", …), derived from the
+// payload when present and from the canonical code otherwise.
+std::string ErrorCodeOf(const absl::Status& status);
+// The segment names attached by SegmentNotFound, empty when none.
+std::vector<std::string> SegmentsOf(const absl::Status& status);
+// The byte offset attached by SyntaxError.
+std::optional<size_t> PositionOf(const absl::Status& status);
+
+}  // namespace segd::engine

@@ -1,0 +1,174 @@
+#include "engine/membership_shards.h"
+
+namespace segd::engine {
+
+struct MembershipShards::Shard {
+  mutable absl::Mutex mu;
+  // Indexed by segment id; null until the segment gets a member in this shard.
+  std::vector<std::unique_ptr<Roaring>> members ABSL_GUARDED_BY(mu);
+  Roaring registered ABSL_GUARDED_BY(mu);
+  detail::SegmentListPool lists ABSL_GUARDED_BY(mu);
+
+  const Roaring* MembersOf(SegmentId segment) const ABSL_SHARED_LOCKS_REQUIRED(mu) {
+    return segment < members.size() ? members[segment].get() : nullptr;
+  }
+};
+
+namespace {
+uint32_t LocalOf(UserId user) { return user & (MembershipShards::kShardUsers - 1); }
+}  // namespace
+
+const Roaring* MembershipShards::ShardView::Members(SegmentId segment) const
+    ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  return static_cast<const Shard*>(shard_)->MembersOf(segment);
+}
+
+const Roaring& MembershipShards::ShardView::Registered() const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  return static_cast<const Shard*>(shard_)->registered;
+}
+
+MembershipShards::MembershipShards() : shards_(new std::atomic<Shard*>[kMaxShards]) {
+  for (size_t i = 0; i < kMaxShards; ++i) shards_[i].store(nullptr, std::memory_order_relaxed);
+}
+
+MembershipShards::~MembershipShards() {
+  for (size_t i = 0; i < kMaxShards; ++i) delete shards_[i].load(std::memory_order_relaxed);
+}
+
+MembershipShards::Shard* MembershipShards::ShardFor(UserId user) const {
+  return shards_[user >> kShardBits].load(std::memory_order_acquire);
+}
+
+MembershipShards::Shard* MembershipShards::EnsureShard(UserId user) {
+  uint32_t index = user >> kShardBits;
+  Shard* shard = shards_[index].load(std::memory_order_relaxed);
+  if (shard == nullptr) {
+    shard = new Shard;
+    shards_[index].store(shard, std::memory_order_release);
+    if (shard_count_.load(std::memory_order_relaxed) <= index) {
+      shard_count_.store(index + 1, std::memory_order_release);
+    }
+  }
+  return shard;
+}
+
+bool MembershipShards::Contains(SegmentId segment, UserId user) const {
+  const Shard* shard = ShardFor(user);
+  if (shard == nullptr) return false;
+  absl::ReaderMutexLock lock(&shard->mu);
+  const Roaring* bitmap = shard->MembersOf(segment);
+  return bitmap != nullptr && bitmap->contains(user);
+}
+
+bool MembershipShards::Lookup(SegmentId segment, UserId user, TimeMs* expires_at) const {
+  const Shard* shard = ShardFor(user);
+  if (shard == nullptr) return false;
+  absl::ReaderMutexLock lock(&shard->mu);
+  return shard->lists.Find(LocalOf(user), segment, expires_at);
+}
+
+std::vector<ListedMembership> MembershipShards::SegmentsOf(UserId user) const {
+  std::vector<ListedMembership> out;
+  const Shard* shard = ShardFor(user);
+  if (shard == nullptr) return out;
+  absl::ReaderMutexLock lock(&shard->mu);
+  shard->lists.List(LocalOf(user), &out);
+  return out;
+}
+
+bool MembershipShards::IsRegistered(UserId user) const {
+  const Shard* shard = ShardFor(user);
+  if (shard == nullptr) return false;
+  absl::ReaderMutexLock lock(&shard->mu);
+  return shard->registered.contains(user);
+}
+
+void MembershipShards::ForEachShard(absl::FunctionRef<void(const ShardView&)> fn) const {
+  uint32_t n = shard_count();
+  for (uint32_t i = 0; i < n; ++i) {
+    const Shard* shard = shards_[i].load(std::memory_order_acquire);
+    if (shard == nullptr) continue;
+    absl::ReaderMutexLock lock(&shard->mu);
+    fn(ShardView(shard, i));
+  }
+}
+
+void MembershipShards::Apply(absl::Span<const OpRecord> records, std::vector<Applied>* out) {
+  out->clear();
+  if (records.empty()) return;
+  Shard* shard = EnsureShard(records[0].user);
+  absl::MutexLock lock(&shard->mu);
+  for (const OpRecord& r : records) {
+    Applied applied;
+    uint32_t local = LocalOf(r.user);
+    if (r.op == OpKind::kAdd) {
+      applied.was_member = shard->lists.Upsert(local, r.segment, r.expires_at,
+                                               &applied.previous_expiry);
+      if (!applied.was_member) {
+        if (shard->members.size() <= r.segment) shard->members.resize(r.segment + 1);
+        auto& bitmap = shard->members[r.segment];
+        if (!bitmap) bitmap = std::make_unique<Roaring>();
+        bitmap->add(r.user);
+      }
+    } else {
+      applied.was_member = shard->lists.Remove(local, r.segment, &applied.previous_expiry);
+      if (applied.was_member) shard->members[r.segment]->remove(r.user);
+    }
+    out->push_back(applied);
+  }
+}
+
+bool MembershipShards::Register(UserId user) {
+  Shard* shard = EnsureShard(user);
+  absl::MutexLock lock(&shard->mu);
+  return shard->registered.addChecked(user);
+}
+
+bool MembershipShards::Unregister(UserId user) {
+  Shard* shard = ShardFor(user);
+  if (shard == nullptr) return false;
+  absl::MutexLock lock(&shard->mu);
+  return shard->registered.removeChecked(user);
+}
+
+void MembershipShards::Optimize(SegmentId segment) {
+  uint32_t n = shard_count();
+  for (uint32_t i = 0; i < n; ++i) {
+    Shard* shard = shards_[i].load(std::memory_order_acquire);
+    if (shard == nullptr) continue;
+    absl::MutexLock lock(&shard->mu);
+    if (segment >= shard->members.size() || !shard->members[segment]) continue;
+    shard->members[segment]->runOptimize();
+    shard->members[segment]->shrinkToFit();
+  }
+}
+
+size_t MembershipShards::MemoryUsage() const {
+  size_t bytes = kMaxShards * sizeof(std::atomic<Shard*>);
+  uint32_t n = shard_count();
+  for (uint32_t i = 0; i < n; ++i) {
+    const Shard* shard = shards_[i].load(std::memory_order_acquire);
+    if (shard == nullptr) continue;
+    absl::ReaderMutexLock lock(&shard->mu);
+    bytes += sizeof(Shard) + shard->members.capacity() * sizeof(std::unique_ptr<Roaring>);
+    for (const auto& bitmap : shard->members) {
+      if (bitmap) bytes += sizeof(Roaring) + bitmap->getSizeInBytes(false);
+    }
+    bytes += shard->registered.getSizeInBytes(false) + shard->lists.MemoryUsage();
+  }
+  return bytes;
+}
+
+size_t MembershipShards::BitmapBytes() const {
+  size_t bytes = 0;
+  ForEachShard([&](const ShardView& view) {
+    // ShardView has no iteration over segments; go through the shard directly.
+    const Shard* shard = shards_[view.index()].load(std::memory_order_acquire);
+    for (const auto& bitmap : shard->members) {
+      if (bitmap) bytes += sizeof(Roaring) + bitmap->getSizeInBytes(false);
+    }
+  });
+  return bytes;
+}
+
+}  // namespace segd::engine

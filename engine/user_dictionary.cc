@@ -1,0 +1,179 @@
+#include "engine/user_dictionary.h"
+
+#include <cstring>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "engine/errors.h"
+
+namespace segd::engine {
+namespace {
+
+absl::string_view ReadStored(const char* stored) {
+  size_t len = static_cast<unsigned char>(stored[0]) + size_t{1};
+  return absl::string_view(stored + 1, len);
+}
+
+}  // namespace
+
+// Hashes and compares ids through their names, so the sets hold 4-byte ids, not strings.
+struct UserDictionary::NameHash {
+  using is_transparent = void;
+  const UserDictionary* dict;
+  size_t operator()(UserId id) const { return HashName(dict->Name(id)); }
+  size_t operator()(absl::string_view name) const { return HashName(name); }
+};
+
+struct UserDictionary::NameEq {
+  using is_transparent = void;
+  const UserDictionary* dict;
+  bool operator()(UserId a, UserId b) const { return a == b; }
+  bool operator()(UserId a, absl::string_view b) const { return dict->Name(a) == b; }
+  bool operator()(absl::string_view a, UserId b) const { return a == dict->Name(b); }
+};
+
+struct UserDictionary::IndexShard {
+  mutable absl::Mutex mu;
+  absl::flat_hash_set<UserId, NameHash, NameEq> ids ABSL_GUARDED_BY(mu);
+};
+
+UserDictionary::UserDictionary()
+    : chunks_(new std::atomic<const char**>[kMaxChunks]), index_(new IndexShard[kIndexShards]) {
+  for (size_t i = 0; i < kMaxChunks; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
+  for (int i = 0; i < kIndexShards; ++i) {
+    absl::MutexLock lock(&index_[i].mu);
+    index_[i].ids = absl::flat_hash_set<UserId, NameHash, NameEq>(0, NameHash{this}, NameEq{this});
+  }
+}
+
+UserDictionary::~UserDictionary() {
+  for (size_t i = 0; i < kMaxChunks; ++i) delete[] chunks_[i].load(std::memory_order_relaxed);
+}
+
+size_t UserDictionary::HashName(absl::string_view name) { return absl::HashOf(name); }
+
+std::optional<UserId> UserDictionary::Find(absl::string_view external_id) const {
+  size_t h = HashName(external_id);
+  const IndexShard& shard = index_[h >> (64 - kIndexShardBits)];
+  absl::ReaderMutexLock lock(&shard.mu);
+  auto it = shard.ids.find(external_id);
+  if (it == shard.ids.end()) return std::nullopt;
+  return *it;
+}
+
+absl::string_view UserDictionary::Name(UserId id) const {
+  const char** chunk = chunks_[id >> kChunkBits].load(std::memory_order_acquire);
+  return ReadStored(chunk[id & (kChunkSize - 1)]);
+}
+
+absl::Status UserDictionary::Validate(absl::string_view id) {
+  if (id.empty() || id.size() > kMaxIdBytes) {
+    return BadRequest(absl::StrCat("user_id must be 1-", kMaxIdBytes, " bytes, got ", id.size()));
+  }
+  // UTF-8 well-formedness (no overlongs, no surrogates, at most U+10FFFF) and no control
+  // characters (C0, DEL, C1).
+  const auto* p = reinterpret_cast<const unsigned char*>(id.data());
+  const auto* end = p + id.size();
+  while (p < end) {
+    unsigned char c = *p;
+    uint32_t cp;
+    int extra;
+    if (c < 0x80) {
+      cp = c;
+      extra = 0;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      cp = c & 0x1F;
+      extra = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      cp = c & 0x0F;
+      extra = 2;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      cp = c & 0x07;
+      extra = 3;
+    } else {
+      return BadRequest("user_id is not valid UTF-8");
+    }
+    if (end - p <= extra) return BadRequest("user_id is not valid UTF-8");
+    for (int i = 1; i <= extra; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return BadRequest("user_id is not valid UTF-8");
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((extra == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF))) {
+      return BadRequest("user_id is not valid UTF-8");
+    }
+    if (cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp < 0xA0)) {
+      return BadRequest("user_id must not contain control characters");
+    }
+    p += extra + 1;
+  }
+  return absl::OkStatus();
+}
+
+const char* UserDictionary::StoreName(absl::string_view name) {
+  size_t need = name.size() + 1;
+  if (arena_used_ + need > kArenaBlockBytes) {
+    arena_blocks_.emplace_back(new char[kArenaBlockBytes]);
+    arena_used_ = 0;
+    arena_bytes_ += kArenaBlockBytes;
+  }
+  char* out = arena_blocks_.back().get() + arena_used_;
+  out[0] = static_cast<char>(name.size() - 1);
+  std::memcpy(out + 1, name.data(), name.size());
+  arena_used_ += need;
+  return out;
+}
+
+void UserDictionary::Publish(UserId id, const char* stored) {
+  size_t chunk_index = id >> kChunkBits;
+  const char** chunk = chunks_[chunk_index].load(std::memory_order_relaxed);
+  if (chunk == nullptr) {
+    chunk = new const char*[kChunkSize];
+    chunks_[chunk_index].store(chunk, std::memory_order_release);
+  }
+  chunk[id & (kChunkSize - 1)] = stored;
+  // The name must be visible before the id enters the index or size_ covers it.
+  size_.store(id + 1, std::memory_order_release);
+  absl::string_view name = ReadStored(stored);
+  IndexShard& shard = index_[HashName(name) >> (64 - kIndexShardBits)];
+  absl::MutexLock lock(&shard.mu);
+  shard.ids.insert(id);
+}
+
+absl::StatusOr<UserId> UserDictionary::Insert(absl::string_view external_id, bool* inserted) {
+  if (auto found = Find(external_id)) {
+    if (inserted) *inserted = false;
+    return *found;
+  }
+  if (absl::Status s = Validate(external_id); !s.ok()) return s;
+  uint32_t id = size();
+  if (id > kMaxUserId) return LimitExceeded("the user dictionary is full (2^32 ids)");
+  Publish(id, StoreName(external_id));
+  if (inserted) *inserted = true;
+  return id;
+}
+
+absl::Status UserDictionary::InsertWithId(absl::string_view external_id, UserId id) {
+  if (id != size()) {
+    return absl::DataLossError(absl::StrCat("user id ", id, " replayed out of order, expected ",
+                                            size()));
+  }
+  if (absl::Status s = Validate(external_id); !s.ok()) return s;
+  if (Find(external_id)) {
+    return absl::DataLossError(absl::StrCat("user '", external_id, "' replayed twice"));
+  }
+  Publish(id, StoreName(external_id));
+  return absl::OkStatus();
+}
+
+size_t UserDictionary::MemoryUsage() const {
+  size_t bytes = arena_bytes_ + kMaxChunks * sizeof(std::atomic<const char**>);
+  bytes += ((size() + kChunkSize - 1) >> kChunkBits) * kChunkSize * sizeof(const char*);
+  for (int i = 0; i < kIndexShards; ++i) {
+    absl::ReaderMutexLock lock(&index_[i].mu);
+    bytes += index_[i].ids.capacity() * (sizeof(UserId) + 1);
+  }
+  return bytes;
+}
+
+}  // namespace segd::engine

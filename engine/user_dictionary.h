@@ -1,0 +1,95 @@
+#pragma once
+
+// UserDictionary: external user id (1–256 bytes) <-> dense internal UserId.
+//
+// Ids are handed out in first-seen order, 0, 1, 2, … and never reused or forgotten: a deleted
+// user keeps its id (the registry, not the dictionary, says who is active), so that history
+// always maps back to a name.
+//
+// Layout, per user: the name bytes with a one-byte length in an append-only arena of 1 MiB
+// blocks; an 8-byte pointer to them in a chunked id -> name table; 4 bytes (plus absl's control
+// byte) in one of kIndexShards hash sets of ids, hashed and compared through the name. About
+// 30 bytes per user for 12-byte ids. Sharding the index bounds the pause of a rehash to one
+// shard's worth of entries.
+//
+// Thread safety: Find, Name and size may be called from any thread at any time. Insert and
+// InsertWithId must be called by one thread at a time (the engine's writer); they never block
+// readers for longer than one index shard's rehash.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "engine/types.h"
+
+namespace segd::engine {
+
+class UserDictionary {
+ public:
+  static constexpr size_t kMaxIdBytes = 256;
+
+  UserDictionary();
+  ~UserDictionary();
+  UserDictionary(const UserDictionary&) = delete;
+  UserDictionary& operator=(const UserDictionary&) = delete;
+
+  // The internal id of `external_id`, or nullopt if it was never inserted.
+  std::optional<UserId> Find(absl::string_view external_id) const;
+
+  // The external id of `id`. REQUIRES: id < size(). The view stays valid for the dictionary's
+  // lifetime.
+  absl::string_view Name(UserId id) const;
+
+  // Number of ids handed out.
+  uint32_t size() const { return size_.load(std::memory_order_acquire); }
+
+  // Returns the id of `external_id`, inserting it with the next id if new. `inserted` (when
+  // non-null) tells which. InvalidArgument for an id that is not 1–256 bytes.
+  absl::StatusOr<UserId> Insert(absl::string_view external_id, bool* inserted = nullptr);
+
+  // Recovery: inserts `external_id` as `id`. REQUIRES: id == size() (ids are replayed in order).
+  absl::Status InsertWithId(absl::string_view external_id, UserId id);
+
+  // Checks that `external_id` is acceptable as a user id: 1–256 bytes, valid UTF-8, no control
+  // characters.
+  static absl::Status Validate(absl::string_view external_id);
+
+  // Bytes held by the dictionary's own structures.
+  size_t MemoryUsage() const;
+
+ private:
+  static constexpr int kIndexShardBits = 6;
+  static constexpr int kIndexShards = 1 << kIndexShardBits;
+  static constexpr int kChunkBits = 16;
+  static constexpr size_t kChunkSize = size_t{1} << kChunkBits;
+  static constexpr size_t kMaxChunks = (size_t{1} << 32) >> kChunkBits;
+  static constexpr size_t kArenaBlockBytes = 1 << 20;
+
+  struct NameHash;
+  struct NameEq;
+  struct IndexShard;
+
+  const char* StoreName(absl::string_view name);
+  void Publish(UserId id, const char* stored);
+  static size_t HashName(absl::string_view name);
+
+  // id -> pointer to [len byte][bytes]; chunks are allocated by the writer and never move.
+  std::unique_ptr<std::atomic<const char**>[]> chunks_;
+  std::atomic<uint32_t> size_{0};
+
+  // Written by the writer only.
+  std::vector<std::unique_ptr<char[]>> arena_blocks_;
+  size_t arena_used_ = kArenaBlockBytes;
+  size_t arena_bytes_ = 0;
+
+  std::unique_ptr<IndexShard[]> index_;
+};
+
+}  // namespace segd::engine
