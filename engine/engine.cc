@@ -252,7 +252,10 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
   UserUpdateResult result;
   bool newly_registered;
   UserId next_new_id = users_.size();
-  auto id = PlanUser(user_id, batch.at, batch, add_ids, &next_new_id, &newly_registered);
+  // What the request says about a segment wins over a sticky decision made on registering.
+  std::vector<SegmentId> explicit_ids = add_ids;
+  explicit_ids.insert(explicit_ids.end(), remove_ids.begin(), remove_ids.end());
+  auto id = PlanUser(user_id, batch.at, batch, explicit_ids, &next_new_id, &newly_registered);
   if (!id.ok()) return id.status();
   for (size_t i = 0; i < update.add.size(); ++i) {
     const MembershipAdd& add = update.add[i];

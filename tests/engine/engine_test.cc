@@ -1,0 +1,365 @@
+#include "engine/engine.h"
+
+#include <set>
+#include <string>
+
+#include "engine/errors.h"
+#include "engine/stable_hash.h"
+#include "gtest/gtest.h"
+#include "tests/testutil/recording_sink.h"
+
+namespace segd::engine {
+namespace {
+
+using testutil::RecordingSink;
+
+constexpr TimeMs kStart = 1'790'000'000'123;  // 2026-09-21T…, with a millisecond part
+
+class EngineTest : public ::testing::Test {
+ protected:
+  EngineTest() : clock_(kStart), engine_(EngineOptions{&clock_, &sink_, 99}) {}
+
+  void MustCreate(const std::string& name, std::optional<int64_t> ttl = std::nullopt) {
+    SegmentSpec spec{.name = name, .ttl_seconds = ttl};
+    ASSERT_TRUE(engine_.CreateSegment(spec).ok());
+  }
+  UserUpdateResult MustUpdate(const std::string& user, UserUpdate update) {
+    auto r = engine_.UpdateUserSegments(user, update);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : UserUpdateResult{};
+  }
+  bool Member(const std::string& seg, const std::string& user) {
+    auto m = engine_.Check(seg, user);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() && m->member;
+  }
+
+  ManualClock clock_;
+  RecordingSink sink_;
+  Engine engine_;
+};
+
+TEST_F(EngineTest, AddCheckRemove) {
+  MustCreate("sport");
+  MustCreate("music");
+  auto r = MustUpdate("u1", {.add = {{"sport"}, {"music"}}});
+  EXPECT_EQ(r.added, (std::vector<std::string>{"sport", "music"}));
+  EXPECT_TRUE(Member("sport", "u1"));
+  EXPECT_FALSE(Member("sport", "u2"));
+  EXPECT_EQ(*engine_.Count("sport"), 1u);
+  r = MustUpdate("u1", {.add = {{"sport"}}, .remove = {"music"}});
+  EXPECT_EQ(r.updated, (std::vector<std::string>{"sport"}));
+  EXPECT_EQ(r.removed, (std::vector<std::string>{"music"}));
+  EXPECT_FALSE(Member("music", "u1"));
+  // Removing a non-member is not an error and not listed.
+  r = MustUpdate("u1", {.remove = {"music"}});
+  EXPECT_TRUE(r.removed.empty());
+  auto segs = engine_.UserSegments("u1");
+  ASSERT_EQ(segs.size(), 1u);
+  EXPECT_EQ(segs[0].segment, "sport");
+  EXPECT_TRUE(engine_.UserSegments("nobody").empty());
+  EXPECT_EQ(engine_.Stats().registered_users, 1u);
+}
+
+TEST_F(EngineTest, RejectsBadUpdatesWithoutApplyingAnything) {
+  MustCreate("a");
+  sink_.clear();
+  auto r = engine_.UpdateUserSegments("u1", {.add = {{"a"}, {"nope"}}, .remove = {"gone"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(ErrorCodeOf(r.status()), "segment_not_found");
+  EXPECT_EQ(SegmentsOf(r.status()), (std::vector<std::string>{"nope", "gone"}));
+  EXPECT_FALSE(Member("a", "u1"));
+  EXPECT_FALSE(engine_.FindUser("u1").has_value());
+
+  r = engine_.UpdateUserSegments("u1", {.add = {{"a"}}, .remove = {"a"}});
+  EXPECT_EQ(ErrorCodeOf(r.status()), "conflict_in_request");
+  r = engine_.UpdateUserSegments("u1", {.add = {{"a"}, {"a"}}});
+  EXPECT_EQ(ErrorCodeOf(r.status()), "conflict_in_request");
+  r = engine_.UpdateUserSegments("u1", {.add = {{"a", 10, kStart + 99999}}});
+  EXPECT_EQ(ErrorCodeOf(r.status()), "bad_request");
+  r = engine_.UpdateUserSegments("u1", {.add = {{"a", 0}}});
+  EXPECT_EQ(ErrorCodeOf(r.status()), "bad_request");
+  r = engine_.UpdateUserSegments("u1", {.add = {{"a", std::nullopt, kStart}}});
+  EXPECT_EQ(ErrorCodeOf(r.status()), "bad_request");
+  r = engine_.UpdateUserSegments("", {.add = {{"a"}}});
+  EXPECT_EQ(ErrorCodeOf(r.status()), "bad_request");
+  r = engine_.UpdateUserSegments("u1", {.add = {{"bad name"}}});
+  EXPECT_EQ(ErrorCodeOf(r.status()), "bad_request");
+  EXPECT_TRUE(sink_.batches().empty());
+  EXPECT_EQ(*engine_.Count("a"), 0u);
+}
+
+TEST_F(EngineTest, SinkFailureLeavesStateUnchanged) {
+  MustCreate("a");
+  MustUpdate("u1", {.add = {{"a"}}});
+  sink_.set_fail(true);
+  EXPECT_FALSE(engine_.UpdateUserSegments("u2", {.add = {{"a"}}}).ok());
+  EXPECT_FALSE(engine_.UpdateUserSegments("u1", {.remove = {"a"}}).ok());
+  EXPECT_FALSE(engine_.DeleteSegment("a").ok());
+  EXPECT_FALSE(engine_.CreateSegment({.name = "b"}).ok());
+  EXPECT_FALSE(engine_.DeleteUser("u1").ok());
+  EXPECT_TRUE(Member("a", "u1"));
+  EXPECT_FALSE(engine_.FindUser("u2").has_value());
+  EXPECT_FALSE(engine_.GetSegment("b").ok());
+  EXPECT_EQ(*engine_.Count("a"), 1u);
+  sink_.set_fail(false);
+  EXPECT_TRUE(engine_.UpdateUserSegments("u2", {.add = {{"a"}}}).ok());
+  EXPECT_EQ(*engine_.Count("a"), 2u);
+  EXPECT_EQ(engine_.FindUser("u2"), 1u);
+}
+
+TEST_F(EngineTest, TtlExpiryIsLoggedAtItsDueTime) {
+  MustCreate("a");
+  MustCreate("b", 60);  // default TTL
+  MustUpdate("u1", {.add = {{"a", 10}, {"b"}}});
+  auto m = engine_.Check("a", "u1");
+  EXPECT_EQ(m->expires_at, kStart + 10000);
+  EXPECT_EQ(engine_.Check("b", "u1")->expires_at, kStart + 60000);
+  sink_.clear();
+  clock_.Advance(9000);
+  EXPECT_EQ(*engine_.ProcessExpiries(), 0u);
+  EXPECT_TRUE(Member("a", "u1"));
+  clock_.Advance(2000);  // past kStart + 10 s, within one second
+  EXPECT_EQ(*engine_.ProcessExpiries(), 1u);
+  EXPECT_FALSE(Member("a", "u1"));
+  auto records = sink_.records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].op, OpKind::kRemove);
+  EXPECT_EQ(records[0].reason, OpReason::kTtlExpired);
+  EXPECT_EQ(records[0].at, kStart + 10000);
+  // Re-adding supersedes the old expiry; no TTL and a segment default → the default.
+  MustUpdate("u1", {.add = {{"b", 3600}}});
+  clock_.Advance(100'000);
+  EXPECT_EQ(*engine_.ProcessExpiries(), 0u);
+  EXPECT_TRUE(Member("b", "u1"));
+  MustUpdate("u1", {.add = {{"a"}}});  // no expiry at all
+  clock_.Advance(10LL * 86400 * 1000);
+  EXPECT_EQ(*engine_.ProcessExpiries(), 1u);
+  EXPECT_TRUE(Member("a", "u1"));
+  EXPECT_FALSE(Member("b", "u1"));
+  EXPECT_EQ(engine_.Stats().pending_expiries, 0u);
+}
+
+TEST_F(EngineTest, ExpiryRetriedWhenSinkFails) {
+  MustCreate("a");
+  MustUpdate("u1", {.add = {{"a", 5}}});
+  clock_.Advance(6000);
+  sink_.set_fail(true);
+  EXPECT_FALSE(engine_.ProcessExpiries().ok());
+  EXPECT_TRUE(Member("a", "u1"));
+  sink_.set_fail(false);
+  clock_.Advance(1000);
+  EXPECT_EQ(*engine_.ProcessExpiries(), 1u);
+  EXPECT_FALSE(Member("a", "u1"));
+}
+
+TEST_F(EngineTest, DeleteAndRestoreSegment) {
+  MustCreate("a", 100);
+  SegmentId id = engine_.GetSegment("a")->meta.id;
+  for (int i = 0; i < 5; ++i) MustUpdate("u" + std::to_string(i), {.add = {{"a"}}});
+  sink_.clear();
+  clock_.Advance(1000);
+  EXPECT_EQ(*engine_.DeleteSegment("a"), 5u);
+  auto records = sink_.records();
+  ASSERT_EQ(records.size(), 5u);
+  for (const auto& r : records) EXPECT_EQ(r.reason, OpReason::kSegmentDeleted);
+  EXPECT_EQ(ErrorCodeOf(engine_.Count("a").status()), "segment_not_found");
+  EXPECT_EQ(ErrorCodeOf(engine_.DeleteSegment("a").status()), "segment_not_found");
+  EXPECT_TRUE(engine_.GetSegment("a")->meta.deleted());
+  EXPECT_TRUE(engine_.ListSegments(false).empty());
+  EXPECT_EQ(engine_.ListSegments(true).size(), 1u);
+  EXPECT_EQ(engine_.Stats().pending_expiries, 0u);
+  // Restoring: same id, empty, new fields.
+  auto restored = engine_.CreateSegment({.name = "a", .description = "again"});
+  ASSERT_TRUE(restored.ok());
+  EXPECT_EQ(restored->meta.id, id);
+  EXPECT_EQ(restored->user_count, 0u);
+  EXPECT_FALSE(restored->meta.deleted());
+  EXPECT_EQ(restored->meta.ttl_seconds, 0);
+  EXPECT_EQ(restored->meta.created_at, kStart + 1000);
+  EXPECT_EQ(ErrorCodeOf(engine_.CreateSegment({.name = "a"}).status()), "segment_exists");
+  // Old expiries were cancelled: nothing fires later.
+  clock_.Advance(200'000);
+  EXPECT_EQ(*engine_.ProcessExpiries(), 0u);
+}
+
+TEST_F(EngineTest, DeleteAndReRegisterUser) {
+  MustCreate("a");
+  MustCreate("b");
+  MustUpdate("u1", {.add = {{"b", 30}, {"a"}}});
+  auto left = engine_.DeleteUser("u1");
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(*left, (std::vector<std::string>{"a", "b"}));
+  EXPECT_FALSE(Member("a", "u1"));
+  EXPECT_EQ(ErrorCodeOf(engine_.DeleteUser("u1").status()), "user_not_found");
+  EXPECT_EQ(ErrorCodeOf(engine_.DeleteUser("never").status()), "user_not_found");
+  EXPECT_EQ(engine_.Stats().registered_users, 0u);
+  EXPECT_EQ(engine_.Stats().pending_expiries, 0u);
+  EXPECT_EQ(*engine_.RegisterUser("u1"), true);
+  EXPECT_EQ(*engine_.RegisterUser("u1"), false);
+  EXPECT_EQ(engine_.FindUser("u1"), 0u);  // the same internal id comes back
+}
+
+TEST_F(EngineTest, AutoPercentPicksExactCount) {
+  for (int i = 0; i < 1001; ++i) ASSERT_TRUE(engine_.RegisterUser("u" + std::to_string(i)).ok());
+  auto info = engine_.CreateSegment({.name = "p", .auto_percent = 30, .ttl_seconds = 50});
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->user_count, 300u);  // round-half-up(1001 * 0.3 = 300.3)
+  info = engine_.CreateSegment({.name = "half", .auto_percent = 50});
+  EXPECT_EQ(info->user_count, 501u);  // 500.5 rounds up
+  EXPECT_EQ(engine_.CreateSegment({.name = "all", .auto_percent = 100})->user_count, 1001u);
+  EXPECT_EQ(engine_.CreateSegment({.name = "none", .auto_percent = 0})->user_count, 0u);
+  EXPECT_EQ(ErrorCodeOf(engine_.CreateSegment({.name = "x", .auto_percent = 101}).status()),
+            "bad_request");
+  // The default TTL applies to auto-percent members.
+  clock_.Advance(51'000);
+  EXPECT_EQ(*engine_.ProcessExpiries(), 300u);
+  // Later users are not added to a non-sticky segment.
+  ASSERT_TRUE(engine_.RegisterUser("late").ok());
+  EXPECT_FALSE(Member("half", "late"));
+}
+
+TEST_F(EngineTest, AutoPercentIsUniform) {
+  // Each user's chance to be picked is k/N: over many segments, counts per user concentrate.
+  const int kUsers = 50;
+  for (int i = 0; i < kUsers; ++i) ASSERT_TRUE(engine_.RegisterUser("u" + std::to_string(i)).ok());
+  std::vector<int> picked(kUsers);
+  const int kSegments = 400;
+  for (int s = 0; s < kSegments; ++s) {
+    std::string name = "s" + std::to_string(s);
+    ASSERT_EQ(engine_.CreateSegment({.name = name, .auto_percent = 20})->user_count, 10u);
+    for (int i = 0; i < kUsers; ++i) picked[i] += Member(name, "u" + std::to_string(i));
+  }
+  for (int i = 0; i < kUsers; ++i) {
+    // Expected 80, sd ~8: 5 sd either way.
+    EXPECT_GT(picked[i], 40) << i;
+    EXPECT_LT(picked[i], 120) << i;
+  }
+}
+
+TEST_F(EngineTest, StickyPercentFollowsTheHashForLaterUsers) {
+  for (int i = 0; i < 500; ++i) ASSERT_TRUE(engine_.RegisterUser("u" + std::to_string(i)).ok());
+  ASSERT_TRUE(engine_.CreateSegment({.name = "roll", .auto_percent = 25,
+                                     .auto_percent_sticky = true}).ok());
+  for (int i = 0; i < 1000; ++i) {
+    std::string user = "u" + std::to_string(i);
+    if (i >= 500) {
+      if (i % 3 == 0) {
+        ASSERT_TRUE(engine_.RegisterUser(user).ok());
+      } else if (i % 3 == 1) {
+        MustCreate("other" + std::to_string(i));
+        MustUpdate(user, {.add = {{"other" + std::to_string(i)}}});
+      } else {
+        ASSERT_TRUE(engine_.Import("roll", {ImportItem{user}}, std::nullopt).ok());
+        continue;  // an explicit import adds it regardless of the hash
+      }
+    }
+    EXPECT_EQ(Member("roll", user), StickyPercentDecision("roll", user, 25)) << user;
+  }
+}
+
+TEST_F(EngineTest, ImportCountsAddsUpdatesAndInvalidItems) {
+  MustCreate("a");
+  MustUpdate("old", {.add = {{"a"}}});
+  std::vector<ImportItem> items = {{"n1"}, {"old"}, {""}, {"n1", 5}, {"n2", 0}, {"n3"}};
+  auto r = engine_.Import("a", items, 100);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->added, 2u);    // n1, n3
+  EXPECT_EQ(r->updated, 2u);  // old, n1 again
+  ASSERT_EQ(r->invalid.size(), 2u);
+  EXPECT_EQ(r->invalid[0].first, 2u);
+  EXPECT_EQ(r->invalid[1].first, 4u);
+  EXPECT_EQ(*engine_.Count("a"), 3u);
+  EXPECT_EQ(engine_.Check("a", "n1")->expires_at, kStart + 5000);
+  EXPECT_EQ(engine_.Check("a", "n3")->expires_at, kStart + 100000);
+  EXPECT_EQ(ErrorCodeOf(engine_.Import("zz", items, std::nullopt).status()), "segment_not_found");
+}
+
+TEST_F(EngineTest, ListMembersPagesInFirstSeenOrder) {
+  MustCreate("a");
+  MustCreate("b");
+  std::vector<std::string> want;
+  for (int i = 0; i < 2500; ++i) {
+    std::string user = "user" + std::to_string(i);
+    if (i % 2) {
+      MustUpdate(user, {.add = {{"a"}}});
+      want.push_back(user);
+    } else {
+      MustUpdate(user, {.add = {{"b"}}});
+    }
+  }
+  std::vector<std::string> got;
+  std::optional<std::string> after;
+  for (int page = 0; page < 10; ++page) {
+    auto p = engine_.ListMembers("a", 300, after);
+    ASSERT_TRUE(p.ok()) << p.status();
+    got.insert(got.end(), p->users.begin(), p->users.end());
+    if (!p->next) break;
+    after = *p->next;
+  }
+  EXPECT_EQ(got, want);
+  // `after` may be a user that is not a member.
+  auto p = engine_.ListMembers("a", 2, "user0");
+  EXPECT_EQ(p->users, (std::vector<std::string>{"user1", "user3"}));
+  EXPECT_EQ(ErrorCodeOf(engine_.ListMembers("a", 2, "ghost").status()), "bad_request");
+  EXPECT_EQ(ErrorCodeOf(engine_.ListMembers("a", 0, std::nullopt).status()), "bad_request");
+  EXPECT_EQ(ErrorCodeOf(engine_.ListMembers("a", 100001, std::nullopt).status()), "bad_request");
+}
+
+TEST_F(EngineTest, QueryCountsAndLists) {
+  MustCreate("sport");
+  MustCreate("music");
+  MustCreate("churned");
+  for (int i = 0; i < 100; ++i) {
+    UserUpdate u;
+    if (i % 2 == 0) u.add.push_back({"sport"});
+    if (i % 3 == 0) u.add.push_back({"music"});
+    if (i % 5 == 0) u.add.push_back({"churned"});
+    if (u.add.empty()) {
+      ASSERT_TRUE(engine_.RegisterUser("u" + std::to_string(i)).ok());
+    } else {
+      MustUpdate("u" + std::to_string(i), u);
+    }
+  }
+  auto count = [&](int pred(int)) {
+    uint64_t n = 0;
+    for (int i = 0; i < 100; ++i) n += pred(i);
+    return n;
+  };
+  auto r = engine_.Query("(sport OR music) AND NOT churned", 5);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->user_count, count([](int i) { return int((i % 2 == 0 || i % 3 == 0) && i % 5); }));
+  EXPECT_EQ(r->users, (std::vector<std::string>{"u2", "u3", "u4", "u6", "u8"}));
+  EXPECT_EQ(engine_.Query("NOT sport", 0)->user_count, 50u);
+  EXPECT_EQ(engine_.Query("sport XOR music", 0)->user_count,
+            count([](int i) { return int((i % 2 == 0) != (i % 3 == 0)); }));
+  auto bad = engine_.Query("sport AND", 0);
+  EXPECT_EQ(PositionOf(bad.status()), 9u);
+  auto missing = engine_.Query("sport OR nope", 0);
+  EXPECT_EQ(ErrorCodeOf(missing.status()), "segment_not_found");
+  EXPECT_EQ(SegmentsOf(missing.status()), (std::vector<std::string>{"nope"}));
+}
+
+TEST_F(EngineTest, CheckManyAndUnknowns) {
+  MustCreate("a");
+  MustUpdate("u1", {.add = {{"a"}}});
+  std::vector<std::pair<absl::string_view, absl::string_view>> checks = {
+      {"a", "u1"}, {"a", "u2"}, {"nope", "u1"}, {"a", "u1"}};
+  EXPECT_EQ(engine_.CheckMany(checks), (std::vector<bool>{true, false, false, true}));
+  EXPECT_EQ(ErrorCodeOf(engine_.Check("nope", "u1").status()), "segment_not_found");
+  EXPECT_FALSE(engine_.Check("a", "stranger")->member);
+}
+
+TEST_F(EngineTest, UpdateSegmentPatchesFields) {
+  MustCreate("a", 10);
+  auto r = engine_.UpdateSegment("a", {.description = "d", .ttl_seconds = std::optional<int64_t>()});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->meta.description, "d");
+  EXPECT_EQ(r->meta.ttl_seconds, 0);
+  EXPECT_EQ(engine_.UpdateSegment("a", {.ttl_seconds = std::optional<int64_t>(7)})->meta.ttl_seconds,
+            7);
+  EXPECT_EQ(ErrorCodeOf(engine_.UpdateSegment("zz", {}).status()), "segment_not_found");
+}
+
+}  // namespace
+}  // namespace segd::engine

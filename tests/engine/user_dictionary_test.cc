@@ -1,0 +1,72 @@
+#include "engine/user_dictionary.h"
+
+#include <string>
+
+#include "engine/errors.h"
+#include "gtest/gtest.h"
+
+namespace segd::engine {
+namespace {
+
+TEST(UserDictionaryTest, IdsAreDenseInFirstSeenOrder) {
+  UserDictionary dict;
+  bool inserted = false;
+  EXPECT_EQ(*dict.Insert("alice", &inserted), 0u);
+  EXPECT_TRUE(inserted);
+  EXPECT_EQ(*dict.Insert("bob"), 1u);
+  EXPECT_EQ(*dict.Insert("alice", &inserted), 0u);
+  EXPECT_FALSE(inserted);
+  EXPECT_EQ(dict.size(), 2u);
+  EXPECT_EQ(dict.Name(1), "bob");
+  EXPECT_EQ(dict.Find("bob"), 1u);
+  EXPECT_FALSE(dict.Find("carol").has_value());
+}
+
+TEST(UserDictionaryTest, ManyUsersRoundTrip) {
+  UserDictionary dict;
+  const int n = 300000;  // several arena blocks and name-table chunks
+  for (int i = 0; i < n; ++i) ASSERT_EQ(*dict.Insert("user-" + std::to_string(i)), UserId(i));
+  for (int i = 0; i < n; i += 997) {
+    EXPECT_EQ(dict.Name(i), "user-" + std::to_string(i));
+    EXPECT_EQ(dict.Find("user-" + std::to_string(i)), UserId(i));
+  }
+}
+
+TEST(UserDictionaryTest, AcceptsOddButValidIds) {
+  UserDictionary dict;
+  std::string longest(256, 'x');
+  for (std::string id : {std::string("a@b.c"), std::string("with space"), std::string("a/b%20"),
+                         std::string("\xc3\xa9t\xc3\xa9"), std::string("\xf0\x9f\x98\x80"),
+                         longest}) {
+    auto r = dict.Insert(id);
+    ASSERT_TRUE(r.ok()) << id << ": " << r.status();
+    EXPECT_EQ(dict.Name(*r), id);
+  }
+}
+
+TEST(UserDictionaryTest, RejectsBadIds) {
+  for (std::string id :
+       {std::string(), std::string(257, 'x'), std::string("tab\there"), std::string("nl\n"),
+        std::string("\x7f"), std::string("\xc2\x85"), std::string("\xff"),
+        std::string("\xc3"), std::string("\xe0\x80\x80"), std::string("\xed\xa0\x80"),
+        std::string("nul\0x", 5)}) {
+    absl::Status s = UserDictionary::Validate(id);
+    EXPECT_FALSE(s.ok()) << "accepted: " << id;
+    EXPECT_EQ(ErrorCodeOf(s), "bad_request");
+  }
+  UserDictionary dict;
+  EXPECT_FALSE(dict.Insert("").ok());
+  EXPECT_EQ(dict.size(), 0u);
+}
+
+TEST(UserDictionaryTest, InsertWithIdRequiresOrder) {
+  UserDictionary dict;
+  EXPECT_TRUE(dict.InsertWithId("a", 0).ok());
+  EXPECT_FALSE(dict.InsertWithId("b", 5).ok());
+  EXPECT_FALSE(dict.InsertWithId("a", 1).ok());
+  EXPECT_TRUE(dict.InsertWithId("b", 1).ok());
+  EXPECT_EQ(dict.Find("b"), 1u);
+}
+
+}  // namespace
+}  // namespace segd::engine
