@@ -49,10 +49,10 @@ absl::Status Engine::ValidateTtl(std::optional<int64_t> ttl) const {
 }
 
 TimeMs Engine::ExpiryFor(TimeMs now, std::optional<int64_t> ttl,
-                         std::optional<TimeMs> expires_at, const SegmentMeta& meta) const {
+                         std::optional<TimeMs> expires_at, int64_t default_ttl_seconds) const {
   if (expires_at) return *expires_at;
   if (ttl) return std::min(now + *ttl * 1000, kMaxExpiryMs);
-  if (meta.ttl_seconds > 0) return std::min(now + meta.ttl_seconds * 1000, kMaxExpiryMs);
+  if (default_ttl_seconds > 0) return std::min(now + default_ttl_seconds * 1000, kMaxExpiryMs);
   return kNoExpiry;
 }
 
@@ -69,7 +69,7 @@ absl::Status Engine::Commit(OpBatch& batch) {
 }
 
 absl::Status Engine::ApplyRecovered(const OpBatch& batch) {
-  absl::MutexLock lock(&write_mu_);
+  MutexLock lock(&write_mu_);
   return ApplyBatch(batch);
 }
 
@@ -96,8 +96,14 @@ absl::Status Engine::ApplyBatch(const OpBatch& batch) {
 }
 
 void Engine::ApplyMemberships(absl::Span<const OpRecord> records) {
-  absl::flat_hash_map<SegmentId, int64_t> deltas;
-  absl::flat_hash_map<SegmentId, uint64_t> touched;
+  // Per segment: (member count delta, records applied). Records of one segment mostly come in
+  // runs, so a run extends the last entry; the entries are merged by segment at the end.
+  struct Tally {
+    SegmentId segment;
+    int64_t delta;
+    uint64_t touched;
+  };
+  std::vector<Tally> tallies;
   size_t i = 0;
   while (i < records.size()) {
     // A chunk: consecutive records of one shard, at most kMaxChunk of them.
@@ -115,22 +121,29 @@ void Engine::ApplyMemberships(absl::Span<const OpRecord> records) {
       if (a.was_member && a.previous_expiry != kNoExpiry) {
         wheel_.Cancel(r.segment, r.user, DueSecond(a.previous_expiry));
       }
+      if (tallies.empty() || tallies.back().segment != r.segment) tallies.push_back({r.segment, 0, 0});
+      Tally& tally = tallies.back();
       if (r.op == OpKind::kAdd) {
         if (r.expires_at != kNoExpiry) wheel_.Schedule(r.segment, r.user, DueSecond(r.expires_at));
-        if (!a.was_member) ++deltas[r.segment];
+        if (!a.was_member) ++tally.delta;
       } else if (a.was_member) {
-        --deltas[r.segment];
+        --tally.delta;
       }
-      ++touched[r.segment];
+      ++tally.touched;
     }
     i = end;
   }
-  for (const auto& [segment, delta] : deltas) {
-    if (delta != 0) catalog_.AddToCount(segment, delta);
-  }
-  // Bulk changes leave bitmaps with spare capacity and runs worth compressing.
-  for (const auto& [segment, n] : touched) {
-    if (n >= 10000) shards_.Optimize(segment);
+  std::sort(tallies.begin(), tallies.end(),
+            [](const Tally& a, const Tally& b) { return a.segment < b.segment; });
+  for (size_t k = 0; k < tallies.size();) {
+    Tally sum = tallies[k++];
+    while (k < tallies.size() && tallies[k].segment == sum.segment) {
+      sum.delta += tallies[k].delta;
+      sum.touched += tallies[k++].touched;
+    }
+    if (sum.delta != 0) catalog_.AddToCount(sum.segment, sum.delta);
+    // Bulk changes leave bitmaps with spare capacity and runs worth compressing.
+    if (sum.touched >= 10000) shards_.Optimize(sum.segment);
   }
 }
 
@@ -157,7 +170,7 @@ absl::StatusOr<UserId> Engine::PlanUser(absl::string_view user_id, TimeMs now, O
   for (const SegmentMeta& meta : catalog_.ActiveSticky()) {
     if (std::find(skip_sticky.begin(), skip_sticky.end(), meta.id) != skip_sticky.end()) continue;
     if (!StickyPercentDecision(meta.name, user_id, meta.auto_percent)) continue;
-    batch.memberships.push_back({now, ExpiryFor(now, std::nullopt, std::nullopt, meta), id,
+    batch.memberships.push_back({now, ExpiryFor(now, std::nullopt, std::nullopt, meta.ttl_seconds), id,
                                  meta.id, OpKind::kAdd, OpReason::kAutoPercent});
   }
   return id;
@@ -165,7 +178,7 @@ absl::StatusOr<UserId> Engine::PlanUser(absl::string_view user_id, TimeMs now, O
 
 absl::StatusOr<bool> Engine::RegisterUser(absl::string_view user_id) {
   if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
-  absl::MutexLock lock(&write_mu_);
+  MutexLock lock(&write_mu_);
   OpBatch batch;
   batch.at = Now();
   bool newly_registered;
@@ -178,7 +191,7 @@ absl::StatusOr<bool> Engine::RegisterUser(absl::string_view user_id) {
 
 absl::StatusOr<std::vector<std::string>> Engine::DeleteUser(absl::string_view user_id) {
   if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
-  absl::MutexLock lock(&write_mu_);
+  MutexLock lock(&write_mu_);
   std::optional<UserId> id = users_.Find(user_id);
   if (!id || !shards_.IsRegistered(*id)) return UserNotFound(user_id);
   OpBatch batch;
@@ -199,12 +212,11 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
                                                             const UserUpdate& update) {
   if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
   // Validate everything that does not depend on state before taking the lock.
-  absl::flat_hash_set<absl::string_view> seen;
+  std::vector<absl::string_view> names;
+  names.reserve(update.add.size() + update.remove.size());
   for (const MembershipAdd& add : update.add) {
     if (absl::Status s = SegmentCatalog::ValidateName(add.segment); !s.ok()) return s;
-    if (!seen.insert(add.segment).second) {
-      return ConflictInRequest(absl::StrCat("segment '", add.segment, "' is listed twice"));
-    }
+    names.push_back(add.segment);
     if (add.ttl_seconds && add.expires_at) {
       return BadRequest(absl::StrCat("segment '", add.segment,
                                      "': give ttl_seconds or expires_at, not both"));
@@ -216,12 +228,14 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
   }
   for (const std::string& name : update.remove) {
     if (absl::Status s = SegmentCatalog::ValidateName(name); !s.ok()) return s;
-    if (!seen.insert(name).second) {
-      return ConflictInRequest(absl::StrCat("segment '", name, "' is listed twice"));
-    }
+    names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());
+  if (auto dup = std::adjacent_find(names.begin(), names.end()); dup != names.end()) {
+    return ConflictInRequest(absl::StrCat("segment '", *dup, "' is listed twice"));
   }
 
-  absl::MutexLock lock(&write_mu_);
+  MutexLock lock(&write_mu_);
   OpBatch batch;
   batch.at = Now();
   for (const MembershipAdd& add : update.add) {
@@ -230,12 +244,12 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
     }
   }
   std::vector<std::string> unknown;
-  std::vector<SegmentMeta> add_meta;
+  std::vector<int64_t> add_ttls;
   std::vector<SegmentId> add_ids, remove_ids;
   for (const MembershipAdd& add : update.add) {
-    if (auto id = catalog_.FindActive(add.segment)) {
-      add_meta.push_back(catalog_.Get(*id));
-      add_ids.push_back(*id);
+    if (auto active = catalog_.ResolveActive(add.segment)) {
+      add_ttls.push_back(active->ttl_seconds);
+      add_ids.push_back(active->id);
     } else {
       unknown.push_back(add.segment);
     }
@@ -259,7 +273,7 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
   if (!id.ok()) return id.status();
   for (size_t i = 0; i < update.add.size(); ++i) {
     const MembershipAdd& add = update.add[i];
-    TimeMs expiry = ExpiryFor(batch.at, add.ttl_seconds, add.expires_at, add_meta[i]);
+    TimeMs expiry = ExpiryFor(batch.at, add.ttl_seconds, add.expires_at, add_ttls[i]);
     batch.memberships.push_back(
         {batch.at, expiry, *id, add_ids[i], OpKind::kAdd, OpReason::kApi});
     (shards_.Contains(add_ids[i], *id) ? result.updated : result.added).push_back(add.segment);
@@ -274,22 +288,22 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
   return result;
 }
 
-absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment,
+absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
                                             absl::Span<const ImportItem> items,
                                             std::optional<int64_t> ttl_seconds) {
   if (absl::Status s = ValidateTtl(ttl_seconds); !s.ok()) return s;
-  if (absl::Status s = SegmentCatalog::ValidateName(segment); !s.ok()) return s;
-  absl::MutexLock lock(&write_mu_);
-  auto segment_id = catalog_.FindActive(segment);
-  if (!segment_id) return SegmentNotFound({std::string(segment)});
-  SegmentMeta meta = catalog_.Get(*segment_id);
+  if (absl::Status s = SegmentCatalog::ValidateName(segment_name); !s.ok()) return s;
+  MutexLock lock(&write_mu_);
+  auto segment = catalog_.ResolveActive(segment_name);
+  if (!segment) return SegmentNotFound({std::string(segment_name)});
+  const SegmentId segment_id = segment->id;
   OpBatch batch;
   batch.at = Now();
   ImportResult result;
   // Users this import creates or adds, so that a repeated line counts as an update.
   absl::flat_hash_map<absl::string_view, UserId> planned_ids;
   absl::flat_hash_set<UserId> added_here;
-  const std::vector<SegmentId> skip = {*segment_id};
+  const std::vector<SegmentId> skip = {segment_id};
   UserId next_new_id = users_.size();
   for (size_t i = 0; i < items.size(); ++i) {
     const ImportItem& item = items[i];
@@ -311,9 +325,9 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment,
       planned_ids.emplace(item.user_id, id);
     }
     std::optional<int64_t> ttl = item.ttl_seconds ? item.ttl_seconds : ttl_seconds;
-    batch.memberships.push_back({batch.at, ExpiryFor(batch.at, ttl, std::nullopt, meta), id,
-                                 *segment_id, OpKind::kAdd, OpReason::kImport});
-    if (added_here.contains(id) || shards_.Contains(*segment_id, id)) {
+    batch.memberships.push_back({batch.at, ExpiryFor(batch.at, ttl, std::nullopt, segment->ttl_seconds), id,
+                                 segment_id, OpKind::kAdd, OpReason::kImport});
+    if (added_here.contains(id) || shards_.Contains(segment_id, id)) {
       ++result.updated;
     } else {
       ++result.added;
@@ -327,7 +341,7 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment,
 // ----------------------------------------------------------------------------- segments
 
 void Engine::PlanAutoPercent(const SegmentMeta& meta, TimeMs now, OpBatch& batch) {
-  TimeMs expiry = ExpiryFor(now, std::nullopt, std::nullopt, meta);
+  TimeMs expiry = ExpiryFor(now, std::nullopt, std::nullopt, meta.ttl_seconds);
   auto add = [&](UserId user) {
     batch.memberships.push_back(
         {now, expiry, user, meta.id, OpKind::kAdd, OpReason::kAutoPercent});
@@ -373,7 +387,7 @@ absl::StatusOr<SegmentInfo> Engine::CreateSegment(const SegmentSpec& spec) {
   }
   if (absl::Status s = ValidateTtl(spec.ttl_seconds); !s.ok()) return s;
 
-  absl::MutexLock lock(&write_mu_);
+  MutexLock lock(&write_mu_);
   std::optional<SegmentId> existing = catalog_.Find(spec.name);
   if (existing && catalog_.IsActive(*existing)) return SegmentExists(spec.name);
   OpBatch batch;
@@ -402,7 +416,7 @@ absl::StatusOr<SegmentInfo> Engine::UpdateSegment(absl::string_view name,
   if (patch.ttl_seconds) {
     if (absl::Status s = ValidateTtl(*patch.ttl_seconds); !s.ok()) return s;
   }
-  absl::MutexLock lock(&write_mu_);
+  MutexLock lock(&write_mu_);
   auto id = catalog_.FindActive(name);
   if (!id) return SegmentNotFound({std::string(name)});
   SegmentMeta meta = catalog_.Get(*id);
@@ -417,7 +431,7 @@ absl::StatusOr<SegmentInfo> Engine::UpdateSegment(absl::string_view name,
 
 absl::StatusOr<uint64_t> Engine::DeleteSegment(absl::string_view name) {
   if (absl::Status s = SegmentCatalog::ValidateName(name); !s.ok()) return s;
-  absl::MutexLock lock(&write_mu_);
+  MutexLock lock(&write_mu_);
   auto id = catalog_.FindActive(name);
   if (!id) return SegmentNotFound({std::string(name)});
   OpBatch batch;
@@ -495,9 +509,15 @@ std::vector<UserSegment> Engine::UserSegments(absl::string_view user_id) const {
   std::vector<UserSegment> out;
   auto user = users_.Find(user_id);
   if (!user) return out;
-  for (const ListedMembership& m : shards_.SegmentsOf(*user)) {
-    out.push_back({catalog_.Name(m.segment), m.expires_at});
-  }
+  std::vector<ListedMembership> listed = shards_.SegmentsOf(*user);
+  std::vector<SegmentId> ids;
+  ids.reserve(listed.size());
+  for (const ListedMembership& m : listed) ids.push_back(m.segment);
+  std::vector<absl::string_view> names;
+  names.reserve(listed.size());
+  catalog_.NamesOf(ids, &names);
+  out.reserve(listed.size());
+  for (size_t i = 0; i < listed.size(); ++i) out.push_back({names[i], listed[i].expires_at});
   std::sort(out.begin(), out.end(),
             [](const UserSegment& a, const UserSegment& b) { return a.segment < b.segment; });
   return out;
@@ -580,7 +600,7 @@ absl::StatusOr<QueryResult> Engine::Query(absl::string_view expr, uint32_t limit
 // ----------------------------------------------------------------------------- time
 
 absl::StatusOr<uint64_t> Engine::ProcessExpiries() {
-  absl::MutexLock lock(&write_mu_);
+  MutexLock lock(&write_mu_);
   int64_t now_sec = Now() / 1000;
   if (now_sec <= wheel_.now()) return 0;
   struct Fired {
@@ -635,7 +655,7 @@ EngineStats Engine::Stats() const {
   stats.registered_users = registered_count_.load(std::memory_order_relaxed);
   stats.known_users = users_.size();
   {
-    absl::MutexLock lock(&write_mu_);
+    MutexLock lock(&write_mu_);
     stats.pending_expiries = wheel_.pending();
   }
   stats.expired_total = expired_total_.load(std::memory_order_relaxed);
@@ -647,7 +667,7 @@ EngineMemory Engine::Memory() const {
   m.dictionary = users_.MemoryUsage();
   m.memberships = shards_.MemoryUsage();
   m.bitmaps = shards_.BitmapBytes();
-  absl::MutexLock lock(&write_mu_);
+  MutexLock lock(&write_mu_);
   m.expiry_wheel = wheel_.MemoryUsage();
   return m;
 }

@@ -37,7 +37,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "engine/mutex.h"
 #include "absl/types/span.h"
 #include "engine/clock.h"
 #include "engine/expiry_wheel.h"
@@ -107,7 +107,8 @@ struct Membership {
 };
 
 struct UserSegment {
-  std::string segment;
+  // The segment's name; the view stays valid for the engine's lifetime (names are immutable).
+  absl::string_view segment;
   TimeMs expires_at = kNoExpiry;
 };
 
@@ -258,7 +259,7 @@ class Engine {
                                   UserId* next_new_id, bool* newly_registered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Expiry of a new membership: explicit, or from a TTL, or the segment's default.
   TimeMs ExpiryFor(TimeMs now, std::optional<int64_t> ttl, std::optional<TimeMs> expires_at,
-                   const SegmentMeta& meta) const;
+                   int64_t default_ttl_seconds) const;
   absl::Status ValidateTtl(std::optional<int64_t> ttl) const;
   SegmentInfo InfoOf(const SegmentMeta& meta) const;
   void PlanAutoPercent(const SegmentMeta& meta, TimeMs now, OpBatch& batch)
@@ -276,7 +277,7 @@ class Engine {
   std::atomic<uint64_t> registered_count_{0};
   std::atomic<uint64_t> expired_total_{0};
 
-  mutable absl::Mutex write_mu_;
+  mutable Mutex write_mu_;
   ExpiryWheel wheel_ ABSL_GUARDED_BY(write_mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(write_mu_);
   std::vector<MembershipShards::Applied> applied_scratch_ ABSL_GUARDED_BY(write_mu_);

@@ -1,9 +1,11 @@
 #include "engine/membership_shards.h"
 
+#include "absl/base/thread_annotations.h"
+
 namespace segd::engine {
 
 struct MembershipShards::Shard {
-  mutable absl::Mutex mu;
+  mutable SharedMutex mu;
   // Indexed by segment id; null until the segment gets a member in this shard.
   std::vector<std::unique_ptr<Roaring>> members ABSL_GUARDED_BY(mu);
   Roaring registered ABSL_GUARDED_BY(mu);
@@ -44,6 +46,7 @@ MembershipShards::Shard* MembershipShards::EnsureShard(UserId user) {
   Shard* shard = shards_[index].load(std::memory_order_relaxed);
   if (shard == nullptr) {
     shard = new Shard;
+    shard->lists.ReserveUsers(kShardUsers);  // before it is shared: no lock needed yet
     shards_[index].store(shard, std::memory_order_release);
     if (shard_count_.load(std::memory_order_relaxed) <= index) {
       shard_count_.store(index + 1, std::memory_order_release);
@@ -55,7 +58,7 @@ MembershipShards::Shard* MembershipShards::EnsureShard(UserId user) {
 bool MembershipShards::Contains(SegmentId segment, UserId user) const {
   const Shard* shard = ShardFor(user);
   if (shard == nullptr) return false;
-  absl::ReaderMutexLock lock(&shard->mu);
+  ReaderMutexLock lock(&shard->mu);
   const Roaring* bitmap = shard->MembersOf(segment);
   return bitmap != nullptr && bitmap->contains(user);
 }
@@ -63,7 +66,7 @@ bool MembershipShards::Contains(SegmentId segment, UserId user) const {
 bool MembershipShards::Lookup(SegmentId segment, UserId user, TimeMs* expires_at) const {
   const Shard* shard = ShardFor(user);
   if (shard == nullptr) return false;
-  absl::ReaderMutexLock lock(&shard->mu);
+  ReaderMutexLock lock(&shard->mu);
   return shard->lists.Find(LocalOf(user), segment, expires_at);
 }
 
@@ -71,7 +74,7 @@ std::vector<ListedMembership> MembershipShards::SegmentsOf(UserId user) const {
   std::vector<ListedMembership> out;
   const Shard* shard = ShardFor(user);
   if (shard == nullptr) return out;
-  absl::ReaderMutexLock lock(&shard->mu);
+  ReaderMutexLock lock(&shard->mu);
   shard->lists.List(LocalOf(user), &out);
   return out;
 }
@@ -79,7 +82,7 @@ std::vector<ListedMembership> MembershipShards::SegmentsOf(UserId user) const {
 bool MembershipShards::IsRegistered(UserId user) const {
   const Shard* shard = ShardFor(user);
   if (shard == nullptr) return false;
-  absl::ReaderMutexLock lock(&shard->mu);
+  ReaderMutexLock lock(&shard->mu);
   return shard->registered.contains(user);
 }
 
@@ -88,7 +91,7 @@ void MembershipShards::ForEachShard(absl::FunctionRef<void(const ShardView&)> fn
   for (uint32_t i = 0; i < n; ++i) {
     const Shard* shard = shards_[i].load(std::memory_order_acquire);
     if (shard == nullptr) continue;
-    absl::ReaderMutexLock lock(&shard->mu);
+    ReaderMutexLock lock(&shard->mu);
     fn(ShardView(shard, i));
   }
 }
@@ -97,7 +100,19 @@ void MembershipShards::Apply(absl::Span<const OpRecord> records, std::vector<App
   out->clear();
   if (records.empty()) return;
   Shard* shard = EnsureShard(records[0].user);
-  absl::MutexLock lock(&shard->mu);
+  // Compaction and growth of the reverse index happen here, outside the lock: this thread is
+  // the only writer, so reading the pool unlocked is safe, and readers keep using the old pool
+  // until the O(1) swap. (Margin: a record writes at most 3 words, plus one block move.)
+  size_t extra_words = records.size() * 8 + 4096;
+  if (ABSL_TS_UNCHECKED_READ(shard->lists).ShouldRebuild(extra_words)) {
+    detail::SegmentListPool rebuilt = ABSL_TS_UNCHECKED_READ(shard->lists).Rebuilt(extra_words);
+    {
+      WriterMutexLock lock(&shard->mu);
+      std::swap(shard->lists, rebuilt);
+    }
+    // The old pool is freed here, after the lock is released.
+  }
+  WriterMutexLock lock(&shard->mu);
   for (const OpRecord& r : records) {
     Applied applied;
     uint32_t local = LocalOf(r.user);
@@ -120,14 +135,14 @@ void MembershipShards::Apply(absl::Span<const OpRecord> records, std::vector<App
 
 bool MembershipShards::Register(UserId user) {
   Shard* shard = EnsureShard(user);
-  absl::MutexLock lock(&shard->mu);
+  WriterMutexLock lock(&shard->mu);
   return shard->registered.addChecked(user);
 }
 
 bool MembershipShards::Unregister(UserId user) {
   Shard* shard = ShardFor(user);
   if (shard == nullptr) return false;
-  absl::MutexLock lock(&shard->mu);
+  WriterMutexLock lock(&shard->mu);
   return shard->registered.removeChecked(user);
 }
 
@@ -136,7 +151,7 @@ void MembershipShards::Optimize(SegmentId segment) {
   for (uint32_t i = 0; i < n; ++i) {
     Shard* shard = shards_[i].load(std::memory_order_acquire);
     if (shard == nullptr) continue;
-    absl::MutexLock lock(&shard->mu);
+    WriterMutexLock lock(&shard->mu);
     if (segment >= shard->members.size() || !shard->members[segment]) continue;
     shard->members[segment]->runOptimize();
     shard->members[segment]->shrinkToFit();
@@ -149,7 +164,7 @@ size_t MembershipShards::MemoryUsage() const {
   for (uint32_t i = 0; i < n; ++i) {
     const Shard* shard = shards_[i].load(std::memory_order_acquire);
     if (shard == nullptr) continue;
-    absl::ReaderMutexLock lock(&shard->mu);
+    ReaderMutexLock lock(&shard->mu);
     bytes += sizeof(Shard) + shard->members.capacity() * sizeof(std::unique_ptr<Roaring>);
     for (const auto& bitmap : shard->members) {
       if (bitmap) bytes += sizeof(Roaring) + bitmap->getSizeInBytes(false);

@@ -28,41 +28,56 @@ absl::Status SegmentCatalog::ValidateName(absl::string_view name) {
 }
 
 std::optional<SegmentId> SegmentCatalog::Find(absl::string_view name) const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   auto it = ids_.find(name);
   if (it == ids_.end()) return std::nullopt;
   return it->second;
 }
 
 std::optional<SegmentId> SegmentCatalog::FindActive(absl::string_view name) const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   auto it = ids_.find(name);
   if (it == ids_.end() || entries_[it->second]->meta.deleted()) return std::nullopt;
   return it->second;
 }
 
 SegmentMeta SegmentCatalog::Get(SegmentId id) const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return entries_[id]->meta;
 }
 
 bool SegmentCatalog::IsActive(SegmentId id) const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return id < entries_.size() && !entries_[id]->meta.deleted();
 }
 
 std::string SegmentCatalog::Name(SegmentId id) const {
-  absl::ReaderMutexLock lock(&mu_);
-  return entries_[id]->meta.name;
+  ReaderMutexLock lock(&mu_);
+  return entries_[id]->name;
+}
+
+std::optional<SegmentCatalog::Active> SegmentCatalog::ResolveActive(absl::string_view name) const {
+  ReaderMutexLock lock(&mu_);
+  auto it = ids_.find(name);
+  if (it == ids_.end()) return std::nullopt;
+  const SegmentMeta& meta = entries_[it->second]->meta;
+  if (meta.deleted()) return std::nullopt;
+  return Active{it->second, meta.ttl_seconds};
+}
+
+void SegmentCatalog::NamesOf(absl::Span<const SegmentId> ids,
+                             std::vector<absl::string_view>* out) const {
+  ReaderMutexLock lock(&mu_);
+  for (SegmentId id : ids) out->push_back(entries_[id]->name);
 }
 
 uint32_t SegmentCatalog::size() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   return static_cast<uint32_t>(entries_.size());
 }
 
 std::vector<SegmentMeta> SegmentCatalog::All() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   std::vector<SegmentMeta> out;
   out.reserve(entries_.size());
   for (const auto& e : entries_) out.push_back(e->meta);
@@ -70,7 +85,7 @@ std::vector<SegmentMeta> SegmentCatalog::All() const {
 }
 
 std::vector<SegmentMeta> SegmentCatalog::ActiveSticky() const {
-  absl::ReaderMutexLock lock(&mu_);
+  ReaderMutexLock lock(&mu_);
   std::vector<SegmentMeta> out;
   for (const auto& e : entries_) {
     if (!e->meta.deleted() && e->meta.sticky) out.push_back(e->meta);
@@ -81,14 +96,14 @@ std::vector<SegmentMeta> SegmentCatalog::ActiveSticky() const {
 uint64_t SegmentCatalog::Count(SegmentId id) const {
   const Entry* entry;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     entry = entries_[id].get();
   }
   return entry->count.load(std::memory_order_acquire);
 }
 
 absl::Status SegmentCatalog::Upsert(const SegmentMeta& meta) {
-  absl::MutexLock lock(&mu_);
+  WriterMutexLock lock(&mu_);
   if (meta.id > entries_.size()) {
     return absl::DataLossError(absl::StrCat("segment id ", meta.id, " out of order"));
   }
@@ -98,7 +113,7 @@ absl::Status SegmentCatalog::Upsert(const SegmentMeta& meta) {
       return absl::DataLossError(absl::StrCat("segment '", meta.name, "' created twice"));
     }
     if (meta.id > kMaxSegmentId) return LimitExceeded("too many segments");
-    auto entry = std::make_unique<Entry>();
+    auto entry = std::make_unique<Entry>(meta.name);
     entry->meta = meta;
     entries_.push_back(std::move(entry));
     ids_.emplace(meta.name, meta.id);
@@ -114,7 +129,7 @@ absl::Status SegmentCatalog::Upsert(const SegmentMeta& meta) {
 void SegmentCatalog::AddToCount(SegmentId id, int64_t delta) {
   Entry* entry;
   {
-    absl::ReaderMutexLock lock(&mu_);
+    ReaderMutexLock lock(&mu_);
     entry = entries_[id].get();
   }
   entry->count.fetch_add(static_cast<uint64_t>(delta), std::memory_order_acq_rel);

@@ -20,7 +20,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "engine/mutex.h"
+#include "absl/types/span.h"
 #include "engine/op_record.h"
 #include "engine/types.h"
 
@@ -55,6 +56,17 @@ class SegmentCatalog {
 
   uint64_t Count(SegmentId id) const;
 
+  // The id and default TTL (0 if none) of an active segment, without copying its metadata.
+  struct Active {
+    SegmentId id;
+    int64_t ttl_seconds;
+  };
+  std::optional<Active> ResolveActive(absl::string_view name) const;
+
+  // The names of `ids`, under one lock hold. The views stay valid for the catalog's lifetime:
+  // a name never changes once created, and entries never move. REQUIRES: every id < size().
+  void NamesOf(absl::Span<const SegmentId> ids, std::vector<absl::string_view>* out) const;
+
   // --- Writer only. ---
 
   // Inserts or replaces the metadata of meta.id. REQUIRES: meta.id <= size(); a new id must
@@ -65,11 +77,13 @@ class SegmentCatalog {
 
  private:
   struct Entry {
+    explicit Entry(std::string n) : name(std::move(n)) {}
+    const std::string name;  // never written after creation: readers may keep views of it
     SegmentMeta meta;
     std::atomic<uint64_t> count{0};
   };
 
-  mutable absl::Mutex mu_;
+  mutable SharedMutex mu_;
   absl::flat_hash_map<std::string, SegmentId> ids_ ABSL_GUARDED_BY(mu_);
   // Entries never move: pointers stay valid, and counts are read without mu_.
   std::vector<std::unique_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);

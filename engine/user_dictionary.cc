@@ -33,7 +33,7 @@ struct UserDictionary::NameEq {
 };
 
 struct UserDictionary::IndexShard {
-  mutable absl::Mutex mu;
+  mutable SharedMutex mu;
   absl::flat_hash_set<UserId, NameHash, NameEq> ids ABSL_GUARDED_BY(mu);
 };
 
@@ -41,7 +41,7 @@ UserDictionary::UserDictionary()
     : chunks_(new std::atomic<const char**>[kMaxChunks]), index_(new IndexShard[kIndexShards]) {
   for (size_t i = 0; i < kMaxChunks; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
   for (int i = 0; i < kIndexShards; ++i) {
-    absl::MutexLock lock(&index_[i].mu);
+    WriterMutexLock lock(&index_[i].mu);
     index_[i].ids = absl::flat_hash_set<UserId, NameHash, NameEq>(0, NameHash{this}, NameEq{this});
   }
 }
@@ -55,7 +55,7 @@ size_t UserDictionary::HashName(absl::string_view name) { return absl::HashOf(na
 std::optional<UserId> UserDictionary::Find(absl::string_view external_id) const {
   size_t h = HashName(external_id);
   const IndexShard& shard = index_[h >> (64 - kIndexShardBits)];
-  absl::ReaderMutexLock lock(&shard.mu);
+  ReaderMutexLock lock(&shard.mu);
   auto it = shard.ids.find(external_id);
   if (it == shard.ids.end()) return std::nullopt;
   return *it;
@@ -136,7 +136,7 @@ void UserDictionary::Publish(UserId id, const char* stored) {
   size_.store(id + 1, std::memory_order_release);
   absl::string_view name = ReadStored(stored);
   IndexShard& shard = index_[HashName(name) >> (64 - kIndexShardBits)];
-  absl::MutexLock lock(&shard.mu);
+  WriterMutexLock lock(&shard.mu);
   shard.ids.insert(id);
 }
 
@@ -170,7 +170,7 @@ size_t UserDictionary::MemoryUsage() const {
   size_t bytes = arena_bytes_ + kMaxChunks * sizeof(std::atomic<const char**>);
   bytes += ((size() + kChunkSize - 1) >> kChunkBits) * kChunkSize * sizeof(const char*);
   for (int i = 0; i < kIndexShards; ++i) {
-    absl::ReaderMutexLock lock(&index_[i].mu);
+    ReaderMutexLock lock(&index_[i].mu);
     bytes += index_[i].ids.capacity() * (sizeof(UserId) + 1);
   }
   return bytes;

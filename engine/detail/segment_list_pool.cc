@@ -22,7 +22,7 @@ uint32_t SegmentListPool::SizeClassFor(uint32_t words, uint32_t* cap) {
   uint32_t c = 2;
   uint32_t cls = 0;
   while (c < words) {
-    c = c + (c + 1) / 2;
+    c += std::max<uint32_t>(1, c / 4);
     ++cls;
   }
   *cap = c;
@@ -34,6 +34,7 @@ uint32_t SegmentListPool::Allocate(uint32_t words, uint32_t* cap) {
   if (cls < free_.size() && !free_[cls].empty()) {
     uint32_t offset = free_[cls].back();
     free_[cls].pop_back();
+    free_words_ -= *cap;
     return offset;
   }
   uint32_t offset = static_cast<uint32_t>(words_.size());
@@ -46,6 +47,31 @@ void SegmentListPool::Release(uint32_t offset, uint32_t cap) {
   uint32_t cls = SizeClassFor(cap, &actual);
   if (free_.size() <= cls) free_.resize(cls + 1);
   free_[cls].push_back(offset);
+  free_words_ += actual;
+}
+
+bool SegmentListPool::ShouldRebuild(size_t extra_words) const {
+  if (words_.size() >= 4096 && free_words_ * 4 > words_.size()) return true;
+  return words_.capacity() - words_.size() < extra_words;
+}
+
+SegmentListPool SegmentListPool::Rebuilt(size_t extra_words) const {
+  SegmentListPool out;
+  out.heads_.resize(heads_.size());
+  size_t live = words_.size() - free_words_;
+  out.words_.reserve(live + live / 2 + extra_words);
+  for (size_t user = 0; user < heads_.size(); ++user) {
+    const Head& head = heads_[user];
+    if (head.used == 0) continue;
+    Head& to = out.heads_[user];
+    SizeClassFor(head.used, &to.cap);
+    to.offset = static_cast<uint32_t>(out.words_.size());
+    to.used = head.used;
+    out.words_.resize(out.words_.size() + to.cap);
+    std::memcpy(out.words_.data() + to.offset, words_.data() + head.offset,
+                head.used * sizeof(uint32_t));
+  }
+  return out;
 }
 
 uint32_t SegmentListPool::Locate(const Head& head, SegmentId segment, bool* found) const {

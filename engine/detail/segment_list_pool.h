@@ -7,11 +7,15 @@
 // Encoding: all lists live in one vector of 32-bit words. An entry is the segment id in the low
 // 31 bits; when bit 31 is set, two more words follow holding the expiry (TimeMs, low word
 // first). So a membership costs 4 bytes, 12 with an expiry. Entries are kept sorted by segment
-// id. A user's list sits in a block whose capacity is one of a fixed ladder of sizes (×1.5
-// steps); a block that grows out of its size moves, and the old block goes on a free list for
-// that size. Per user: a 12-byte head.
+// id. A user's list sits in a block whose capacity is one of a fixed ladder of sizes (steps of
+// about 1.25×); a block that grows out of its size moves, and the old block goes on a free list
+// for that size. Per user: a 12-byte head.
 //
-// Thread safety: none. The owning MembershipShard guards it with its mutex.
+// Lists grow one membership at a time, so freed blocks pile up; Rebuilt() makes a packed copy
+// with room to grow. The copy is made from a const pool, so the owner's single writer can build
+// it while readers still use the old pool, and swap it in under the lock in O(1).
+//
+// Thread safety: none. The owning MembershipShards guards it with its mutex.
 
 #include <cstddef>
 #include <cstdint>
@@ -50,6 +54,17 @@ class SegmentListPool {
 
   size_t MemoryUsage() const;
 
+  // Whether Rebuilt() should run before up to `extra_words` more words are written: garbage
+  // from freed blocks is over a quarter of the pool, or the vector would have to grow.
+  bool ShouldRebuild(size_t extra_words) const;
+  // A packed copy (every block in the smallest size class that holds it, no free lists) with
+  // capacity for `extra_words` more words and a margin. Cost: O(words).
+  SegmentListPool Rebuilt(size_t extra_words) const;
+  SegmentListPool(SegmentListPool&&) = default;
+  SegmentListPool& operator=(SegmentListPool&&) = default;
+  // Sizes the head table for `users` users up front (so that it never grows under a lock).
+  void ReserveUsers(size_t users) { heads_.resize(users); }
+
  private:
   struct Head {
     uint32_t offset = 0;
@@ -68,6 +83,7 @@ class SegmentListPool {
   std::vector<Head> heads_;
   std::vector<uint32_t> words_;
   std::vector<std::vector<uint32_t>> free_;  // by size class
+  size_t free_words_ = 0;                    // words in blocks on the free lists
 };
 
 }  // namespace segd::engine::detail

@@ -92,7 +92,7 @@ void CheckSame(const Engine& engine, const Model& model, const std::vector<std::
       if (seg.active && seg.members.count(user)) want.push_back(name);
     }
     std::vector<std::string> got;
-    for (const UserSegment& s : engine.UserSegments(user)) got.push_back(s.segment);
+    for (const UserSegment& s : engine.UserSegments(user)) got.emplace_back(s.segment);
     ASSERT_EQ(got, want) << user;
   }
   EngineStats stats = engine.Stats();

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
+#include "engine/mutex.h"
 #include "engine/op_record.h"
 
 namespace segd::testutil {
@@ -13,33 +13,33 @@ namespace segd::testutil {
 class RecordingSink final : public engine::OpSink {
  public:
   absl::Status Write(const engine::OpBatch& batch) override {
-    absl::MutexLock lock(&mu_);
+    segd::MutexLock lock(&mu_);
     if (fail_) return absl::UnavailableError("sink told to fail");
     batches_.push_back(batch);
     return absl::OkStatus();
   }
   void set_fail(bool fail) {
-    absl::MutexLock lock(&mu_);
+    segd::MutexLock lock(&mu_);
     fail_ = fail;
   }
   std::vector<engine::OpBatch> batches() const {
-    absl::MutexLock lock(&mu_);
+    segd::MutexLock lock(&mu_);
     return batches_;
   }
   // Every membership record, in log order.
   std::vector<engine::OpRecord> records() const {
-    absl::MutexLock lock(&mu_);
+    segd::MutexLock lock(&mu_);
     std::vector<engine::OpRecord> out;
     for (const auto& b : batches_) out.insert(out.end(), b.memberships.begin(), b.memberships.end());
     return out;
   }
   void clear() {
-    absl::MutexLock lock(&mu_);
+    segd::MutexLock lock(&mu_);
     batches_.clear();
   }
 
  private:
-  mutable absl::Mutex mu_;
+  mutable segd::Mutex mu_;
   bool fail_ = false;
   std::vector<engine::OpBatch> batches_;
 };
