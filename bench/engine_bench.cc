@@ -171,6 +171,20 @@ void BM_ContainsByInternalId(benchmark::State& state) {
 }
 BENCHMARK(BM_ContainsByInternalId);
 
+// The CPU cost of the path alone: 4,096 probes (random segments and users) cycled, so that
+// what they touch stays in cache.
+void BM_ContainsHotSet(benchmark::State& state) {
+  Dataset& d = Data();
+  auto probes = Probes(d.users, 4096);
+  size_t i = 0, hits = 0;
+  for (auto _ : state) {
+    const auto& p = probes[i++ & 4095];
+    hits += d.engine->Contains(p.first, p.second);
+  }
+  benchmark::DoNotOptimize(hits);
+}
+BENCHMARK(BM_ContainsHotSet);
+
 // The same, but the user named by its 12-byte external id (segment id already resolved, as a
 // server resolves it once per request).
 void BM_ContainsByExternalId(benchmark::State& state) {
@@ -279,6 +293,52 @@ void BM_AddRemoveOne(benchmark::State& state) {
 }
 BENCHMARK(BM_AddRemoveOne);
 
+// The engine's mutation core without the string front: one add and one remove by internal ids,
+// applied through the same code that applies planned batches (writer lock, shard lock, bitmap,
+// reverse index, counts).
+void BM_ApplyAddRemoveByInternalId(benchmark::State& state) {
+  Dataset& d = Data();
+  std::mt19937_64 rng(12);
+  SegmentId segment = *d.engine->FindSegment("s500");
+  std::vector<OpBatch> adds(4096), removes(4096);
+  for (size_t i = 0; i < adds.size(); ++i) {
+    UserId u = rng() % d.users;
+    adds[i].memberships.push_back({0, kNoExpiry, u, segment, OpKind::kAdd, OpReason::kApi});
+    removes[i].memberships.push_back({0, kNoExpiry, u, segment, OpKind::kRemove, OpReason::kApi});
+  }
+  size_t i = 0;
+  for (auto _ : state) {
+    size_t k = i++ & 4095;
+    benchmark::DoNotOptimize(d.engine->ApplyRecovered(adds[k]));
+    benchmark::DoNotOptimize(d.engine->ApplyRecovered(removes[k]));
+  }
+  state.counters["ns_per_mutation"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * 2), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_ApplyAddRemoveByInternalId);
+
+// Bulk: batches of 10,000 adds of random users to one segment, then the same removes.
+void BM_ApplyBulkTenThousand(benchmark::State& state) {
+  Dataset& d = Data();
+  std::mt19937_64 rng(13);
+  SegmentId segment = *d.engine->FindSegment("s700");
+  OpBatch add, remove;
+  auto users = RandomSubset(d.users, 10000, rng);
+  for (UserId u : users) {
+    if (d.engine->Contains(segment, u)) continue;
+    add.memberships.push_back({0, kNoExpiry, u, segment, OpKind::kAdd, OpReason::kImport});
+    remove.memberships.push_back({0, kNoExpiry, u, segment, OpKind::kRemove, OpReason::kApi});
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(d.engine->ApplyRecovered(add));
+    benchmark::DoNotOptimize(d.engine->ApplyRecovered(remove));
+  }
+  state.counters["ns_per_mutation"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * 2 * add.memberships.size()),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_ApplyBulkTenThousand)->Unit(benchmark::kMillisecond);
+
 // ------------------------------------------------------------------------------ memory
 
 // Reports memory figures of the shared dataset (one iteration; the numbers are the result).
@@ -351,21 +411,29 @@ void WithReader(benchmark::State& state, Engine& engine, SegmentId segment, uint
   std::atomic<bool> stop{false};
   std::vector<double> latencies;
   latencies.reserve(1 << 22);
+  double worst = 0;
+  std::chrono::steady_clock::time_point worst_at;
   std::thread reader([&] {
     std::mt19937_64 rng(1);
     while (!stop.load(std::memory_order_relaxed)) {
       auto t0 = std::chrono::steady_clock::now();
       benchmark::DoNotOptimize(engine.Contains(segment, rng() % users));
       auto t1 = std::chrono::steady_clock::now();
-      if (latencies.size() < latencies.capacity()) {
-        latencies.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      double us = std::chrono::duration<double, std::micro>(t1 - t0).count();
+      if (us > worst) {
+        worst = us;
+        worst_at = t0;
       }
+      if (latencies.size() < latencies.capacity()) latencies.push_back(us);
     }
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   auto t0 = std::chrono::steady_clock::now();
   work();
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // When, as a fraction of the work's duration, the worst read started (< 0: before the work).
+  state.counters["worst_at_fraction"] =
+      std::chrono::duration<double>(worst_at - t0).count() / std::max(seconds, 1e-9);
   stop = true;
   reader.join();
   std::sort(latencies.begin(), latencies.end());
@@ -375,6 +443,18 @@ void WithReader(benchmark::State& state, Engine& engine, SegmentId segment, uint
   state.counters["reader_p9999_us"] =
       latencies.empty() ? 0 : latencies[latencies.size() * 9999 / 10000];
 }
+
+// The control for the two below: the same reader with no writer at all, for 1.5 s. Its worst
+// latency is what this machine's scheduling alone costs.
+void BM_ReaderAloneControl(benchmark::State& state) {
+  Dataset& d = Data();
+  SegmentId id = *d.engine->FindSegment("s1");
+  for (auto _ : state) {
+    WithReader(state, *d.engine, id, d.users,
+               [] { std::this_thread::sleep_for(std::chrono::milliseconds(1500)); });
+  }
+}
+BENCHMARK(BM_ReaderAloneControl)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
 
 // 1M memberships of one segment all due in the same second, expired by one ProcessExpiries
 // call while a reader probes that segment.

@@ -41,7 +41,7 @@ class MembershipShards {
   static constexpr uint32_t kShardUsers = 1u << kShardBits;
   static constexpr size_t kMaxShards = (size_t{1} << 32) >> kShardBits;
   // The most records a writer applies under one shard lock.
-  static constexpr size_t kMaxChunk = 4096;
+  static constexpr size_t kMaxChunk = 1024;
 
   // What applying one record found.
   struct Applied {

@@ -59,7 +59,7 @@ SegmentListPool SegmentListPool::Rebuilt(size_t extra_words) const {
   SegmentListPool out;
   out.heads_.resize(heads_.size());
   size_t live = words_.size() - free_words_;
-  out.words_.reserve(live + live / 2 + extra_words);
+  out.words_.reserve(live + live / 4 + extra_words);
   for (size_t user = 0; user < heads_.size(); ++user) {
     const Head& head = heads_[user];
     if (head.used == 0) continue;
