@@ -40,6 +40,12 @@ std::string UserName(uint32_t i) {
   return buf;
 }
 
+// A counter that reports nanoseconds per item, given the items done in the timed loop.
+benchmark::Counter NsPerItem(int64_t items) {
+  return benchmark::Counter(static_cast<double>(items),
+                            benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
 size_t ResidentBytes() {
   std::ifstream statm("/proc/self/statm");
   size_t pages = 0, resident = 0;
@@ -288,8 +294,7 @@ void BM_AddRemoveOne(benchmark::State& state) {
     benchmark::DoNotOptimize(d.engine->UpdateUserSegments(u, remove));
   }
   state.SetItemsProcessed(state.iterations() * 2);
-  state.counters["ns_per_mutation"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * 2), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_mutation"] = NsPerItem(state.iterations() * 2);
 }
 BENCHMARK(BM_AddRemoveOne);
 
@@ -312,8 +317,7 @@ void BM_ApplyAddRemoveByInternalId(benchmark::State& state) {
     benchmark::DoNotOptimize(d.engine->ApplyRecovered(adds[k]));
     benchmark::DoNotOptimize(d.engine->ApplyRecovered(removes[k]));
   }
-  state.counters["ns_per_mutation"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * 2), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_mutation"] = NsPerItem(state.iterations() * 2);
 }
 BENCHMARK(BM_ApplyAddRemoveByInternalId);
 
@@ -333,9 +337,7 @@ void BM_ApplyBulkTenThousand(benchmark::State& state) {
     benchmark::DoNotOptimize(d.engine->ApplyRecovered(add));
     benchmark::DoNotOptimize(d.engine->ApplyRecovered(remove));
   }
-  state.counters["ns_per_mutation"] = benchmark::Counter(
-      static_cast<double>(state.iterations() * 2 * add.memberships.size()),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ns_per_mutation"] = NsPerItem(state.iterations() * 2 * add.memberships.size());
 }
 BENCHMARK(BM_ApplyBulkTenThousand)->Unit(benchmark::kMillisecond);
 

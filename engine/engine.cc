@@ -92,6 +92,7 @@ absl::Status Engine::ApplyBatch(const OpBatch& batch) {
       registered_count_.fetch_sub(1, std::memory_order_relaxed);
     }
   }
+  pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -637,8 +638,10 @@ absl::StatusOr<uint64_t> Engine::ProcessExpiries() {
     for (const OpRecord& r : batch.memberships) {
       wheel_.Schedule(r.segment, r.user, DueSecond(r.at));
     }
+    pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
     return s;
   }
+  pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
   expired_total_.fetch_add(batch.memberships.size(), std::memory_order_relaxed);
   return batch.memberships.size();
 }
@@ -654,10 +657,7 @@ EngineStats Engine::Stats() const {
   }
   stats.registered_users = registered_count_.load(std::memory_order_relaxed);
   stats.known_users = users_.size();
-  {
-    MutexLock lock(&write_mu_);
-    stats.pending_expiries = wheel_.pending();
-  }
+  stats.pending_expiries = pending_expiries_.load(std::memory_order_relaxed);
   stats.expired_total = expired_total_.load(std::memory_order_relaxed);
   return stats;
 }

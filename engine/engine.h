@@ -240,7 +240,10 @@ class Engine {
   // Applies a batch produced earlier by this engine's mutations, without the sink.
   absl::Status ApplyRecovered(const OpBatch& batch);
 
+  // Counters; never waits for the writer.
   EngineStats Stats() const;
+  // Byte counts of every structure. Diagnostic: walks every shard and waits for the writer
+  // lock (for the wheel); do not call it on a hot path.
   EngineMemory Memory() const;
 
  private:
@@ -276,6 +279,8 @@ class Engine {
   MembershipShards shards_;
   std::atomic<uint64_t> registered_count_{0};
   std::atomic<uint64_t> expired_total_{0};
+  // The wheel's pending count, published by the writer so that Stats() never waits for it.
+  std::atomic<uint64_t> pending_expiries_{0};
 
   mutable Mutex write_mu_;
   ExpiryWheel wheel_ ABSL_GUARDED_BY(write_mu_);
