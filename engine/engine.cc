@@ -48,8 +48,8 @@ absl::Status Engine::ValidateTtl(std::optional<int64_t> ttl) const {
   return absl::OkStatus();
 }
 
-TimeMs Engine::ExpiryFor(TimeMs now, std::optional<int64_t> ttl,
-                         std::optional<TimeMs> expires_at, int64_t default_ttl_seconds) const {
+TimeMs Engine::ExpiryFor(TimeMs now, std::optional<int64_t> ttl, std::optional<TimeMs> expires_at,
+                         int64_t default_ttl_seconds) const {
   if (expires_at) return *expires_at;
   if (ttl) return std::min(now + *ttl * 1000, kMaxExpiryMs);
   if (default_ttl_seconds > 0) return std::min(now + default_ttl_seconds * 1000, kMaxExpiryMs);
@@ -65,6 +65,7 @@ SegmentInfo Engine::InfoOf(const SegmentMeta& meta) const {
 absl::Status Engine::Commit(OpBatch& batch) {
   if (batch.empty()) return absl::OkStatus();
   if (absl::Status s = sink_->Write(batch); !s.ok()) return s;
+  ++commits_;
   return ApplyBatch(batch);
 }
 
@@ -122,7 +123,8 @@ void Engine::ApplyMemberships(absl::Span<const OpRecord> records) {
       if (a.was_member && a.previous_expiry != kNoExpiry) {
         wheel_.Cancel(r.segment, r.user, DueSecond(a.previous_expiry));
       }
-      if (tallies.empty() || tallies.back().segment != r.segment) tallies.push_back({r.segment, 0, 0});
+      if (tallies.empty() || tallies.back().segment != r.segment)
+        tallies.push_back({r.segment, 0, 0});
       Tally& tally = tallies.back();
       if (r.op == OpKind::kAdd) {
         if (r.expires_at != kNoExpiry) wheel_.Schedule(r.segment, r.user, DueSecond(r.expires_at));
@@ -171,42 +173,44 @@ absl::StatusOr<UserId> Engine::PlanUser(absl::string_view user_id, TimeMs now, O
   for (const SegmentMeta& meta : catalog_.ActiveSticky()) {
     if (std::find(skip_sticky.begin(), skip_sticky.end(), meta.id) != skip_sticky.end()) continue;
     if (!StickyPercentDecision(meta.name, user_id, meta.auto_percent)) continue;
-    batch.memberships.push_back({now, ExpiryFor(now, std::nullopt, std::nullopt, meta.ttl_seconds), id,
-                                 meta.id, OpKind::kAdd, OpReason::kAutoPercent});
+    batch.memberships.push_back({now, ExpiryFor(now, std::nullopt, std::nullopt, meta.ttl_seconds),
+                                 id, meta.id, OpKind::kAdd, OpReason::kAutoPercent});
   }
   return id;
 }
 
 absl::StatusOr<bool> Engine::RegisterUser(absl::string_view user_id) {
   if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
-  MutexLock lock(&write_mu_);
-  OpBatch batch;
-  batch.at = Now();
-  bool newly_registered;
-  UserId next_new_id = users_.size();
-  auto id = PlanUser(user_id, batch.at, batch, {}, &next_new_id, &newly_registered);
-  if (!id.ok()) return id.status();
-  if (absl::Status s = Commit(batch); !s.ok()) return s;
-  return newly_registered;
+  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<bool> {
+    OpBatch batch;
+    batch.at = Now();
+    bool newly_registered;
+    UserId next_new_id = users_.size();
+    auto id = PlanUser(user_id, batch.at, batch, {}, &next_new_id, &newly_registered);
+    if (!id.ok()) return id.status();
+    if (absl::Status s = Commit(batch); !s.ok()) return s;
+    return newly_registered;
+  });
 }
 
 absl::StatusOr<std::vector<std::string>> Engine::DeleteUser(absl::string_view user_id) {
   if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
-  MutexLock lock(&write_mu_);
-  std::optional<UserId> id = users_.Find(user_id);
-  if (!id || !shards_.IsRegistered(*id)) return UserNotFound(user_id);
-  OpBatch batch;
-  batch.at = Now();
-  std::vector<std::string> names;
-  for (const ListedMembership& m : shards_.SegmentsOf(*id)) {
-    batch.memberships.push_back(
-        {batch.at, kNoExpiry, *id, m.segment, OpKind::kRemove, OpReason::kUserDeleted});
-    names.push_back(catalog_.Name(m.segment));
-  }
-  batch.users.push_back({UserEvent::Kind::kDeleted, *id, {}});
-  if (absl::Status s = Commit(batch); !s.ok()) return s;
-  std::sort(names.begin(), names.end());
-  return names;
+  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<std::vector<std::string>> {
+    std::optional<UserId> id = users_.Find(user_id);
+    if (!id || !shards_.IsRegistered(*id)) return UserNotFound(user_id);
+    OpBatch batch;
+    batch.at = Now();
+    std::vector<std::string> names;
+    for (const ListedMembership& m : shards_.SegmentsOf(*id)) {
+      batch.memberships.push_back(
+          {batch.at, kNoExpiry, *id, m.segment, OpKind::kRemove, OpReason::kUserDeleted});
+      names.push_back(catalog_.Name(m.segment));
+    }
+    batch.users.push_back({UserEvent::Kind::kDeleted, *id, {}});
+    if (absl::Status s = Commit(batch); !s.ok()) return s;
+    std::sort(names.begin(), names.end());
+    return names;
+  });
 }
 
 absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view user_id,
@@ -219,8 +223,8 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
     if (absl::Status s = SegmentCatalog::ValidateName(add.segment); !s.ok()) return s;
     names.push_back(add.segment);
     if (add.ttl_seconds && add.expires_at) {
-      return BadRequest(absl::StrCat("segment '", add.segment,
-                                     "': give ttl_seconds or expires_at, not both"));
+      return BadRequest(
+          absl::StrCat("segment '", add.segment, "': give ttl_seconds or expires_at, not both"));
     }
     if (absl::Status s = ValidateTtl(add.ttl_seconds); !s.ok()) return s;
     if (add.expires_at && *add.expires_at > kMaxExpiryMs) {
@@ -236,57 +240,59 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
     return ConflictInRequest(absl::StrCat("segment '", *dup, "' is listed twice"));
   }
 
-  MutexLock lock(&write_mu_);
-  OpBatch batch;
-  batch.at = Now();
-  for (const MembershipAdd& add : update.add) {
-    if (add.expires_at && *add.expires_at <= batch.at) {
-      return BadRequest(absl::StrCat("segment '", add.segment, "': expires_at is not in the future"));
+  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<UserUpdateResult> {
+    OpBatch batch;
+    batch.at = Now();
+    for (const MembershipAdd& add : update.add) {
+      if (add.expires_at && *add.expires_at <= batch.at) {
+        return BadRequest(
+            absl::StrCat("segment '", add.segment, "': expires_at is not in the future"));
+      }
     }
-  }
-  std::vector<std::string> unknown;
-  std::vector<int64_t> add_ttls;
-  std::vector<SegmentId> add_ids, remove_ids;
-  for (const MembershipAdd& add : update.add) {
-    if (auto active = catalog_.ResolveActive(add.segment)) {
-      add_ttls.push_back(active->ttl_seconds);
-      add_ids.push_back(active->id);
-    } else {
-      unknown.push_back(add.segment);
+    std::vector<std::string> unknown;
+    std::vector<int64_t> add_ttls;
+    std::vector<SegmentId> add_ids, remove_ids;
+    for (const MembershipAdd& add : update.add) {
+      if (auto active = catalog_.ResolveActive(add.segment)) {
+        add_ttls.push_back(active->ttl_seconds);
+        add_ids.push_back(active->id);
+      } else {
+        unknown.push_back(add.segment);
+      }
     }
-  }
-  for (const std::string& name : update.remove) {
-    if (auto id = catalog_.FindActive(name)) {
-      remove_ids.push_back(*id);
-    } else {
-      unknown.push_back(name);
+    for (const std::string& name : update.remove) {
+      if (auto id = catalog_.FindActive(name)) {
+        remove_ids.push_back(*id);
+      } else {
+        unknown.push_back(name);
+      }
     }
-  }
-  if (!unknown.empty()) return SegmentNotFound(std::move(unknown));
+    if (!unknown.empty()) return SegmentNotFound(std::move(unknown));
 
-  UserUpdateResult result;
-  bool newly_registered;
-  UserId next_new_id = users_.size();
-  // What the request says about a segment wins over a sticky decision made on registering.
-  std::vector<SegmentId> explicit_ids = add_ids;
-  explicit_ids.insert(explicit_ids.end(), remove_ids.begin(), remove_ids.end());
-  auto id = PlanUser(user_id, batch.at, batch, explicit_ids, &next_new_id, &newly_registered);
-  if (!id.ok()) return id.status();
-  for (size_t i = 0; i < update.add.size(); ++i) {
-    const MembershipAdd& add = update.add[i];
-    TimeMs expiry = ExpiryFor(batch.at, add.ttl_seconds, add.expires_at, add_ttls[i]);
-    batch.memberships.push_back(
-        {batch.at, expiry, *id, add_ids[i], OpKind::kAdd, OpReason::kApi});
-    (shards_.Contains(add_ids[i], *id) ? result.updated : result.added).push_back(add.segment);
-  }
-  for (size_t i = 0; i < update.remove.size(); ++i) {
-    if (!shards_.Contains(remove_ids[i], *id)) continue;
-    batch.memberships.push_back(
-        {batch.at, kNoExpiry, *id, remove_ids[i], OpKind::kRemove, OpReason::kApi});
-    result.removed.push_back(update.remove[i]);
-  }
-  if (absl::Status s = Commit(batch); !s.ok()) return s;
-  return result;
+    UserUpdateResult result;
+    bool newly_registered;
+    UserId next_new_id = users_.size();
+    // What the request says about a segment wins over a sticky decision made on registering.
+    std::vector<SegmentId> explicit_ids = add_ids;
+    explicit_ids.insert(explicit_ids.end(), remove_ids.begin(), remove_ids.end());
+    auto id = PlanUser(user_id, batch.at, batch, explicit_ids, &next_new_id, &newly_registered);
+    if (!id.ok()) return id.status();
+    for (size_t i = 0; i < update.add.size(); ++i) {
+      const MembershipAdd& add = update.add[i];
+      TimeMs expiry = ExpiryFor(batch.at, add.ttl_seconds, add.expires_at, add_ttls[i]);
+      batch.memberships.push_back(
+          {batch.at, expiry, *id, add_ids[i], OpKind::kAdd, OpReason::kApi});
+      (shards_.Contains(add_ids[i], *id) ? result.updated : result.added).push_back(add.segment);
+    }
+    for (size_t i = 0; i < update.remove.size(); ++i) {
+      if (!shards_.Contains(remove_ids[i], *id)) continue;
+      batch.memberships.push_back(
+          {batch.at, kNoExpiry, *id, remove_ids[i], OpKind::kRemove, OpReason::kApi});
+      result.removed.push_back(update.remove[i]);
+    }
+    if (absl::Status s = Commit(batch); !s.ok()) return s;
+    return result;
+  });
 }
 
 absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
@@ -294,49 +300,52 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
                                             std::optional<int64_t> ttl_seconds) {
   if (absl::Status s = ValidateTtl(ttl_seconds); !s.ok()) return s;
   if (absl::Status s = SegmentCatalog::ValidateName(segment_name); !s.ok()) return s;
-  MutexLock lock(&write_mu_);
-  auto segment = catalog_.ResolveActive(segment_name);
-  if (!segment) return SegmentNotFound({std::string(segment_name)});
-  const SegmentId segment_id = segment->id;
-  OpBatch batch;
-  batch.at = Now();
-  ImportResult result;
-  // Users this import creates or adds, so that a repeated line counts as an update.
-  absl::flat_hash_map<absl::string_view, UserId> planned_ids;
-  absl::flat_hash_set<UserId> added_here;
-  const std::vector<SegmentId> skip = {segment_id};
-  UserId next_new_id = users_.size();
-  for (size_t i = 0; i < items.size(); ++i) {
-    const ImportItem& item = items[i];
-    if (absl::Status s = ValidateTtl(item.ttl_seconds); !s.ok()) {
-      result.invalid.emplace_back(i, s);
-      continue;
-    }
-    UserId id;
-    if (auto it = planned_ids.find(item.user_id); it != planned_ids.end()) {
-      id = it->second;
-    } else {
-      bool newly_registered;
-      auto planned = PlanUser(item.user_id, batch.at, batch, skip, &next_new_id, &newly_registered);
-      if (!planned.ok()) {
-        result.invalid.emplace_back(i, planned.status());
+  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<ImportResult> {
+    auto segment = catalog_.ResolveActive(segment_name);
+    if (!segment) return SegmentNotFound({std::string(segment_name)});
+    const SegmentId segment_id = segment->id;
+    OpBatch batch;
+    batch.at = Now();
+    ImportResult result;
+    // Users this import creates or adds, so that a repeated line counts as an update.
+    absl::flat_hash_map<absl::string_view, UserId> planned_ids;
+    absl::flat_hash_set<UserId> added_here;
+    const std::vector<SegmentId> skip = {segment_id};
+    UserId next_new_id = users_.size();
+    for (size_t i = 0; i < items.size(); ++i) {
+      const ImportItem& item = items[i];
+      if (absl::Status s = ValidateTtl(item.ttl_seconds); !s.ok()) {
+        result.invalid.emplace_back(i, s);
         continue;
       }
-      id = *planned;
-      planned_ids.emplace(item.user_id, id);
+      UserId id;
+      if (auto it = planned_ids.find(item.user_id); it != planned_ids.end()) {
+        id = it->second;
+      } else {
+        bool newly_registered;
+        auto planned =
+            PlanUser(item.user_id, batch.at, batch, skip, &next_new_id, &newly_registered);
+        if (!planned.ok()) {
+          result.invalid.emplace_back(i, planned.status());
+          continue;
+        }
+        id = *planned;
+        planned_ids.emplace(item.user_id, id);
+      }
+      std::optional<int64_t> ttl = item.ttl_seconds ? item.ttl_seconds : ttl_seconds;
+      batch.memberships.push_back({batch.at,
+                                   ExpiryFor(batch.at, ttl, std::nullopt, segment->ttl_seconds), id,
+                                   segment_id, OpKind::kAdd, OpReason::kImport});
+      if (added_here.contains(id) || shards_.Contains(segment_id, id)) {
+        ++result.updated;
+      } else {
+        ++result.added;
+      }
+      added_here.insert(id);
     }
-    std::optional<int64_t> ttl = item.ttl_seconds ? item.ttl_seconds : ttl_seconds;
-    batch.memberships.push_back({batch.at, ExpiryFor(batch.at, ttl, std::nullopt, segment->ttl_seconds), id,
-                                 segment_id, OpKind::kAdd, OpReason::kImport});
-    if (added_here.contains(id) || shards_.Contains(segment_id, id)) {
-      ++result.updated;
-    } else {
-      ++result.added;
-    }
-    added_here.insert(id);
-  }
-  if (absl::Status s = Commit(batch); !s.ok()) return s;
-  return result;
+    if (absl::Status s = Commit(batch); !s.ok()) return s;
+    return result;
+  });
 }
 
 // ----------------------------------------------------------------------------- segments
@@ -344,8 +353,7 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
 void Engine::PlanAutoPercent(const SegmentMeta& meta, TimeMs now, OpBatch& batch) {
   TimeMs expiry = ExpiryFor(now, std::nullopt, std::nullopt, meta.ttl_seconds);
   auto add = [&](UserId user) {
-    batch.memberships.push_back(
-        {now, expiry, user, meta.id, OpKind::kAdd, OpReason::kAutoPercent});
+    batch.memberships.push_back({now, expiry, user, meta.id, OpKind::kAdd, OpReason::kAutoPercent});
   };
   if (meta.sticky) {
     shards_.ForEachShard([&](const MembershipShards::ShardView& view) {
@@ -388,24 +396,25 @@ absl::StatusOr<SegmentInfo> Engine::CreateSegment(const SegmentSpec& spec) {
   }
   if (absl::Status s = ValidateTtl(spec.ttl_seconds); !s.ok()) return s;
 
-  MutexLock lock(&write_mu_);
-  std::optional<SegmentId> existing = catalog_.Find(spec.name);
-  if (existing && catalog_.IsActive(*existing)) return SegmentExists(spec.name);
-  OpBatch batch;
-  batch.at = Now();
-  SegmentMeta meta;
-  meta.id = existing ? *existing : catalog_.size();
-  if (meta.id > kMaxSegmentId) return LimitExceeded("too many segments");
-  meta.name = spec.name;
-  meta.description = spec.description;
-  meta.created_at = batch.at;
-  meta.auto_percent = spec.auto_percent ? *spec.auto_percent : -1;
-  meta.sticky = spec.auto_percent_sticky;
-  meta.ttl_seconds = spec.ttl_seconds.value_or(0);
-  batch.segments.push_back(meta);
-  if (meta.has_auto_percent()) PlanAutoPercent(meta, batch.at, batch);
-  if (absl::Status s = Commit(batch); !s.ok()) return s;
-  return InfoOf(meta);
+  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<SegmentInfo> {
+    std::optional<SegmentId> existing = catalog_.Find(spec.name);
+    if (existing && catalog_.IsActive(*existing)) return SegmentExists(spec.name);
+    OpBatch batch;
+    batch.at = Now();
+    SegmentMeta meta;
+    meta.id = existing ? *existing : catalog_.size();
+    if (meta.id > kMaxSegmentId) return LimitExceeded("too many segments");
+    meta.name = spec.name;
+    meta.description = spec.description;
+    meta.created_at = batch.at;
+    meta.auto_percent = spec.auto_percent ? *spec.auto_percent : -1;
+    meta.sticky = spec.auto_percent_sticky;
+    meta.ttl_seconds = spec.ttl_seconds.value_or(0);
+    batch.segments.push_back(meta);
+    if (meta.has_auto_percent()) PlanAutoPercent(meta, batch.at, batch);
+    if (absl::Status s = Commit(batch); !s.ok()) return s;
+    return InfoOf(meta);
+  });
 }
 
 absl::StatusOr<SegmentInfo> Engine::UpdateSegment(absl::string_view name,
@@ -417,41 +426,43 @@ absl::StatusOr<SegmentInfo> Engine::UpdateSegment(absl::string_view name,
   if (patch.ttl_seconds) {
     if (absl::Status s = ValidateTtl(*patch.ttl_seconds); !s.ok()) return s;
   }
-  MutexLock lock(&write_mu_);
-  auto id = catalog_.FindActive(name);
-  if (!id) return SegmentNotFound({std::string(name)});
-  SegmentMeta meta = catalog_.Get(*id);
-  if (patch.description) meta.description = *patch.description;
-  if (patch.ttl_seconds) meta.ttl_seconds = patch.ttl_seconds->value_or(0);
-  OpBatch batch;
-  batch.at = Now();
-  batch.segments.push_back(meta);
-  if (absl::Status s = Commit(batch); !s.ok()) return s;
-  return InfoOf(meta);
+  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<SegmentInfo> {
+    auto id = catalog_.FindActive(name);
+    if (!id) return SegmentNotFound({std::string(name)});
+    SegmentMeta meta = catalog_.Get(*id);
+    if (patch.description) meta.description = *patch.description;
+    if (patch.ttl_seconds) meta.ttl_seconds = patch.ttl_seconds->value_or(0);
+    OpBatch batch;
+    batch.at = Now();
+    batch.segments.push_back(meta);
+    if (absl::Status s = Commit(batch); !s.ok()) return s;
+    return InfoOf(meta);
+  });
 }
 
 absl::StatusOr<uint64_t> Engine::DeleteSegment(absl::string_view name) {
   if (absl::Status s = SegmentCatalog::ValidateName(name); !s.ok()) return s;
-  MutexLock lock(&write_mu_);
-  auto id = catalog_.FindActive(name);
-  if (!id) return SegmentNotFound({std::string(name)});
-  OpBatch batch;
-  batch.at = Now();
-  SegmentMeta meta = catalog_.Get(*id);
-  meta.deleted_at = batch.at;
-  batch.segments.push_back(meta);
-  batch.memberships.reserve(catalog_.Count(*id));
-  shards_.ForEachShard([&](const MembershipShards::ShardView& view) {
-    const Roaring* members = view.Members(*id);
-    if (members == nullptr) return;
-    for (UserId user : *members) {
-      batch.memberships.push_back(
-          {batch.at, kNoExpiry, user, *id, OpKind::kRemove, OpReason::kSegmentDeleted});
-    }
+  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<uint64_t> {
+    auto id = catalog_.FindActive(name);
+    if (!id) return SegmentNotFound({std::string(name)});
+    OpBatch batch;
+    batch.at = Now();
+    SegmentMeta meta = catalog_.Get(*id);
+    meta.deleted_at = batch.at;
+    batch.segments.push_back(meta);
+    batch.memberships.reserve(catalog_.Count(*id));
+    shards_.ForEachShard([&](const MembershipShards::ShardView& view) {
+      const Roaring* members = view.Members(*id);
+      if (members == nullptr) return;
+      for (UserId user : *members) {
+        batch.memberships.push_back(
+            {batch.at, kNoExpiry, user, *id, OpKind::kRemove, OpReason::kSegmentDeleted});
+      }
+    });
+    uint64_t removed = batch.memberships.size();
+    if (absl::Status s = Commit(batch); !s.ok()) return s;
+    return removed;
   });
-  uint64_t removed = batch.memberships.size();
-  if (absl::Status s = Commit(batch); !s.ok()) return s;
-  return removed;
 }
 
 absl::StatusOr<SegmentInfo> Engine::GetSegment(absl::string_view name) const {
@@ -484,7 +495,8 @@ absl::StatusOr<Membership> Engine::Check(absl::string_view segment,
   auto segment_id = catalog_.FindActive(segment);
   if (!segment_id) return SegmentNotFound({std::string(segment)});
   Membership m;
-  if (auto user = users_.Find(user_id)) m.member = shards_.Lookup(*segment_id, *user, &m.expires_at);
+  if (auto user = users_.Find(user_id))
+    m.member = shards_.Lookup(*segment_id, *user, &m.expires_at);
   return m;
 }
 
@@ -601,49 +613,50 @@ absl::StatusOr<QueryResult> Engine::Query(absl::string_view expr, uint32_t limit
 // ----------------------------------------------------------------------------- time
 
 absl::StatusOr<uint64_t> Engine::ProcessExpiries() {
-  MutexLock lock(&write_mu_);
-  int64_t now_sec = Now() / 1000;
-  if (now_sec <= wheel_.now()) return 0;
-  struct Fired {
-    int64_t due_sec;
-    SegmentId segment;
-    Roaring users;
-  };
-  std::vector<Fired> fired;
-  auto due_of = [&](SegmentId segment, UserId user) -> int64_t {
-    TimeMs expires_at = kNoExpiry;
-    shards_.Lookup(segment, user, &expires_at);
-    return expires_at == kNoExpiry ? 0 : DueSecond(expires_at);
-  };
-  wheel_.AdvanceTo(now_sec, due_of, [&](int64_t due_sec, SegmentId segment, Roaring users) {
-    fired.push_back({due_sec, segment, std::move(users)});
-  });
-  OpBatch batch;
-  batch.at = Now();
-  for (const Fired& f : fired) {
-    for (UserId user : f.users) {
+  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<uint64_t> {
+    int64_t now_sec = Now() / 1000;
+    if (now_sec <= wheel_.now()) return 0;
+    struct Fired {
+      int64_t due_sec;
+      SegmentId segment;
+      Roaring users;
+    };
+    std::vector<Fired> fired;
+    auto due_of = [&](SegmentId segment, UserId user) -> int64_t {
       TimeMs expires_at = kNoExpiry;
-      // A membership whose expiry was cleared or moved is not in this slot any more; the
-      // check guards against acting on a stale entry all the same.
-      if (!shards_.Lookup(f.segment, user, &expires_at) || expires_at == kNoExpiry ||
-          DueSecond(expires_at) > f.due_sec) {
-        continue;
+      shards_.Lookup(segment, user, &expires_at);
+      return expires_at == kNoExpiry ? 0 : DueSecond(expires_at);
+    };
+    wheel_.AdvanceTo(now_sec, due_of, [&](int64_t due_sec, SegmentId segment, Roaring users) {
+      fired.push_back({due_sec, segment, std::move(users)});
+    });
+    OpBatch batch;
+    batch.at = Now();
+    for (const Fired& f : fired) {
+      for (UserId user : f.users) {
+        TimeMs expires_at = kNoExpiry;
+        // A membership whose expiry was cleared or moved is not in this slot any more; the
+        // check guards against acting on a stale entry all the same.
+        if (!shards_.Lookup(f.segment, user, &expires_at) || expires_at == kNoExpiry ||
+            DueSecond(expires_at) > f.due_sec) {
+          continue;
+        }
+        batch.memberships.push_back(
+            {expires_at, kNoExpiry, user, f.segment, OpKind::kRemove, OpReason::kTtlExpired});
       }
-      batch.memberships.push_back(
-          {expires_at, kNoExpiry, user, f.segment, OpKind::kRemove, OpReason::kTtlExpired});
     }
-  }
-  if (absl::Status s = Commit(batch); !s.ok()) {
-    // Nothing was removed: put the entries back so that the next call retries them.
-    for (const OpRecord& r : batch.memberships) {
-      wheel_.Schedule(r.segment, r.user, DueSecond(r.at));
+    if (absl::Status s = Commit(batch); !s.ok()) {
+      // Nothing was removed: put the entries back so that the next call retries them.
+      for (const OpRecord& r : batch.memberships) {
+        wheel_.Schedule(r.segment, r.user, DueSecond(r.at));
+      }
+      pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
+      return s;
     }
     pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
-    return s;
-  }
-  pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
-  expired_total_.fetch_add(batch.memberships.size(), std::memory_order_relaxed);
-  return batch.memberships.size();
+    expired_total_.fetch_add(batch.memberships.size(), std::memory_order_relaxed);
+    return batch.memberships.size();
+  });
 }
 
 // ----------------------------------------------------------------------------- stats

@@ -247,7 +247,25 @@ class Engine {
   EngineMemory Memory() const;
 
  private:
-  // Plans `batch`, then: sink, apply. REQUIRES: write_mu_ held.
+  // Runs `body` (a mutation's planning and Commit) under the writer lock, then, if it
+  // committed anything, waits for the sink's durability outside the lock.
+  template <typename Body>
+  auto Durably(Body&& body) -> decltype(body()) {
+    bool committed = false;
+    decltype(body()) result = [&] {
+      MutexLock lock(&write_mu_);
+      uint64_t before = commits_;
+      auto r = body();
+      committed = commits_ != before;
+      return r;
+    }();
+    if (committed && result.ok()) {
+      if (absl::Status s = sink_->WaitDurable(); !s.ok()) return s;
+    }
+    return result;
+  }
+
+  // Hands `batch` to the sink, then applies it. REQUIRES: write_mu_ held.
   absl::Status Commit(OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status ApplyBatch(const OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void ApplyMemberships(absl::Span<const OpRecord> records)
@@ -286,6 +304,7 @@ class Engine {
   ExpiryWheel wheel_ ABSL_GUARDED_BY(write_mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(write_mu_);
   std::vector<MembershipShards::Applied> applied_scratch_ ABSL_GUARDED_BY(write_mu_);
+  uint64_t commits_ ABSL_GUARDED_BY(write_mu_) = 0;  // batches committed, for Durably
 };
 
 }  // namespace segd::engine

@@ -84,13 +84,18 @@ struct OpBatch {
 // Receives every batch before it is applied.
 //
 // Thread safety: the engine calls Write from one thread at a time (it holds its writer lock), in
-// the order the batches are applied. Write must not call back into the engine's mutating methods.
+// the order the batches are applied; WaitDurable from any thread, without the lock. Neither may
+// call back into the engine.
 class OpSink {
  public:
   virtual ~OpSink() = default;
-  // Makes `batch` durable (or whatever the sink promises). On error the engine leaves its state
-  // unchanged and returns the error to the caller of the mutation.
+  // Records `batch` (durably enough to survive a crash of the process, for a durable sink). On
+  // error the engine leaves its state unchanged and returns the error to the caller.
   virtual absl::Status Write(const OpBatch& batch) = 0;
+  // Called after a successful Write, once the writer lock is released and before the mutation
+  // returns: blocks until every batch written so far is as durable as the sink promises (for
+  // example fsynced). Lets concurrent mutations share one sync. Default: nothing to wait for.
+  virtual absl::Status WaitDurable() { return absl::OkStatus(); }
 };
 
 // A sink that accepts everything and keeps nothing.
