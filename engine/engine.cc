@@ -32,7 +32,9 @@ Engine::Engine(EngineOptions options)
     : options_(options),
       sink_(options.sink ? options.sink : &null_sink_),
       clock_(options.clock ? options.clock : SystemClock::Default()),
-      wheel_(clock_->NowMs() / 1000),
+      // One second back: memberships already due when the engine is built (replayed after a
+      // restart) land in the current second and expire on the first ProcessExpiries().
+      wheel_(clock_->NowMs() / 1000 - 1),
       rng_(options.random_seed ? options.random_seed : std::random_device{}()) {}
 
 Engine::~Engine() = default;

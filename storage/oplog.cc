@@ -1,0 +1,275 @@
+#include "storage/oplog.h"
+
+#include <chrono>
+#include <filesystem>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/db.h"
+#include "rocksdb/options.h"
+#include "rocksdb/write_batch.h"
+#include "storage/oplog_format.h"
+
+namespace segd::storage {
+namespace {
+
+constexpr char kOpsCf[] = "ops";
+constexpr char kByUserCf[] = "by_user";
+constexpr char kBySegmentCf[] = "by_segment";
+constexpr char kUsersCf[] = "users";
+constexpr char kUnregisteredCf[] = "unregistered";
+constexpr char kSegmentsCf[] = "segments";
+constexpr char kFormatKey[] = "format";
+
+// The one place where a rocksdb::Status becomes an absl::Status.
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
+  if (s.ok()) return absl::OkStatus();
+  std::string message = absl::StrCat(context, ": ", s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(message);
+  if (s.IsIOError()) {
+    if (s.ToString().find("lock") != std::string::npos) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(context, ": the directory is in use by another segd process (", s.ToString(),
+                       ")"));
+    }
+    if (s.IsNoSpace()) return absl::ResourceExhaustedError(message);
+    return absl::UnavailableError(message);
+  }
+  return absl::InternalError(message);
+}
+
+absl::string_view View(const rocksdb::Slice& slice) {
+  return absl::string_view(slice.data(), slice.size());
+}
+
+// Records replayed per engine batch during recovery.
+constexpr size_t kReplayBatch = 1 << 20;
+
+}  // namespace
+
+absl::StatusOr<Durability> ParseDurability(absl::string_view text) {
+  if (text == "process") return Durability::kProcess;
+  if (text == "fsync") return Durability::kFsync;
+  return absl::InvalidArgumentError(
+      absl::StrCat("durability must be 'process' or 'fsync', got '", text, "'"));
+}
+
+OpLog::OpLog(std::string dir, OpLogOptions options) : dir_(std::move(dir)), options_(options) {}
+
+OpLog::~OpLog() {
+  if (!db_) return;
+  for (auto* cf : {default_, ops_, by_user_, by_segment_, users_, unregistered_, segments_}) {
+    if (cf) db_->DestroyColumnFamilyHandle(cf);
+  }
+  db_->Close().PermitUncheckedError();
+}
+
+absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& dir, OpLogOptions options) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create data directory '", dir, "': ", ec.message()));
+  }
+  std::unique_ptr<OpLog> log(new OpLog(dir, options));
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.max_background_jobs = 2;
+  db_options.paranoid_checks = true;
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.compression = rocksdb::kLZ4Compression;
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), kOpsCf, kByUserCf,
+                           kBySegmentCf, kUsersCf, kUnregisteredCf, kSegmentsCf}) {
+    descriptors.emplace_back(name, cf_options);
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  if (!s.ok()) return FromRocks(s, absl::StrCat("cannot open data directory '", dir, "'"));
+  log->db_.reset(raw);
+  log->default_ = handles[0];
+  log->ops_ = handles[1];
+  log->by_user_ = handles[2];
+  log->by_segment_ = handles[3];
+  log->users_ = handles[4];
+  log->unregistered_ = handles[5];
+  log->segments_ = handles[6];
+  // Every handle Open returned, the default one included, is destroyed in ~OpLog.
+
+  std::string format;
+  s = log->db_->Get(rocksdb::ReadOptions(), log->default_, kFormatKey, &format);
+  if (s.IsNotFound()) {
+    std::string version;
+    PutBigEndian32(&version, kFormatVersion);
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    s = log->db_->Put(sync, log->default_, kFormatKey, version);
+    if (!s.ok()) return FromRocks(s, absl::StrCat("cannot write to data directory '", dir, "'"));
+  } else if (!s.ok()) {
+    return FromRocks(s, absl::StrCat("cannot read data directory '", dir, "'"));
+  } else if (format.size() != 4 || GetBigEndian32(format.data()) != kFormatVersion) {
+    return absl::DataLossError(absl::StrCat("data directory '", dir,
+                                            "' holds an unknown format version"));
+  }
+
+  std::unique_ptr<rocksdb::Iterator> it(log->db_->NewIterator(rocksdb::ReadOptions(), log->ops_));
+  it->SeekToLast();
+  if (it->Valid()) {
+    if (it->key().size() != 8) return absl::DataLossError("corrupt key in the operation log");
+    log->next_seq_.store(GetBigEndian64(it->key().data()) + 1, std::memory_order_release);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "cannot read the operation log");
+  return log;
+}
+
+absl::Status OpLog::Fail(absl::Status status) {
+  failed_.store(true, std::memory_order_release);
+  return absl::UnavailableError(
+      absl::StrCat("the operation log cannot be written; mutations are refused: ",
+                   status.message()));
+}
+
+absl::Status OpLog::Write(const engine::OpBatch& batch) {
+  if (failed_.load(std::memory_order_acquire)) {
+    return absl::UnavailableError("the operation log failed earlier; mutations are refused");
+  }
+  rocksdb::WriteBatch wb;
+  for (const engine::SegmentMeta& meta : batch.segments) {
+    wb.Put(segments_, IdKey(meta.id), EncodeSegment(meta));
+  }
+  for (const engine::UserEvent& e : batch.users) {
+    switch (e.kind) {
+      case engine::UserEvent::Kind::kCreated:
+        wb.Put(users_, IdKey(e.user), EncodeUser(true, e.external_id));
+        break;
+      case engine::UserEvent::Kind::kRegistered:
+        wb.Delete(unregistered_, IdKey(e.user));
+        break;
+      case engine::UserEvent::Kind::kDeleted:
+        wb.Put(unregistered_, IdKey(e.user), "");
+        break;
+    }
+  }
+  uint64_t seq = next_seq_.load(std::memory_order_relaxed);
+  for (const engine::OpRecord& r : batch.memberships) {
+    wb.Put(ops_, SeqKey(seq), EncodeRecord(r));
+    wb.Put(by_user_, IdSeqKey(r.user, seq), "");
+    wb.Put(by_segment_, IdSeqKey(r.segment, seq), "");
+    ++seq;
+  }
+  rocksdb::WriteOptions options;  // sync happens in WaitDurable, grouped
+  rocksdb::Status s = db_->Write(options, &wb);
+  if (!s.ok()) return Fail(FromRocks(s, "write"));
+  next_seq_.store(seq, std::memory_order_release);
+  written_batches_.fetch_add(1, std::memory_order_acq_rel);
+  return absl::OkStatus();
+}
+
+absl::Status OpLog::WaitDurable() {
+  if (options_.durability != Durability::kFsync) return absl::OkStatus();
+  uint64_t target = written_batches_.load(std::memory_order_acquire);
+  std::unique_lock<std::mutex> lock(sync_mu_);
+  while (synced_batches_ < target) {
+    if (!sync_error_.ok()) return sync_error_;
+    if (syncing_) {
+      sync_cv_.wait(lock);
+      continue;
+    }
+    // Lead one sync for everything written so far; followers wait for it.
+    syncing_ = true;
+    uint64_t goal = written_batches_.load(std::memory_order_acquire);
+    lock.unlock();
+    rocksdb::Status s = db_->SyncWAL();
+    lock.lock();
+    syncing_ = false;
+    if (s.ok()) {
+      synced_batches_ = std::max(synced_batches_, goal);
+    } else {
+      sync_error_ = Fail(FromRocks(s, "fsync of the write-ahead log"));
+    }
+    sync_cv_.notify_all();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
+  auto start = std::chrono::steady_clock::now();
+  RecoveryStats stats;
+  engine::OpBatch dictionaries;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), segments_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 4) return absl::DataLossError("corrupt segment key");
+      auto meta = DecodeSegment(GetBigEndian32(it->key().data()), View(it->value()));
+      if (!meta.ok()) return meta.status();
+      dictionaries.segments.push_back(*std::move(meta));
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading segments");
+  }
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), users_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 4) return absl::DataLossError("corrupt user key");
+      engine::UserEvent e;
+      e.kind = engine::UserEvent::Kind::kCreated;
+      e.user = GetBigEndian32(it->key().data());
+      bool registered;
+      if (absl::Status s = DecodeUser(View(it->value()), &registered, &e.external_id);
+          !s.ok()) {
+        return s;
+      }
+      dictionaries.users.push_back(std::move(e));
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading users");
+  }
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), unregistered_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 4) return absl::DataLossError("corrupt user key");
+      dictionaries.users.push_back(
+          {engine::UserEvent::Kind::kDeleted, GetBigEndian32(it->key().data()), {}});
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading the registry");
+  }
+  stats.segments = dictionaries.segments.size();
+  stats.users = dictionaries.users.size();
+  if (absl::Status s = engine.ApplyRecovered(dictionaries); !s.ok()) return s;
+
+  engine::OpBatch batch;
+  absl::Status replay_error;
+  absl::Status s = ForEachRecord(1, [&](uint64_t, const engine::OpRecord& r) {
+    batch.memberships.push_back(r);
+    if (batch.memberships.size() == kReplayBatch) {
+      replay_error = engine.ApplyRecovered(batch);
+      stats.records += batch.memberships.size();
+      batch.memberships.clear();
+    }
+    return replay_error.ok();
+  });
+  if (!s.ok()) return s;
+  if (!replay_error.ok()) return replay_error;
+  if (absl::Status last = engine.ApplyRecovered(batch); !last.ok()) return last;
+  stats.records += batch.memberships.size();
+  stats.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+absl::Status OpLog::ForEachRecord(
+    uint64_t from_seq, absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const {
+  rocksdb::ReadOptions options;
+  options.readahead_size = 2 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, ops_));
+  for (it->Seek(SeqKey(from_seq)); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) return absl::DataLossError("corrupt key in the operation log");
+    auto record = DecodeRecord(View(it->value()));
+    if (!record.ok()) return record.status();
+    if (!fn(GetBigEndian64(it->key().data()), *record)) break;
+  }
+  return FromRocks(it->status(), "reading the operation log");
+}
+
+}  // namespace segd::storage

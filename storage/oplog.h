@@ -1,0 +1,116 @@
+#pragma once
+
+// OpLog: segd's durable operation log on RocksDB, and the sink the engine writes to.
+//
+// Every batch the engine commits becomes one RocksDB WriteBatch: the membership records under
+// consecutive sequence numbers, their (user, seq) and (segment, seq) index entries, and the
+// dictionary entries (user names, segment metadata, deleted users). The log is both the history
+// behind reports and the source of recovery: Recover() rebuilds an engine from it.
+//
+// Durability (OpLogOptions::durability):
+//   kProcess  each batch is in RocksDB's write-ahead log (written to the OS) before the engine
+//             applies it and the request is acknowledged. Survives a crash or kill -9 of the
+//             process; a power loss may lose the last moments.
+//   kFsync    as kProcess, and WaitDurable() — which the engine calls after releasing its
+//             writer lock, before acknowledging — returns only once the WAL is fsynced. One
+//             fsync covers every batch written before it started (group commit): concurrent
+//             requests share it.
+// After any write or sync error the log refuses further writes (the server answers 503); reads
+// of memory state are unaffected and memory never holds what the log does not.
+//
+// Thread safety: Write is called by the engine's single writer; WaitDurable from any thread;
+// Recover and ForEachRecord from one thread before/besides writing (they only read).
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/engine.h"
+#include "engine/op_record.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace segd::storage {
+
+enum class Durability { kProcess, kFsync };
+
+// "process" or "fsync".
+absl::StatusOr<Durability> ParseDurability(absl::string_view text);
+
+struct OpLogOptions {
+  // When a mutation counts as durable; see the header comment. Default: kProcess.
+  Durability durability = Durability::kProcess;
+};
+
+struct RecoveryStats {
+  uint64_t segments = 0;
+  uint64_t users = 0;
+  uint64_t records = 0;  // membership records replayed
+  double seconds = 0;
+};
+
+class OpLog final : public engine::OpSink {
+ public:
+  // Opens (creating if missing) the log in `dir`. Errors, each with a message that names the
+  // directory: FailedPrecondition if another process holds it, PermissionDenied/Internal if it
+  // cannot be created or written, DataLoss if it is corrupt or of an unknown format.
+  static absl::StatusOr<std::unique_ptr<OpLog>> Open(const std::string& dir, OpLogOptions options);
+  ~OpLog() override;
+  OpLog(const OpLog&) = delete;
+  OpLog& operator=(const OpLog&) = delete;
+
+  // engine::OpSink. Write appends `batch` (see the header comment); Unavailable after a failure.
+  absl::Status Write(const engine::OpBatch& batch) override;
+  absl::Status WaitDurable() override;
+
+  // Rebuilds `engine`, which must be new and empty, from the log: dictionaries first, then
+  // every membership record in log order. Does not expire anything: call
+  // engine.ProcessExpiries() afterwards to expire (and log) what fell due while down.
+  absl::StatusOr<RecoveryStats> Recover(engine::Engine& engine);
+
+  // Calls fn(seq, record) for each record with seq >= from_seq, in order, until fn returns
+  // false.
+  absl::Status ForEachRecord(uint64_t from_seq,
+                             absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const;
+
+  // The sequence number the next record will get (records start at 1).
+  uint64_t next_seq() const { return next_seq_.load(std::memory_order_acquire); }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  OpLog(std::string dir, OpLogOptions options);
+  absl::Status Fail(absl::Status status);
+
+  const std::string dir_;
+  const OpLogOptions options_;
+  std::unique_ptr<rocksdb::DB> db_;
+  rocksdb::ColumnFamilyHandle* ops_ = nullptr;
+  rocksdb::ColumnFamilyHandle* by_user_ = nullptr;
+  rocksdb::ColumnFamilyHandle* by_segment_ = nullptr;
+  rocksdb::ColumnFamilyHandle* users_ = nullptr;
+  rocksdb::ColumnFamilyHandle* unregistered_ = nullptr;
+  rocksdb::ColumnFamilyHandle* segments_ = nullptr;
+  rocksdb::ColumnFamilyHandle* default_ = nullptr;
+
+  std::atomic<uint64_t> next_seq_{1};
+  std::atomic<bool> failed_{false};
+  std::atomic<uint64_t> written_batches_{0};  // batches handed to RocksDB
+
+  // Group sync (kFsync).
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  uint64_t synced_batches_ = 0;  // guarded by sync_mu_
+  bool syncing_ = false;         // guarded by sync_mu_
+  absl::Status sync_error_;      // guarded by sync_mu_
+};
+
+}  // namespace segd::storage

@@ -1,0 +1,194 @@
+#include "storage/oplog_format.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace segd::storage {
+namespace {
+
+void PutVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// Signed values (times may in principle precede 1970) are zigzag-encoded.
+void PutSigned(std::string* out, int64_t v) {
+  PutVarint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
+}
+
+void PutString(std::string* out, absl::string_view s) {
+  PutVarint(out, s.size());
+  out->append(s.data(), s.size());
+}
+
+// Reads from a view, failing (never overrunning) on truncated or overlong input.
+class Reader {
+ public:
+  explicit Reader(absl::string_view in) : in_(in) {}
+  bool Varint(uint64_t* v) {
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (in_.empty()) return false;
+      uint8_t b = static_cast<uint8_t>(in_[0]);
+      in_.remove_prefix(1);
+      *v |= uint64_t{b & 0x7Fu} << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  }
+  bool Varint32(uint32_t* v) {
+    uint64_t x;
+    if (!Varint(&x) || x > UINT32_MAX) return false;
+    *v = static_cast<uint32_t>(x);
+    return true;
+  }
+  bool Signed(int64_t* v) {
+    uint64_t x;
+    if (!Varint(&x)) return false;
+    *v = static_cast<int64_t>((x >> 1) ^ (~(x & 1) + 1));
+    return true;
+  }
+  bool Byte(uint8_t* b) {
+    if (in_.empty()) return false;
+    *b = static_cast<uint8_t>(in_[0]);
+    in_.remove_prefix(1);
+    return true;
+  }
+  bool String(std::string* s) {
+    uint64_t n;
+    if (!Varint(&n) || n > in_.size()) return false;
+    s->assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  bool Double(double* d) {
+    uint64_t bits;
+    if (!Varint(&bits)) return false;
+    std::memcpy(d, &bits, sizeof bits);
+    return true;
+  }
+  bool done() const { return in_.empty(); }
+
+ private:
+  absl::string_view in_;
+};
+
+absl::Status Corrupt(absl::string_view what) {
+  return absl::DataLossError(absl::StrCat("corrupt ", what, " in the operation log"));
+}
+
+}  // namespace
+
+void PutBigEndian32(std::string* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+void PutBigEndian64(std::string* out, uint64_t v) {
+  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+uint32_t GetBigEndian32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+uint64_t GetBigEndian64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string SeqKey(uint64_t seq) {
+  std::string key;
+  PutBigEndian64(&key, seq);
+  return key;
+}
+
+std::string IdSeqKey(uint32_t id, uint64_t seq) {
+  std::string key;
+  PutBigEndian32(&key, id);
+  PutBigEndian64(&key, seq);
+  return key;
+}
+
+std::string IdKey(uint32_t id) {
+  std::string key;
+  PutBigEndian32(&key, id);
+  return key;
+}
+
+std::string EncodeRecord(const engine::OpRecord& r) {
+  std::string out;
+  PutSigned(&out, r.at);
+  PutVarint(&out, r.user);
+  PutVarint(&out, r.segment);
+  out.push_back(static_cast<char>((static_cast<uint8_t>(r.op) << 4) |
+                                  static_cast<uint8_t>(r.reason)));
+  PutSigned(&out, r.expires_at);
+  return out;
+}
+
+absl::StatusOr<engine::OpRecord> DecodeRecord(absl::string_view bytes) {
+  Reader in(bytes);
+  engine::OpRecord r;
+  uint8_t kind;
+  if (!in.Signed(&r.at) || !in.Varint32(&r.user) || !in.Varint32(&r.segment) ||
+      !in.Byte(&kind) || !in.Signed(&r.expires_at) || !in.done()) {
+    return Corrupt("operation record");
+  }
+  uint8_t op = kind >> 4, reason = kind & 0x0F;
+  if (op > 1 || reason > static_cast<uint8_t>(engine::OpReason::kUserDeleted)) {
+    return Corrupt("operation kind");
+  }
+  r.op = static_cast<engine::OpKind>(op);
+  r.reason = static_cast<engine::OpReason>(reason);
+  return r;
+}
+
+std::string EncodeUser(bool registered, absl::string_view external_id) {
+  std::string out(1, registered ? 1 : 0);
+  out.append(external_id.data(), external_id.size());
+  return out;
+}
+
+absl::Status DecodeUser(absl::string_view bytes, bool* registered, std::string* external_id) {
+  if (bytes.size() < 2 || static_cast<uint8_t>(bytes[0]) > 1) return Corrupt("user entry");
+  *registered = bytes[0] == 1;
+  external_id->assign(bytes.data() + 1, bytes.size() - 1);
+  return absl::OkStatus();
+}
+
+std::string EncodeSegment(const engine::SegmentMeta& m) {
+  std::string out;
+  PutString(&out, m.name);
+  PutString(&out, m.description);
+  PutSigned(&out, m.created_at);
+  PutSigned(&out, m.deleted_at);
+  uint64_t percent_bits;
+  std::memcpy(&percent_bits, &m.auto_percent, sizeof percent_bits);
+  PutVarint(&out, percent_bits);
+  out.push_back(m.sticky ? 1 : 0);
+  PutSigned(&out, m.ttl_seconds);
+  return out;
+}
+
+absl::StatusOr<engine::SegmentMeta> DecodeSegment(uint32_t id, absl::string_view bytes) {
+  Reader in(bytes);
+  engine::SegmentMeta m;
+  m.id = id;
+  uint8_t sticky;
+  if (!in.String(&m.name) || !in.String(&m.description) || !in.Signed(&m.created_at) ||
+      !in.Signed(&m.deleted_at) || !in.Double(&m.auto_percent) || !in.Byte(&sticky) ||
+      sticky > 1 || !in.Signed(&m.ttl_seconds) || !in.done()) {
+    return Corrupt("segment entry");
+  }
+  m.sticky = sticky == 1;
+  return m;
+}
+
+}  // namespace segd::storage

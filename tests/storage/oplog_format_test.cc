@@ -1,0 +1,85 @@
+#include "storage/oplog_format.h"
+
+#include <random>
+
+#include "gtest/gtest.h"
+
+namespace segd::storage {
+namespace {
+
+using engine::OpKind;
+using engine::OpReason;
+using engine::OpRecord;
+
+TEST(OpLogFormatTest, KeysSortNumerically) {
+  EXPECT_LT(SeqKey(255), SeqKey(256));
+  EXPECT_LT(SeqKey(1), SeqKey(uint64_t{1} << 40));
+  EXPECT_LT(IdSeqKey(1, 900), IdSeqKey(2, 1));
+  EXPECT_LT(IdSeqKey(7, 1), IdSeqKey(7, 2));
+  EXPECT_EQ(GetBigEndian64(SeqKey(0x0102030405060708).data()), 0x0102030405060708u);
+  EXPECT_EQ(GetBigEndian32(IdKey(0xdeadbeef).data()), 0xdeadbeefu);
+}
+
+TEST(OpLogFormatTest, RecordsRoundTrip) {
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 10000; ++i) {
+    OpRecord r;
+    r.at = static_cast<int64_t>(rng() >> (rng() % 64)) * ((rng() % 5) ? 1 : -1);
+    r.expires_at = (rng() % 2) ? 0 : static_cast<int64_t>(rng() % 253402300799999);
+    r.user = static_cast<uint32_t>(rng());
+    r.segment = static_cast<uint32_t>(rng() >> 33);
+    r.op = (rng() % 2) ? OpKind::kAdd : OpKind::kRemove;
+    r.reason = static_cast<OpReason>(rng() % 6);
+    auto decoded = DecodeRecord(EncodeRecord(r));
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    ASSERT_EQ(*decoded, r);
+  }
+}
+
+TEST(OpLogFormatTest, CorruptRecordsAreRejectedNotOverrun) {
+  OpRecord r{1790000000123, 1790000600123, 42, 7, OpKind::kAdd, OpReason::kImport};
+  std::string good = EncodeRecord(r);
+  for (size_t n = 0; n < good.size(); ++n) {
+    EXPECT_FALSE(DecodeRecord(good.substr(0, n)).ok()) << "truncated to " << n;
+  }
+  EXPECT_FALSE(DecodeRecord(good + "x").ok());
+  std::string bad_kind = good;
+  bad_kind[bad_kind.size() - 7] = static_cast<char>(0x2F);  // op 2, reason 15
+  EXPECT_FALSE(DecodeRecord(bad_kind).ok());
+  EXPECT_FALSE(DecodeRecord(std::string(20, '\xff')).ok());  // endless varint
+  std::mt19937 rng(5);
+  for (int i = 0; i < 20000; ++i) {  // random bytes: either a record or an error, never a crash
+    std::string junk(rng() % 24, '\0');
+    for (char& c : junk) c = static_cast<char>(rng());
+    (void)DecodeRecord(junk);
+    (void)DecodeSegment(1, junk);
+  }
+}
+
+TEST(OpLogFormatTest, SegmentsAndUsersRoundTrip) {
+  engine::SegmentMeta m;
+  m.id = 9;
+  m.name = "AVITO_VOICE_MESSAGES";
+  m.description = "with \"quotes\", commas, and UTF-8: \xc3\xa9";
+  m.created_at = 1790000000123;
+  m.deleted_at = 1790000009999;
+  m.auto_percent = 12.345;
+  m.sticky = true;
+  m.ttl_seconds = 1209600;
+  auto decoded = DecodeSegment(9, EncodeSegment(m));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(*decoded, m);
+  std::string enc = EncodeSegment(m);
+  EXPECT_FALSE(DecodeSegment(9, enc.substr(0, enc.size() - 1)).ok());
+
+  bool registered = false;
+  std::string id;
+  ASSERT_TRUE(DecodeUser(EncodeUser(true, "a@b c/d"), &registered, &id).ok());
+  EXPECT_TRUE(registered);
+  EXPECT_EQ(id, "a@b c/d");
+  EXPECT_FALSE(DecodeUser("", &registered, &id).ok());
+  EXPECT_FALSE(DecodeUser(std::string("\x05x", 2), &registered, &id).ok());
+}
+
+}  // namespace
+}  // namespace segd::storage
