@@ -222,10 +222,20 @@ class Engine {
   // users in first-seen order. Errors: bad_request with position, segment_not_found.
   absl::StatusOr<QueryResult> Query(absl::string_view expr, uint32_t limit) const;
 
+  // The external id of internal user `id`. REQUIRES: id < Stats().known_users. The view stays
+  // valid for the engine's lifetime (names never change).
+  absl::string_view UserName(UserId id) const { return users_.Name(id); }
+  // The name of segment `id`, active or deleted. REQUIRES: the id exists.
+  std::string SegmentName(SegmentId id) const { return catalog_.Name(id); }
+
   // Internal ids, for benchmarks and the storage layer.
   std::optional<UserId> FindUser(absl::string_view user_id) const { return users_.Find(user_id); }
   std::optional<SegmentId> FindSegment(absl::string_view name) const {
     return catalog_.FindActive(name);
+  }
+  // Like FindSegment, but deleted segments count too (their history stays reportable).
+  std::optional<SegmentId> FindSegmentEvenDeleted(absl::string_view name) const {
+    return catalog_.Find(name);
   }
 
   // ----- Time -----

@@ -1,5 +1,6 @@
 #include "storage/oplog.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <vector>
@@ -14,6 +15,7 @@ namespace segd::storage {
 namespace {
 
 constexpr char kOpsCf[] = "ops";
+constexpr char kByTimeCf[] = "by_time";
 constexpr char kByUserCf[] = "by_user";
 constexpr char kBySegmentCf[] = "by_segment";
 constexpr char kUsersCf[] = "users";
@@ -58,7 +60,8 @@ OpLog::OpLog(std::string dir, OpLogOptions options) : dir_(std::move(dir)), opti
 
 OpLog::~OpLog() {
   if (!db_) return;
-  for (auto* cf : {default_, ops_, by_user_, by_segment_, users_, unregistered_, segments_}) {
+  for (auto* cf :
+       {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_, segments_}) {
     if (cf) db_->DestroyColumnFamilyHandle(cf);
   }
   db_->Close().PermitUncheckedError();
@@ -80,8 +83,8 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& dir, OpLog
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.compression = rocksdb::kLZ4Compression;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), kOpsCf, kByUserCf,
-                           kBySegmentCf, kUsersCf, kUnregisteredCf, kSegmentsCf}) {
+  for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), kOpsCf, kByTimeCf,
+                           kByUserCf, kBySegmentCf, kUsersCf, kUnregisteredCf, kSegmentsCf}) {
     descriptors.emplace_back(name, cf_options);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -91,11 +94,12 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& dir, OpLog
   log->db_.reset(raw);
   log->default_ = handles[0];
   log->ops_ = handles[1];
-  log->by_user_ = handles[2];
-  log->by_segment_ = handles[3];
-  log->users_ = handles[4];
-  log->unregistered_ = handles[5];
-  log->segments_ = handles[6];
+  log->by_time_ = handles[2];
+  log->by_user_ = handles[3];
+  log->by_segment_ = handles[4];
+  log->users_ = handles[5];
+  log->unregistered_ = handles[6];
+  log->segments_ = handles[7];
   // Every handle Open returned, the default one included, is destroyed in ~OpLog.
 
   std::string format;
@@ -155,8 +159,9 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   uint64_t seq = next_seq_.load(std::memory_order_relaxed);
   for (const engine::OpRecord& r : batch.memberships) {
     wb.Put(ops_, SeqKey(seq), EncodeRecord(r));
-    wb.Put(by_user_, IdSeqKey(r.user, seq), "");
-    wb.Put(by_segment_, IdSeqKey(r.segment, seq), "");
+    wb.Put(by_time_, TimeSeqKey(r.at, seq), "");
+    wb.Put(by_user_, IdTimeSeqKey(r.user, r.at, seq), "");
+    wb.Put(by_segment_, IdTimeSeqKey(r.segment, r.at, seq), "");
     ++seq;
   }
   rocksdb::WriteOptions options;  // sync happens in WaitDurable, grouped
@@ -270,6 +275,136 @@ absl::Status OpLog::ForEachRecord(
     if (!fn(GetBigEndian64(it->key().data()), *record)) break;
   }
   return FromRocks(it->status(), "reading the operation log");
+}
+
+}  // namespace segd::storage
+
+namespace segd::storage {
+namespace {
+
+// One index range being merged: keys `prefix` + (at, seq) for at in [from, to).
+struct Cursor {
+  std::unique_ptr<rocksdb::Iterator> it;
+  std::string prefix;
+  std::string end;  // first key past the range
+  int64_t at = 0;
+  uint64_t seq = 0;
+
+  bool Load() {
+    if (!it->Valid() || it->key().compare(end) >= 0) return false;
+    if (it->key().size() != prefix.size() + 16) return false;
+    ParseTimeSeq(View(it->key()), prefix.size(), &at, &seq);
+    return true;
+  }
+};
+
+// Rows fetched per MultiGet.
+constexpr size_t kFetchBatch = 1024;
+
+}  // namespace
+
+absl::Status OpLog::ScanHistory(
+    const HistoryFilter& filter,
+    absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const {
+  if (filter.from >= filter.to) return absl::OkStatus();
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot;
+  options.readahead_size = 1 << 20;
+
+  // Which index: the listed users', else the listed segments', else by time.
+  std::vector<uint32_t> ids;
+  rocksdb::ColumnFamilyHandle* index = by_time_;
+  bool filter_segments = false;
+  if (!filter.users.empty()) {
+    ids.assign(filter.users.begin(), filter.users.end());
+    index = by_user_;
+    filter_segments = !filter.segments.empty();
+  } else if (!filter.segments.empty()) {
+    ids.assign(filter.segments.begin(), filter.segments.end());
+    index = by_segment_;
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::vector<engine::SegmentId> wanted_segments(filter.segments.begin(), filter.segments.end());
+  std::sort(wanted_segments.begin(), wanted_segments.end());
+
+  std::vector<Cursor> cursors;
+  auto open_cursor = [&](std::string prefix) {
+    Cursor c;
+    c.it.reset(db_->NewIterator(options, index));
+    c.prefix = std::move(prefix);
+    c.end = c.prefix + TimeSeqKey(filter.to, 0);
+    c.it->Seek(c.prefix + TimeSeqKey(filter.from, 0));
+    cursors.push_back(std::move(c));
+  };
+  if (index == by_time_) {
+    open_cursor("");
+  } else {
+    for (uint32_t id : ids) open_cursor(IdKey(id));
+  }
+
+  // A k-way merge by (at, seq); k is small (one per listed id), so a linear pick is enough.
+  std::vector<size_t> live;
+  for (size_t i = 0; i < cursors.size(); ++i) {
+    if (cursors[i].Load()) live.push_back(i);
+  }
+  std::vector<uint64_t> seqs;
+  std::vector<std::string> keys;
+  absl::Status status;
+  bool stop = false;
+  auto flush = [&]() {
+    if (seqs.empty()) return;
+    keys.clear();
+    for (uint64_t seq : seqs) keys.push_back(SeqKey(seq));
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    std::vector<std::string> values;
+    std::vector<rocksdb::ColumnFamilyHandle*> cfs(slices.size(), ops_);
+    std::vector<rocksdb::Status> got = db_->MultiGet(options, cfs, slices, &values);
+    for (size_t i = 0; i < seqs.size() && !stop; ++i) {
+      if (!got[i].ok()) {
+        status = got[i].IsNotFound() ? absl::DataLossError("index entry without a record")
+                                     : FromRocks(got[i], "reading the operation log");
+        stop = true;
+        break;
+      }
+      auto record = DecodeRecord(values[i]);
+      if (!record.ok()) {
+        status = record.status();
+        stop = true;
+        break;
+      }
+      if (filter_segments && !std::binary_search(wanted_segments.begin(), wanted_segments.end(),
+                                                 record->segment)) {
+        continue;
+      }
+      if (!fn(seqs[i], *record)) stop = true;
+    }
+    seqs.clear();
+  };
+  while (!live.empty() && !stop) {
+    size_t best = 0;
+    for (size_t k = 1; k < live.size(); ++k) {
+      const Cursor& a = cursors[live[k]];
+      const Cursor& b = cursors[live[best]];
+      if (a.at < b.at || (a.at == b.at && a.seq < b.seq)) best = k;
+    }
+    Cursor& c = cursors[live[best]];
+    seqs.push_back(c.seq);
+    c.it->Next();
+    if (!c.Load()) {
+      if (!c.it->status().ok()) {
+        status = FromRocks(c.it->status(), "reading the history index");
+        break;
+      }
+      live.erase(live.begin() + best);
+    }
+    if (seqs.size() == kFetchBatch) flush();
+  }
+  if (status.ok() && !stop) flush();
+  cursors.clear();
+  db_->ReleaseSnapshot(snapshot);
+  return status;
 }
 
 }  // namespace segd::storage

@@ -24,6 +24,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
+#include <vector>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -49,6 +51,14 @@ absl::StatusOr<Durability> ParseDurability(absl::string_view text);
 struct OpLogOptions {
   // When a mutation counts as durable; see the header comment. Default: kProcess.
   Durability durability = Durability::kProcess;
+};
+
+// Which records a history scan returns.
+struct HistoryFilter {
+  engine::TimeMs from = std::numeric_limits<engine::TimeMs>::min();  // inclusive
+  engine::TimeMs to = std::numeric_limits<engine::TimeMs>::max();    // exclusive
+  std::vector<engine::UserId> users;        // empty: every user
+  std::vector<engine::SegmentId> segments;  // empty: every segment
 };
 
 struct RecoveryStats {
@@ -82,6 +92,14 @@ class OpLog final : public engine::OpSink {
   absl::Status ForEachRecord(uint64_t from_seq,
                              absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const;
 
+  // Calls fn(seq, record) for each record matching `filter`, ordered by (at, seq), until fn
+  // returns false. Streams: memory use is bounded whatever the number of rows. Reads one
+  // consistent view of the log (writes during the scan are not seen). Cost: a range scan per
+  // listed user or segment (or one over the whole period), merged, plus one point lookup per
+  // row.
+  absl::Status ScanHistory(const HistoryFilter& filter,
+                           absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const;
+
   // The sequence number the next record will get (records start at 1).
   uint64_t next_seq() const { return next_seq_.load(std::memory_order_acquire); }
   const std::string& dir() const { return dir_; }
@@ -94,6 +112,7 @@ class OpLog final : public engine::OpSink {
   const OpLogOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* ops_ = nullptr;
+  rocksdb::ColumnFamilyHandle* by_time_ = nullptr;
   rocksdb::ColumnFamilyHandle* by_user_ = nullptr;
   rocksdb::ColumnFamilyHandle* by_segment_ = nullptr;
   rocksdb::ColumnFamilyHandle* users_ = nullptr;

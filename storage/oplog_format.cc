@@ -109,11 +109,24 @@ std::string SeqKey(uint64_t seq) {
   return key;
 }
 
-std::string IdSeqKey(uint32_t id, uint64_t seq) {
+std::string TimeSeqKey(int64_t at, uint64_t seq) {
   std::string key;
-  PutBigEndian32(&key, id);
+  PutBigEndian64(&key, static_cast<uint64_t>(at) ^ (uint64_t{1} << 63));
   PutBigEndian64(&key, seq);
   return key;
+}
+
+std::string IdTimeSeqKey(uint32_t id, int64_t at, uint64_t seq) {
+  std::string key;
+  PutBigEndian32(&key, id);
+  PutBigEndian64(&key, static_cast<uint64_t>(at) ^ (uint64_t{1} << 63));
+  PutBigEndian64(&key, seq);
+  return key;
+}
+
+void ParseTimeSeq(absl::string_view key, size_t prefix_bytes, int64_t* at, uint64_t* seq) {
+  *at = static_cast<int64_t>(GetBigEndian64(key.data() + prefix_bytes) ^ (uint64_t{1} << 63));
+  *seq = GetBigEndian64(key.data() + prefix_bytes + 8);
 }
 
 std::string IdKey(uint32_t id) {

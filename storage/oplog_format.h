@@ -5,13 +5,18 @@
 //
 // Column families and keys (all integers in keys big-endian, so that byte order is numeric
 // order):
-//   ops         seq(8)            -> OpRecord: varint at, varint user, varint segment,
-//                                    byte (op << 4 | reason), varint expires_at
-//   by_user     user(4) seq(8)    -> empty
-//   by_segment  segment(4) seq(8) -> empty
-//   users       user(4)           -> byte flags (bit 0: registered), external id bytes
-//   segments    segment(4)        -> SegmentMeta (see EncodeSegment)
-//   default     "format"          -> format version
+//   ops         seq(8)                 -> OpRecord: zigzag varint at, varint user,
+//                                         varint segment, byte (op << 4 | reason),
+//                                         zigzag varint expires_at
+//   by_time     at(8) seq(8)           -> empty
+//   by_user     user(4) at(8) seq(8)   -> empty
+//   by_segment  segment(4) at(8) seq(8)-> empty
+//   users       user(4)                -> byte 1, external id bytes
+//   unregistered user(4)               -> empty: the user is deleted (not registered)
+//   segments    segment(4)             -> SegmentMeta (see EncodeSegment)
+//   default     "format"               -> format version (4 bytes)
+// `at` in keys is the signed millisecond time with its sign bit flipped, so that byte order is
+// time order; the index keys therefore list records by (at, seq), the order of reports.
 //
 // Thread safety: the functions are pure and reentrant.
 
@@ -33,8 +38,13 @@ uint32_t GetBigEndian32(const char* p);
 uint64_t GetBigEndian64(const char* p);
 
 std::string SeqKey(uint64_t seq);
-std::string IdSeqKey(uint32_t id, uint64_t seq);
 std::string IdKey(uint32_t id);
+// (at, seq), for by_time.
+std::string TimeSeqKey(int64_t at, uint64_t seq);
+// (id, at, seq), for by_user and by_segment.
+std::string IdTimeSeqKey(uint32_t id, int64_t at, uint64_t seq);
+// The (at, seq) at the end of an index key of `prefix_bytes` + 16 bytes.
+void ParseTimeSeq(absl::string_view key, size_t prefix_bytes, int64_t* at, uint64_t* seq);
 
 std::string EncodeRecord(const engine::OpRecord& record);
 // DataLoss on malformed bytes; never reads past `bytes`.

@@ -14,8 +14,15 @@ using engine::OpRecord;
 TEST(OpLogFormatTest, KeysSortNumerically) {
   EXPECT_LT(SeqKey(255), SeqKey(256));
   EXPECT_LT(SeqKey(1), SeqKey(uint64_t{1} << 40));
-  EXPECT_LT(IdSeqKey(1, 900), IdSeqKey(2, 1));
-  EXPECT_LT(IdSeqKey(7, 1), IdSeqKey(7, 2));
+  EXPECT_LT(IdTimeSeqKey(1, 900, 9), IdTimeSeqKey(2, -5, 1));
+  EXPECT_LT(TimeSeqKey(-1, 9), TimeSeqKey(0, 1));
+  EXPECT_LT(TimeSeqKey(5, 9), TimeSeqKey(6, 1));
+  int64_t at;
+  uint64_t seq;
+  ParseTimeSeq(IdTimeSeqKey(3, -42, 77), 4, &at, &seq);
+  EXPECT_EQ(at, -42);
+  EXPECT_EQ(seq, 77u);
+  EXPECT_LT(IdTimeSeqKey(7, 1, 2), IdTimeSeqKey(7, 2, 1));
   EXPECT_EQ(GetBigEndian64(SeqKey(0x0102030405060708).data()), 0x0102030405060708u);
   EXPECT_EQ(GetBigEndian32(IdKey(0xdeadbeef).data()), 0xdeadbeefu);
 }

@@ -1,0 +1,131 @@
+#include "storage/csv_report.h"
+
+#include <ctime>
+
+namespace segd::storage {
+namespace {
+
+void AppendDigits(std::string* out, int64_t v, int width) {
+  char buf[24];
+  int n = 0;
+  do {
+    buf[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v > 0 || n < width);
+  while (n > 0) out->push_back(buf[--n]);
+}
+
+// "YYYY-MM-DDTHH:MM:SS" of a whole second (UTC).
+void AppendSecond(std::string* out, int64_t second) {
+  std::time_t t = static_cast<std::time_t>(second);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  AppendDigits(out, tm.tm_year + 1900, 4);
+  out->push_back('-');
+  AppendDigits(out, tm.tm_mon + 1, 2);
+  out->push_back('-');
+  AppendDigits(out, tm.tm_mday, 2);
+  out->push_back('T');
+  AppendDigits(out, tm.tm_hour, 2);
+  out->push_back(':');
+  AppendDigits(out, tm.tm_min, 2);
+  out->push_back(':');
+  AppendDigits(out, tm.tm_sec, 2);
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+}  // namespace
+
+void AppendRfc3339Millis(std::string* out, engine::TimeMs ms) {
+  int64_t second = FloorDiv(ms, 1000);
+  AppendSecond(out, second);
+  out->push_back('.');
+  AppendDigits(out, ms - second * 1000, 3);
+  out->push_back('Z');
+}
+
+void AppendCsvField(std::string* out, absl::string_view field) {
+  bool quote = !field.empty() && (field.front() == ' ' || field.back() == ' ');
+  for (char c : field) {
+    if (c == ',' || c == '"' || c == '\r' || c == '\n') {
+      quote = true;
+      break;
+    }
+  }
+  if (!quote) {
+    out->append(field.data(), field.size());
+    return;
+  }
+  out->push_back('"');
+  for (char c : field) {
+    if (c == '"') out->push_back('"');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+CsvReportWriter::CsvReportWriter(const engine::Engine& engine, CsvOut out)
+    : engine_(engine), out_(out) {
+  buffer_.reserve(kFlushBytes + 1024);
+}
+
+bool CsvReportWriter::Flush() {
+  if (!stopped_ && !buffer_.empty() && !out_(buffer_)) stopped_ = true;
+  buffer_.clear();
+  return !stopped_;
+}
+
+const std::string& CsvReportWriter::SegmentName(engine::SegmentId id) {
+  auto it = segment_names_.find(id);
+  if (it == segment_names_.end()) it = segment_names_.emplace(id, engine_.SegmentName(id)).first;
+  return it->second;
+}
+
+bool CsvReportWriter::Header() {
+  buffer_.append("user_id,segment,operation,at,reason,expires_at\r\n");
+  return !stopped_;
+}
+
+bool CsvReportWriter::Row(const engine::OpRecord& r) {
+  if (stopped_) return false;
+  AppendCsvField(&buffer_, engine_.UserName(r.user));
+  buffer_.push_back(',');
+  AppendCsvField(&buffer_, SegmentName(r.segment));
+  buffer_.push_back(',');
+  buffer_.append(engine::OpKindName(r.op));
+  buffer_.push_back(',');
+  int64_t second = FloorDiv(r.at, 1000);
+  if (second != cached_second_) {
+    cached_second_ = second;
+    cached_prefix_.clear();
+    AppendSecond(&cached_prefix_, second);
+  }
+  buffer_.append(cached_prefix_);
+  buffer_.push_back('.');
+  AppendDigits(&buffer_, r.at - second * 1000, 3);
+  buffer_.push_back('Z');
+  buffer_.push_back(',');
+  buffer_.append(engine::OpReasonName(r.reason));
+  buffer_.push_back(',');
+  if (r.expires_at != engine::kNoExpiry) AppendRfc3339Millis(&buffer_, r.expires_at);
+  buffer_.append("\r\n");
+  ++rows_;
+  if (buffer_.size() >= kFlushBytes) return Flush();
+  return true;
+}
+
+bool CsvReportWriter::Finish() { return Flush(); }
+
+absl::StatusOr<uint64_t> WriteCsvReport(const OpLog& log, const engine::Engine& engine,
+                                        const HistoryFilter& filter, CsvOut out) {
+  CsvReportWriter writer(engine, out);
+  writer.Header();
+  absl::Status status = log.ScanHistory(
+      filter, [&](uint64_t, const engine::OpRecord& r) { return writer.Row(r); });
+  if (!status.ok()) return status;
+  writer.Finish();
+  return writer.rows();
+}
+
+}  // namespace segd::storage
