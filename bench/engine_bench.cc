@@ -502,4 +502,4 @@ BENCHMARK(BM_DeleteTenMillionSegment)->UseManualTime()->Iterations(1)->Unit(benc
 }  // namespace
 }  // namespace segd::engine
 
-BENCHMARK_MAIN();
+
