@@ -67,13 +67,15 @@ OpLog::~OpLog() {
   db_->Close().PermitUncheckedError();
 }
 
-absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& dir, OpLogOptions options) {
+absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
+                                                   OpLogOptions options) {
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  std::filesystem::create_directories(data_dir, ec);
   if (ec) {
     return absl::PermissionDeniedError(
-        absl::StrCat("cannot create data directory '", dir, "': ", ec.message()));
+        absl::StrCat("cannot create data directory '", data_dir, "': ", ec.message()));
   }
+  const std::string dir = (std::filesystem::path(data_dir) / "log").string();
   std::unique_ptr<OpLog> log(new OpLog(dir, options));
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;

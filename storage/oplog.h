@@ -70,10 +70,11 @@ struct RecoveryStats {
 
 class OpLog final : public engine::OpSink {
  public:
-  // Opens (creating if missing) the log in `dir`. Errors, each with a message that names the
-  // directory: FailedPrecondition if another process holds it, PermissionDenied/Internal if it
-  // cannot be created or written, DataLoss if it is corrupt or of an unknown format.
-  static absl::StatusOr<std::unique_ptr<OpLog>> Open(const std::string& dir, OpLogOptions options);
+  // Opens (creating if missing) the log in DATA_DIR/log. Errors, each with a message that names
+  // the directory: FailedPrecondition if another process holds it, PermissionDenied/Internal if
+  // it cannot be created or written, DataLoss if it is corrupt or of an unknown format.
+  static absl::StatusOr<std::unique_ptr<OpLog>> Open(const std::string& data_dir,
+                                                     OpLogOptions options);
   ~OpLog() override;
   OpLog(const OpLog&) = delete;
   OpLog& operator=(const OpLog&) = delete;
@@ -102,6 +103,7 @@ class OpLog final : public engine::OpSink {
 
   // The sequence number the next record will get (records start at 1).
   uint64_t next_seq() const { return next_seq_.load(std::memory_order_acquire); }
+  // The RocksDB directory (DATA_DIR/log).
   const std::string& dir() const { return dir_; }
 
  private:

@@ -1,6 +1,7 @@
 #include "storage/oplog.h"
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <random>
@@ -187,6 +188,30 @@ TEST(OpLogTest, UncreatableDirectoryIsAClearError) {
   auto log = OpLog::Open(dir.Sub("file") + "/data", {});
   ASSERT_FALSE(log.ok());
   EXPECT_NE(log.status().message().find("data directory"), std::string::npos) << log.status();
+}
+
+TEST(OpLogTest, CorruptDirectoryIsRefusedWithAClearError) {
+  TempDir dir;
+  {
+    auto log = MustOpen(dir.path());
+    Engine engine(EngineOptions{nullptr, log.get(), 1});
+    ASSERT_TRUE(engine.CreateSegment({.name = "a"}).ok());
+    ASSERT_TRUE(engine.UpdateUserSegments("u", {.add = {{"a"}}}).ok());
+  }
+  // CURRENT names the manifest; pointing it at nothing is a corrupt directory.
+  std::ofstream(dir.Sub("log/CURRENT"), std::ios::trunc) << "MANIFEST-999999\n";
+  auto log = OpLog::Open(dir.path(), {});
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.status().message().find(dir.path()), std::string::npos) << log.status();
+}
+
+TEST(OpLogTest, DirectoryThatIsNotADatabaseIsRefused) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.Sub("log"));
+  std::ofstream(dir.Sub("log/CURRENT")) << "garbage";
+  auto log = OpLog::Open(dir.path(), {});
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.status().message().find(dir.path()), std::string::npos) << log.status();
 }
 
 TEST(OpLogTest, ParseDurability) {
