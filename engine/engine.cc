@@ -76,6 +76,43 @@ absl::Status Engine::ApplyRecovered(const OpBatch& batch) {
   return ApplyBatch(batch);
 }
 
+absl::Status Engine::InstallShard(MembershipShards::ShardState state) {
+  MutexLock lock(&write_mu_);
+  // Snapshot bytes come from disk: check that they describe a possible state before use.
+  uint32_t size = catalog_.size();
+  uint64_t first = uint64_t{state.index} << MembershipShards::kShardBits;
+  uint64_t last = first + MembershipShards::kShardUsers - 1;
+  for (size_t i = 0; i < state.members.size(); ++i) {
+    const auto& [segment, bitmap] = state.members[i];
+    if (segment >= size || (i > 0 && state.members[i - 1].first >= segment)) {
+      return absl::DataLossError("snapshot: segment ids unknown or out of order");
+    }
+    if (bitmap.isEmpty() || bitmap.minimum() < first || bitmap.maximum() > last ||
+        bitmap.maximum() >= users_.size()) {
+      return absl::DataLossError("snapshot: users outside their shard or unknown");
+    }
+  }
+  for (const auto& [key, expires_at] : state.expiries) {
+    auto segment = static_cast<SegmentId>(key >> 32);
+    auto it = std::lower_bound(
+        state.members.begin(), state.members.end(), segment,
+        [](const std::pair<SegmentId, Roaring>& m, SegmentId s) { return m.first < s; });
+    if (it == state.members.end() || it->first != segment ||
+        !it->second.contains(static_cast<UserId>(key)) || expires_at == kNoExpiry) {
+      return absl::DataLossError("snapshot: an expiry without its membership");
+    }
+  }
+  for (const auto& [key, expires_at] : state.expiries) {
+    wheel_.Schedule(static_cast<SegmentId>(key >> 32), static_cast<UserId>(key),
+                    DueSecond(expires_at));
+  }
+  std::vector<std::pair<SegmentId, uint64_t>> counts;
+  shards_.InstallShard(std::move(state), &counts);
+  for (const auto& [segment, n] : counts) catalog_.AddToCount(segment, static_cast<int64_t>(n));
+  pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
 absl::Status Engine::ApplyBatch(const OpBatch& batch) {
   for (const SegmentMeta& meta : batch.segments) {
     if (absl::Status s = catalog_.Upsert(meta); !s.ok()) return s;

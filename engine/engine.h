@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/mutex.h"
@@ -245,7 +246,21 @@ class Engine {
   // If the sink fails, nothing is removed and the same memberships are retried next call.
   absl::StatusOr<uint64_t> ProcessExpiries();
 
-  // ----- Recovery -----
+  // ----- Recovery and snapshots -----
+
+  // Calls fn() while no mutation is in progress (under the writer lock): whatever the sink has
+  // accepted is also applied. Used to read a log position that matches memory exactly.
+  void AtQuiescentPoint(absl::FunctionRef<void()> fn) {
+    MutexLock lock(&write_mu_);
+    fn();
+  }
+  // Number of shards that may hold users (for CopyShard).
+  uint32_t shard_count() const { return shards_.shard_count(); }
+  // A copy of one shard's memberships and expiries (membership_shards.h).
+  MembershipShards::ShardState CopyShard(uint32_t index) const { return shards_.CopyShard(index); }
+  // Recovery: installs a shard copied earlier into this engine, which must have its
+  // dictionaries loaded and no memberships in that shard yet. Schedules the expiries.
+  absl::Status InstallShard(MembershipShards::ShardState state);
 
   // Applies a batch produced earlier by this engine's mutations, without the sink.
   absl::Status ApplyRecovered(const OpBatch& batch);

@@ -158,6 +158,56 @@ void MembershipShards::Optimize(SegmentId segment) {
   }
 }
 
+MembershipShards::ShardState MembershipShards::CopyShard(uint32_t index) const {
+  ShardState state;
+  state.index = index;
+  const Shard* shard = shards_[index].load(std::memory_order_acquire);
+  if (shard == nullptr) return state;
+  ReaderMutexLock lock(&shard->mu);
+  for (SegmentId segment = 0; segment < shard->members.size(); ++segment) {
+    const auto& bitmap = shard->members[segment];
+    if (!bitmap || bitmap->isEmpty()) continue;
+    state.members.emplace_back(segment, *bitmap);
+    for (UserId user : *bitmap) {
+      TimeMs expires_at = kNoExpiry;
+      shard->lists.Find(LocalOf(user), segment, &expires_at);
+      if (expires_at != kNoExpiry) {
+        state.expiries.emplace_back((uint64_t{segment} << 32) | user, expires_at);
+      }
+    }
+  }
+  return state;
+}
+
+void MembershipShards::InstallShard(ShardState state,
+                                    std::vector<std::pair<SegmentId, uint64_t>>* counts) {
+  if (state.members.empty()) return;
+  Shard* shard = EnsureShard(state.index << kShardBits);
+  // Built unlocked (nobody can see the contents yet: recovery runs before serving), then
+  // published under the lock.
+  detail::SegmentListPool lists;
+  lists.ReserveUsers(kShardUsers);
+  std::vector<std::unique_ptr<Roaring>> members;
+  for (auto& [segment, bitmap] : state.members) {
+    for (UserId user : bitmap) lists.Upsert(LocalOf(user), segment, kNoExpiry, nullptr);
+    counts->emplace_back(segment, bitmap.cardinality());
+    if (members.size() <= segment) members.resize(segment + 1);
+    members[segment] = std::make_unique<Roaring>(std::move(bitmap));
+  }
+  for (const auto& [key, expires_at] : state.expiries) {
+    lists.Upsert(LocalOf(static_cast<UserId>(key)), static_cast<SegmentId>(key >> 32), expires_at,
+                 nullptr);
+  }
+  detail::SegmentListPool packed = lists.Rebuilt(0);
+  WriterMutexLock lock(&shard->mu);
+  for (size_t segment = 0; segment < members.size(); ++segment) {
+    if (!members[segment]) continue;
+    if (shard->members.size() <= segment) shard->members.resize(segment + 1);
+    shard->members[segment] = std::move(members[segment]);
+  }
+  std::swap(shard->lists, packed);
+}
+
 size_t MembershipShards::MemoryUsage() const {
   size_t bytes = kMaxShards * sizeof(std::atomic<Shard*>);
   uint32_t n = shard_count();

@@ -85,6 +85,19 @@ class MembershipShards {
   // Number of shards allocated (users ids below shard_count() << kShardBits may exist).
   uint32_t shard_count() const { return shard_count_.load(std::memory_order_acquire); }
 
+  // One shard's memberships, as snapshots store them.
+  struct ShardState {
+    uint32_t index = 0;
+    std::vector<std::pair<SegmentId, Roaring>> members;  // non-empty bitmaps, by segment id
+    std::vector<std::pair<uint64_t, TimeMs>> expiries;  // (segment << 32 | user, expires_at)
+  };
+  // Copies shard `index` (empty state if it does not exist) under its reader lock: writers to
+  // that shard wait for the copy (memcpy of its containers), readers do not wait at all.
+  ShardState CopyShard(uint32_t index) const;
+  // Writer only, on shards never written before (recovery): installs `state`. Returns, per
+  // segment, how many members were installed (for the counts).
+  void InstallShard(ShardState state, std::vector<std::pair<SegmentId, uint64_t>>* counts);
+
   size_t MemoryUsage() const;
   // Bytes of the segment bitmaps alone (Roaring's own size estimate).
   size_t BitmapBytes() const;

@@ -9,6 +9,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
+#include "roaring/roaring.h"
 #include "storage/oplog_format.h"
 
 namespace segd::storage {
@@ -21,6 +22,7 @@ constexpr char kBySegmentCf[] = "by_segment";
 constexpr char kUsersCf[] = "users";
 constexpr char kUnregisteredCf[] = "unregistered";
 constexpr char kSegmentsCf[] = "segments";
+constexpr char kSnapshotsCf[] = "snapshots";
 constexpr char kFormatKey[] = "format";
 
 // The one place where a rocksdb::Status becomes an absl::Status.
@@ -61,7 +63,8 @@ OpLog::OpLog(std::string dir, OpLogOptions options) : dir_(std::move(dir)), opti
 OpLog::~OpLog() {
   if (!db_) return;
   for (auto* cf :
-       {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_, segments_}) {
+       {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_, segments_,
+        snapshots_}) {
     if (cf) db_->DestroyColumnFamilyHandle(cf);
   }
   db_->Close().PermitUncheckedError();
@@ -86,7 +89,8 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   cf_options.compression = rocksdb::kLZ4Compression;
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), kOpsCf, kByTimeCf,
-                           kByUserCf, kBySegmentCf, kUsersCf, kUnregisteredCf, kSegmentsCf}) {
+                           kByUserCf, kBySegmentCf, kUsersCf, kUnregisteredCf, kSegmentsCf,
+                           kSnapshotsCf}) {
     descriptors.emplace_back(name, cf_options);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -102,6 +106,7 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   log->users_ = handles[5];
   log->unregistered_ = handles[6];
   log->segments_ = handles[7];
+  log->snapshots_ = handles[8];
   // Every handle Open returned, the default one included, is destroyed in ~OpLog.
 
   std::string format;
@@ -245,9 +250,34 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
   stats.users = dictionaries.users.size();
   if (absl::Status s = engine.ApplyRecovered(dictionaries); !s.ok()) return s;
 
+  // The newest committed snapshot, if any.
+  uint64_t replay_from = 1;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
+    it->SeekForPrev(SnapshotMetaKey(UINT64_MAX));
+    if (it->Valid() && it->key().size() == 9 && it->key()[0] == 'm') {
+      uint64_t id = GetBigEndian64(it->key().data() + 1);
+      auto meta = DecodeSnapshotMeta(View(it->value()));
+      if (!meta.ok()) return meta.status();
+      for (uint32_t shard = 0; shard < meta->shards; ++shard) {
+        std::string value;
+        rocksdb::Status got =
+            db_->Get(rocksdb::ReadOptions(), snapshots_, SnapshotShardKey(id, shard), &value);
+        if (got.IsNotFound()) continue;  // an empty shard
+        if (!got.ok()) return FromRocks(got, "reading the snapshot");
+        auto state = DecodeShardState(shard, value);
+        if (!state.ok()) return state.status();
+        if (absl::Status s = engine.InstallShard(*std::move(state)); !s.ok()) return s;
+      }
+      replay_from = meta->seq;
+      stats.snapshot_seq = meta->seq;
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading snapshots");
+  }
+
   engine::OpBatch batch;
   absl::Status replay_error;
-  absl::Status s = ForEachRecord(1, [&](uint64_t, const engine::OpRecord& r) {
+  absl::Status s = ForEachRecord(replay_from, [&](uint64_t, const engine::OpRecord& r) {
     batch.memberships.push_back(r);
     if (batch.memberships.size() == kReplayBatch) {
       replay_error = engine.ApplyRecovered(batch);
@@ -263,6 +293,52 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
   stats.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
+}
+
+absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
+  std::lock_guard<std::mutex> one_at_a_time(snapshot_mu_);
+  auto start = std::chrono::steady_clock::now();
+  SnapshotStats stats;
+  SnapshotMeta meta;
+  // A log position that memory matches exactly: everything before it is applied.
+  engine.AtQuiescentPoint([&] {
+    meta.seq = next_seq();
+    meta.shards = engine.shard_count();
+  });
+  meta.created_at = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+  const uint64_t id = meta.seq;
+  rocksdb::WriteOptions options;
+  for (uint32_t shard = 0; shard < meta.shards; ++shard) {
+    engine::MembershipShards::ShardState state = engine.CopyShard(shard);
+    if (state.members.empty()) continue;
+    std::string value = EncodeShardState(state);
+    stats.bytes += value.size();
+    rocksdb::Status s = db_->Put(options, snapshots_, SnapshotShardKey(id, shard), value);
+    if (!s.ok()) return FromRocks(s, "writing a snapshot");
+    ++stats.shards;
+  }
+  // Commit: the meta key, synced (which also syncs the shard entries written before it).
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  rocksdb::Status s = db_->Put(sync, snapshots_, SnapshotMetaKey(id), EncodeSnapshotMeta(meta));
+  if (!s.ok()) return FromRocks(s, "committing a snapshot");
+  // Prune every older snapshot: keys 'm'/'s' with an id below this one.
+  rocksdb::WriteBatch prune;
+  prune.DeleteRange(snapshots_, SnapshotMetaKey(0), SnapshotMetaKey(id));
+  prune.DeleteRange(snapshots_, SnapshotShardKey(0, 0), SnapshotShardKey(id, 0));
+  s = db_->Write(rocksdb::WriteOptions(), &prune);
+  if (!s.ok()) return FromRocks(s, "pruning old snapshots");
+  stats.seq = meta.seq;
+  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return stats;
+}
+
+absl::Status OpLog::TEST_DropSnapshots() {
+  rocksdb::WriteBatch wb;
+  wb.DeleteRange(snapshots_, "", std::string(16, '\xff'));
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "dropping snapshots");
 }
 
 absl::Status OpLog::ForEachRecord(

@@ -64,7 +64,15 @@ struct HistoryFilter {
 struct RecoveryStats {
   uint64_t segments = 0;
   uint64_t users = 0;
-  uint64_t records = 0;  // membership records replayed
+  uint64_t snapshot_seq = 0;  // the snapshot loaded (its log position), 0 if none
+  uint64_t records = 0;       // membership records replayed after it
+  double seconds = 0;
+};
+
+struct SnapshotStats {
+  uint64_t seq = 0;  // log position the snapshot starts replay from
+  uint64_t shards = 0;
+  uint64_t bytes = 0;  // encoded size before RocksDB's compression
   double seconds = 0;
 };
 
@@ -83,10 +91,19 @@ class OpLog final : public engine::OpSink {
   absl::Status Write(const engine::OpBatch& batch) override;
   absl::Status WaitDurable() override;
 
-  // Rebuilds `engine`, which must be new and empty, from the log: dictionaries first, then
-  // every membership record in log order. Does not expire anything: call
+  // Rebuilds `engine`, which must be new and empty: dictionaries first, then the newest
+  // snapshot if there is one, then the membership records after it in log order. Does not expire anything: call
   // engine.ProcessExpiries() afterwards to expire (and log) what fell due while down.
   absl::StatusOr<RecoveryStats> Recover(engine::Engine& engine);
+
+  // Writes a snapshot of `engine` (the engine this log is the sink of) and prunes older ones.
+  // Fuzzy and non-blocking: the log position is read while no mutation is in flight, then each
+  // shard is copied under its own reader lock while mutations continue; recovery replays the
+  // log from that position, and since every record fully determines its (user, segment) pair,
+  // replaying records the copy already reflects is harmless. The snapshot counts only once its
+  // meta key is written (synced); a crash midway leaves the previous one in force.
+  // Call from any one thread at a time, concurrently with mutations.
+  absl::StatusOr<SnapshotStats> WriteSnapshot(engine::Engine& engine);
 
   // Calls fn(seq, record) for each record with seq >= from_seq, in order, until fn returns
   // false.
@@ -100,6 +117,9 @@ class OpLog final : public engine::OpSink {
   // row.
   absl::Status ScanHistory(const HistoryFilter& filter,
                            absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const;
+
+  // Test hook: deletes every snapshot, so that recovery replays the whole log.
+  absl::Status TEST_DropSnapshots();
 
   // The sequence number the next record will get (records start at 1).
   uint64_t next_seq() const { return next_seq_.load(std::memory_order_acquire); }
@@ -120,6 +140,8 @@ class OpLog final : public engine::OpSink {
   rocksdb::ColumnFamilyHandle* users_ = nullptr;
   rocksdb::ColumnFamilyHandle* unregistered_ = nullptr;
   rocksdb::ColumnFamilyHandle* segments_ = nullptr;
+  rocksdb::ColumnFamilyHandle* snapshots_ = nullptr;
+  std::mutex snapshot_mu_;  // one snapshot at a time
   rocksdb::ColumnFamilyHandle* default_ = nullptr;
 
   std::atomic<uint64_t> next_seq_{1};

@@ -163,6 +163,86 @@ absl::StatusOr<engine::OpRecord> DecodeRecord(absl::string_view bytes) {
   return r;
 }
 
+std::string EncodeShardState(const engine::MembershipShards::ShardState& state) {
+  std::string out;
+  PutVarint(&out, state.members.size());
+  std::string bytes;
+  for (const auto& [segment, bitmap] : state.members) {
+    PutVarint(&out, segment);
+    bytes.resize(bitmap.getSizeInBytes(true));
+    bitmap.write(bytes.data(), true);
+    PutString(&out, bytes);
+  }
+  PutVarint(&out, state.expiries.size());
+  for (const auto& [key, expires_at] : state.expiries) {
+    PutVarint(&out, key >> 32);
+    PutVarint(&out, key & 0xFFFFFFFFu);
+    PutSigned(&out, expires_at);
+  }
+  return out;
+}
+
+absl::StatusOr<engine::MembershipShards::ShardState> DecodeShardState(uint32_t index,
+                                                                      absl::string_view bytes) {
+  Reader in(bytes);
+  engine::MembershipShards::ShardState state;
+  state.index = index;
+  uint64_t n;
+  if (!in.Varint(&n) || n > bytes.size()) return Corrupt("snapshot shard");
+  std::string blob;
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t segment;
+    if (!in.Varint32(&segment) || !in.String(&blob)) return Corrupt("snapshot shard");
+    roaring_bitmap_t* r = roaring_bitmap_portable_deserialize_safe(blob.data(), blob.size());
+    if (r == nullptr) return Corrupt("snapshot bitmap");
+    Roaring bitmap(r);
+    if (bitmap.getSizeInBytes(true) != blob.size()) return Corrupt("snapshot bitmap size");
+    state.members.emplace_back(segment, std::move(bitmap));
+  }
+  if (!in.Varint(&n) || n > bytes.size()) return Corrupt("snapshot shard");
+  for (uint64_t i = 0; i < n; ++i) {
+    uint32_t segment, user;
+    int64_t expires_at;
+    if (!in.Varint32(&segment) || !in.Varint32(&user) || !in.Signed(&expires_at)) {
+      return Corrupt("snapshot expiry");
+    }
+    state.expiries.emplace_back((uint64_t{segment} << 32) | user, expires_at);
+  }
+  if (!in.done()) return Corrupt("snapshot shard");
+  return state;
+}
+
+std::string SnapshotMetaKey(uint64_t id) {
+  std::string key = "m";
+  PutBigEndian64(&key, id);
+  return key;
+}
+
+std::string SnapshotShardKey(uint64_t id, uint32_t shard) {
+  std::string key = "s";
+  PutBigEndian64(&key, id);
+  PutBigEndian32(&key, shard);
+  return key;
+}
+
+std::string EncodeSnapshotMeta(const SnapshotMeta& meta) {
+  std::string out;
+  PutVarint(&out, meta.seq);
+  PutVarint(&out, meta.shards);
+  PutSigned(&out, meta.created_at);
+  return out;
+}
+
+absl::StatusOr<SnapshotMeta> DecodeSnapshotMeta(absl::string_view bytes) {
+  Reader in(bytes);
+  SnapshotMeta meta;
+  if (!in.Varint(&meta.seq) || !in.Varint32(&meta.shards) || !in.Signed(&meta.created_at) ||
+      !in.done()) {
+    return Corrupt("snapshot meta");
+  }
+  return meta;
+}
+
 std::string EncodeUser(bool registered, absl::string_view external_id) {
   std::string out(1, registered ? 1 : 0);
   out.append(external_id.data(), external_id.size());

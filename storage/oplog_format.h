@@ -14,6 +14,9 @@
 //   users       user(4)                -> byte 1, external id bytes
 //   unregistered user(4)               -> empty: the user is deleted (not registered)
 //   segments    segment(4)             -> SegmentMeta (see EncodeSegment)
+//   snapshots   'm' id(8)              -> snapshot meta: varint seq, varint shards,
+//                                         zigzag varint created_at (written last: commits it)
+//               's' id(8) shard(4)     -> one shard's state (see EncodeShardState)
 //   default     "format"               -> format version (4 bytes)
 // `at` in keys is the signed millisecond time with its sign bit flipped, so that byte order is
 // time order; the index keys therefore list records by (at, seq), the order of reports.
@@ -26,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "engine/membership_shards.h"
 #include "engine/op_record.h"
 
 namespace segd::storage {
@@ -52,6 +56,24 @@ absl::StatusOr<engine::OpRecord> DecodeRecord(absl::string_view bytes);
 
 std::string EncodeUser(bool registered, absl::string_view external_id);
 absl::Status DecodeUser(absl::string_view bytes, bool* registered, std::string* external_id);
+
+// A shard's memberships: varint count, then per segment varint id, varint length and the
+// bitmap in Roaring's portable format; then varint count of expiries, each varint segment,
+// varint user, zigzag varint expires_at.
+std::string EncodeShardState(const engine::MembershipShards::ShardState& state);
+// Decodes with Roaring's bounds-checked reader; DataLoss on anything malformed.
+absl::StatusOr<engine::MembershipShards::ShardState> DecodeShardState(uint32_t index,
+                                                                      absl::string_view bytes);
+
+struct SnapshotMeta {
+  uint64_t seq = 0;  // replay the log from here after loading the snapshot
+  uint32_t shards = 0;
+  int64_t created_at = 0;
+};
+std::string SnapshotMetaKey(uint64_t id);
+std::string SnapshotShardKey(uint64_t id, uint32_t shard);
+std::string EncodeSnapshotMeta(const SnapshotMeta& meta);
+absl::StatusOr<SnapshotMeta> DecodeSnapshotMeta(absl::string_view bytes);
 
 std::string EncodeSegment(const engine::SegmentMeta& meta);
 absl::StatusOr<engine::SegmentMeta> DecodeSegment(uint32_t id, absl::string_view bytes);

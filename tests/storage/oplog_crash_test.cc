@@ -1,5 +1,6 @@
-// Crash test: a real writer process (oplog_crash_writer) is killed with SIGKILL at random
-// moments, again and again on the same data directory. After each kill the log must hold every
+// Crash test: a real writer process (oplog_crash_writer), which also takes snapshots back to
+// back in a second thread, is killed with SIGKILL at random moments, again and again on the
+// same data directory. After each kill the log must hold every
 // acknowledged operation, and exactly the schedule's first K operations for some K (no gaps, no
 // strays, nothing reordered); the recovered state must be the schedule's state after K.
 
@@ -70,6 +71,7 @@ TEST(OpLogCrashTest, KillNineNeverLosesAcknowledgedOperations) {
   const std::string data = dir.Sub("data");
   std::mt19937_64 rng(2026);
   uint64_t acked_total = 0;
+  int recovered_from_snapshot = 0;
   const int kKills = 24;
   for (int round = 0; round < kKills; ++round) {
     const char* mode = (round % 2) ? "fsync" : "process";
@@ -112,7 +114,9 @@ TEST(OpLogCrashTest, KillNineNeverLosesAcknowledgedOperations) {
                       }).ok());
     ASSERT_EQ(expect, k);
     engine::Engine engine(engine::EngineOptions{nullptr, log->get(), 1});
-    ASSERT_TRUE((*log)->Recover(engine).ok());
+    auto recovered = (*log)->Recover(engine);
+    ASSERT_TRUE(recovered.ok()) << recovered.status();
+    if (recovered->snapshot_seq > 0) ++recovered_from_snapshot;
     // The schedule's state after K operations.
     std::set<uint64_t> members[3];
     for (uint64_t n = 0; n < k; ++n) {
@@ -139,6 +143,7 @@ TEST(OpLogCrashTest, KillNineNeverLosesAcknowledgedOperations) {
     }
   }
   EXPECT_GT(acked_total, 100u) << "the writer made too little progress to test anything";
+  EXPECT_GT(recovered_from_snapshot, kKills / 2) << "snapshots were not exercised";
 }
 
 }  // namespace

@@ -5,9 +5,12 @@
 // acknowledged, until killed. Operation N (counted from 0) is one membership record:
 //   N % 4 == 3: remove user u(N-1) from segment s((N-1) % 3)
 //   otherwise:  add user uN to segment s(N % 3)
-// so the number of records in the log is the number of operations done.
+// so the number of records in the log is the number of operations done. A second thread takes
+// snapshots back to back, so kills also land in the middle of snapshots.
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <string>
 
@@ -37,6 +40,13 @@ int main(int argc, char** argv) {
   for (const char* name : {"s0", "s1", "s2"}) {
     if (!engine.GetSegment(name).ok() && !engine.CreateSegment({.name = name}).ok()) return 1;
   }
+  std::thread snapshots([&] {
+    for (;;) {
+      if (!(*log)->WriteSnapshot(engine).ok()) std::_Exit(3);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  });
+  snapshots.detach();
   for (uint64_t n = (*log)->next_seq() - 1;; ++n) {
     absl::Status status;
     if (n % 4 == 3) {
