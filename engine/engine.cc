@@ -92,7 +92,11 @@ absl::Status Engine::InstallShard(MembershipShards::ShardState state) {
       return absl::DataLossError("snapshot: users outside their shard or unknown");
     }
   }
-  for (const auto& [key, expires_at] : state.expiries) {
+  for (size_t i = 0; i < state.expiries.size(); ++i) {
+    const auto& [key, expires_at] = state.expiries[i];
+    if (i > 0 && state.expiries[i - 1].first >= key) {
+      return absl::DataLossError("snapshot: expiries out of order");
+    }
     auto segment = static_cast<SegmentId>(key >> 32);
     auto it = std::lower_bound(
         state.members.begin(), state.members.end(), segment,

@@ -254,6 +254,11 @@ class Engine {
     MutexLock lock(&write_mu_);
     fn();
   }
+  // Recovery: prepares the dictionary for about `users` users in all.
+  void ReserveUsers(size_t users) {
+    MutexLock lock(&write_mu_);
+    users_.Reserve(users);
+  }
   // Number of shards that may hold users (for CopyShard).
   uint32_t shard_count() const { return shards_.shard_count(); }
   // A copy of one shard's memberships and expiries (membership_shards.h).

@@ -185,20 +185,16 @@ void MembershipShards::InstallShard(ShardState state,
   Shard* shard = EnsureShard(state.index << kShardBits);
   // Built unlocked (nobody can see the contents yet: recovery runs before serving), then
   // published under the lock.
-  detail::SegmentListPool lists;
-  lists.ReserveUsers(kShardUsers);
+  // REQUIRES (checked by the engine): members sorted by segment, expiries sorted by key and
+  // each naming a member.
+  detail::SegmentListPool packed = detail::SegmentListPool::BuildFrom(
+      state.members, state.expiries, kShardUsers, [](UserId user) { return LocalOf(user); });
   std::vector<std::unique_ptr<Roaring>> members;
   for (auto& [segment, bitmap] : state.members) {
-    for (UserId user : bitmap) lists.Upsert(LocalOf(user), segment, kNoExpiry, nullptr);
     counts->emplace_back(segment, bitmap.cardinality());
     if (members.size() <= segment) members.resize(segment + 1);
     members[segment] = std::make_unique<Roaring>(std::move(bitmap));
   }
-  for (const auto& [key, expires_at] : state.expiries) {
-    lists.Upsert(LocalOf(static_cast<UserId>(key)), static_cast<SegmentId>(key >> 32), expires_at,
-                 nullptr);
-  }
-  detail::SegmentListPool packed = lists.Rebuilt(0);
   WriterMutexLock lock(&shard->mu);
   for (size_t segment = 0; segment < members.size(); ++segment) {
     if (!members[segment]) continue;

@@ -166,6 +166,14 @@ absl::Status UserDictionary::InsertWithId(absl::string_view external_id, UserId 
   return absl::OkStatus();
 }
 
+void UserDictionary::Reserve(size_t users) {
+  size_t per_shard = users / kIndexShards + users / kIndexShards / 8 + 16;
+  for (int i = 0; i < kIndexShards; ++i) {
+    WriterMutexLock lock(&index_[i].mu);
+    index_[i].ids.reserve(per_shard);
+  }
+}
+
 size_t UserDictionary::MemoryUsage() const {
   size_t bytes = arena_bytes_ + kMaxChunks * sizeof(std::atomic<const char**>);
   bytes += ((size() + kChunkSize - 1) >> kChunkBits) * kChunkSize * sizeof(const char*);

@@ -57,6 +57,10 @@ class UserDictionary {
   // Recovery: inserts `external_id` as `id`. REQUIRES: id == size() (ids are replayed in order).
   absl::Status InsertWithId(absl::string_view external_id, UserId id);
 
+  // Writer only: sizes the index for `users` ids in all, so that loading that many does not
+  // rehash (recovery knows the count up front).
+  void Reserve(size_t users);
+
   // Checks that `external_id` is acceptable as a user id: 1–256 bytes, valid UTF-8, no control
   // characters.
   static absl::Status Validate(absl::string_view external_id);

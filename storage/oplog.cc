@@ -220,7 +220,15 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
     }
     if (!it->status().ok()) return FromRocks(it->status(), "reading segments");
   }
+  // Segments first (their ids must exist before anything names them), then users in chunks.
+  stats.segments = dictionaries.segments.size();
+  if (absl::Status s = engine.ApplyRecovered(dictionaries); !s.ok()) return s;
+  dictionaries.segments.clear();
   {
+    uint64_t estimate = 0;
+    if (db_->GetIntProperty(users_, "rocksdb.estimate-num-keys", &estimate)) {
+      engine.ReserveUsers(estimate);
+    }
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), users_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (it->key().size() != 4) return absl::DataLossError("corrupt user key");
@@ -228,11 +236,15 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
       e.kind = engine::UserEvent::Kind::kCreated;
       e.user = GetBigEndian32(it->key().data());
       bool registered;
-      if (absl::Status s = DecodeUser(View(it->value()), &registered, &e.external_id);
-          !s.ok()) {
+      if (absl::Status s = DecodeUser(View(it->value()), &registered, &e.external_id); !s.ok()) {
         return s;
       }
       dictionaries.users.push_back(std::move(e));
+      if (dictionaries.users.size() == kReplayBatch) {
+        stats.users += dictionaries.users.size();
+        if (absl::Status s = engine.ApplyRecovered(dictionaries); !s.ok()) return s;
+        dictionaries.users.clear();
+      }
     }
     if (!it->status().ok()) return FromRocks(it->status(), "reading users");
   }
@@ -246,9 +258,16 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
     }
     if (!it->status().ok()) return FromRocks(it->status(), "reading the registry");
   }
-  stats.segments = dictionaries.segments.size();
-  stats.users = dictionaries.users.size();
+  stats.users += dictionaries.users.size();  // the last chunk (deleted users are not counted)
+  for (const auto& e : dictionaries.users) {
+    if (e.kind == engine::UserEvent::Kind::kDeleted) --stats.users;
+  }
   if (absl::Status s = engine.ApplyRecovered(dictionaries); !s.ok()) return s;
+  auto since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  stats.dictionary_seconds = since(start);
+  auto snapshot_start = std::chrono::steady_clock::now();
 
   // The newest committed snapshot, if any.
   uint64_t replay_from = 1;
@@ -275,6 +294,8 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
     if (!it->status().ok()) return FromRocks(it->status(), "reading snapshots");
   }
 
+  stats.snapshot_seconds = since(snapshot_start);
+  auto replay_start = std::chrono::steady_clock::now();
   engine::OpBatch batch;
   absl::Status replay_error;
   absl::Status s = ForEachRecord(replay_from, [&](uint64_t, const engine::OpRecord& r) {
@@ -290,8 +311,8 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
   if (!replay_error.ok()) return replay_error;
   if (absl::Status last = engine.ApplyRecovered(batch); !last.ok()) return last;
   stats.records += batch.memberships.size();
-  stats.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  stats.replay_seconds = since(replay_start);
+  stats.seconds = since(start);
   return stats;
 }
 

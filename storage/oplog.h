@@ -66,7 +66,10 @@ struct RecoveryStats {
   uint64_t users = 0;
   uint64_t snapshot_seq = 0;  // the snapshot loaded (its log position), 0 if none
   uint64_t records = 0;       // membership records replayed after it
-  double seconds = 0;
+  double seconds = 0;         // in all; then by phase:
+  double dictionary_seconds = 0;
+  double snapshot_seconds = 0;
+  double replay_seconds = 0;
 };
 
 struct SnapshotStats {

@@ -62,6 +62,14 @@ class SegmentListPool {
   SegmentListPool Rebuilt(size_t extra_words) const;
   SegmentListPool(SegmentListPool&&) = default;
   SegmentListPool& operator=(SegmentListPool&&) = default;
+  // Builds the pool of a whole shard at once (recovery from a snapshot): `members` as
+  // (segment, users) sorted by segment, `expiries` as (segment << 32 | user, expires_at) sorted
+  // by key, each naming a membership in `members`. `local_of` maps a user to its index in the
+  // shard. One counting pass sizes every block, a second fills them in order: O(memberships).
+  template <typename Members, typename Expiries, typename LocalOf>
+  static SegmentListPool BuildFrom(const Members& members, const Expiries& expiries,
+                                   size_t users, LocalOf local_of);
+
   // Sizes the head table for `users` users up front (so that it never grows under a lock).
   void ReserveUsers(size_t users) { heads_.resize(users); }
 
@@ -85,5 +93,48 @@ class SegmentListPool {
   std::vector<std::vector<uint32_t>> free_;  // by size class
   size_t free_words_ = 0;                    // words in blocks on the free lists
 };
+
+template <typename Members, typename Expiries, typename LocalOf>
+SegmentListPool SegmentListPool::BuildFrom(const Members& members, const Expiries& expiries,
+                                           size_t users, LocalOf local_of) {
+  constexpr uint32_t kFlag = 1u << 31;
+  SegmentListPool pool;
+  pool.heads_.resize(users);
+  for (const auto& [segment, bitmap] : members) {
+    for (auto user : bitmap) pool.heads_[local_of(user)].used += 1;
+  }
+  for (const auto& [key, expires_at] : expiries) {
+    pool.heads_[local_of(static_cast<uint32_t>(key))].used += 2;
+  }
+  size_t total = 0;
+  for (Head& head : pool.heads_) {
+    if (head.used == 0) continue;
+    SizeClassFor(head.used, &head.cap);
+    head.offset = static_cast<uint32_t>(total);
+    total += head.cap;
+    head.used = 0;  // from here on: the fill cursor
+  }
+  pool.words_.reserve(total + total / 4);
+  pool.words_.resize(total);
+  size_t next_expiry = 0;
+  for (const auto& [segment, bitmap] : members) {
+    for (auto user : bitmap) {
+      Head& head = pool.heads_[local_of(user)];
+      uint32_t* at = pool.words_.data() + head.offset + head.used;
+      uint64_t key = (uint64_t{segment} << 32) | user;
+      if (next_expiry < expiries.size() && expiries[next_expiry].first == key) {
+        auto v = static_cast<uint64_t>(expiries[next_expiry++].second);
+        at[0] = segment | kFlag;
+        at[1] = static_cast<uint32_t>(v);
+        at[2] = static_cast<uint32_t>(v >> 32);
+        head.used += 3;
+      } else {
+        at[0] = segment;
+        head.used += 1;
+      }
+    }
+  }
+  return pool;
+}
 
 }  // namespace segd::engine::detail
