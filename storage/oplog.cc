@@ -172,7 +172,11 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
     ++seq;
   }
   rocksdb::WriteOptions options;  // sync happens in WaitDurable, grouped
-  rocksdb::Status s = db_->Write(options, &wb);
+  rocksdb::Status s;
+  {
+    std::lock_guard<std::mutex> lock(rocks_write_mu_);
+    s = db_->Write(options, &wb);
+  }
   if (!s.ok()) return Fail(FromRocks(s, "write"));
   next_seq_.store(seq, std::memory_order_release);
   written_batches_.fetch_add(1, std::memory_order_acq_rel);
@@ -336,13 +340,18 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
     if (state.members.empty()) continue;
     std::string value = EncodeShardState(state);
     stats.bytes += value.size();
-    rocksdb::Status s = db_->Put(options, snapshots_, SnapshotShardKey(id, shard), value);
+    rocksdb::Status s;
+    {
+      std::lock_guard<std::mutex> lock(rocks_write_mu_);
+      s = db_->Put(options, snapshots_, SnapshotShardKey(id, shard), value);
+    }
     if (!s.ok()) return FromRocks(s, "writing a snapshot");
     ++stats.shards;
   }
   // Commit: the meta key, synced (which also syncs the shard entries written before it).
   rocksdb::WriteOptions sync;
   sync.sync = true;
+  std::unique_lock<std::mutex> write_lock(rocks_write_mu_);
   rocksdb::Status s = db_->Put(sync, snapshots_, SnapshotMetaKey(id), EncodeSnapshotMeta(meta));
   if (!s.ok()) return FromRocks(s, "committing a snapshot");
   // Prune every older snapshot: keys 'm'/'s' with an id below this one.
@@ -350,6 +359,7 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   prune.DeleteRange(snapshots_, SnapshotMetaKey(0), SnapshotMetaKey(id));
   prune.DeleteRange(snapshots_, SnapshotShardKey(0, 0), SnapshotShardKey(id, 0));
   s = db_->Write(rocksdb::WriteOptions(), &prune);
+  write_lock.unlock();
   if (!s.ok()) return FromRocks(s, "pruning old snapshots");
   stats.seq = meta.seq;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -359,6 +369,7 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
 absl::Status OpLog::TEST_DropSnapshots() {
   rocksdb::WriteBatch wb;
   wb.DeleteRange(snapshots_, "", std::string(16, '\xff'));
+  std::lock_guard<std::mutex> lock(rocks_write_mu_);
   return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "dropping snapshots");
 }
 
