@@ -18,8 +18,9 @@
 // After any write or sync error the log refuses further writes (the server answers 503); reads
 // of memory state are unaffected and memory never holds what the log does not.
 //
-// Thread safety: Write is called by the engine's single writer; WaitDurable from any thread;
-// Recover and ForEachRecord from one thread before/besides writing (they only read).
+// Thread safety: Write is called by the engine's single writer (under its lock); WaitDurable,
+// ScanHistory and ForEachRecord from any thread at any time; WriteSnapshot from one thread at a
+// time, concurrently with everything else; Recover once, before the engine is used.
 
 #include <atomic>
 #include <condition_variable>
