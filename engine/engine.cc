@@ -117,7 +117,16 @@ absl::Status Engine::InstallShard(MembershipShards::ShardState state) {
   return absl::OkStatus();
 }
 
+const std::vector<SegmentMeta>& Engine::StickySegments() {
+  if (!sticky_valid_) {
+    sticky_ = catalog_.ActiveSticky();
+    sticky_valid_ = true;
+  }
+  return sticky_;
+}
+
 absl::Status Engine::ApplyBatch(const OpBatch& batch) {
+  if (!batch.segments.empty()) sticky_valid_ = false;
   for (const SegmentMeta& meta : batch.segments) {
     if (absl::Status s = catalog_.Upsert(meta); !s.ok()) return s;
     if (meta.deleted()) wheel_.CancelSegment(meta.id);
@@ -213,7 +222,7 @@ absl::StatusOr<UserId> Engine::PlanUser(absl::string_view user_id, TimeMs now, O
     batch.users.push_back({UserEvent::Kind::kRegistered, id, {}});
   }
   *newly_registered = true;
-  for (const SegmentMeta& meta : catalog_.ActiveSticky()) {
+  for (const SegmentMeta& meta : StickySegments()) {
     if (std::find(skip_sticky.begin(), skip_sticky.end(), meta.id) != skip_sticky.end()) continue;
     if (!StickyPercentDecision(meta.name, user_id, meta.auto_percent)) continue;
     batch.memberships.push_back({now, ExpiryFor(now, std::nullopt, std::nullopt, meta.ttl_seconds),

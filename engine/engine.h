@@ -335,6 +335,11 @@ class Engine {
   std::mt19937_64 rng_ ABSL_GUARDED_BY(write_mu_);
   std::vector<MembershipShards::Applied> applied_scratch_ ABSL_GUARDED_BY(write_mu_);
   uint64_t commits_ ABSL_GUARDED_BY(write_mu_) = 0;  // batches committed, for Durably
+  // Active sticky segments, recomputed after any batch that changes segment metadata: every
+  // newly registered user is checked against them, so they are not re-listed per user.
+  const std::vector<SegmentMeta>& StickySegments() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  std::vector<SegmentMeta> sticky_ ABSL_GUARDED_BY(write_mu_);
+  bool sticky_valid_ ABSL_GUARDED_BY(write_mu_) = false;
 };
 
 }  // namespace segd::engine
