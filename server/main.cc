@@ -1,109 +1,100 @@
-// segd: the server binary. The HTTP front is not built yet: for now segd opens the data
-// directory, recovers the engine from the operation log, expires what fell due while it was
-// down, prints one line with the figures, writes a snapshot (as a clean shutdown does) and
-// exits. `make run` runs exactly this.
+// segd: the server binary. Opens the data directory, recovers the engine from the operation
+// log, expires what fell due while down, serves the HTTP API until SIGTERM or SIGINT, then
+// drains connections, writes a snapshot and exits 0.
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
-#include "absl/strings/string_view.h"
 #include "engine/engine.h"
+#include "server/api.h"
+#include "server/config.h"
+#include "server/housekeeper.h"
+#include "server/http_server.h"
+#include "server/log.h"
 #include "storage/oplog.h"
+#include "storage/report_store.h"
 
 namespace {
 
-constexpr char kUsage[] = R"(segd: in-memory user segmentation engine
+using namespace segd;
 
-Usage: segd [--data-dir DIR] [--port N] [--durability process|fsync] [--help]
+const char* GetEnv(const char* name) { return std::getenv(name); }
 
-  --data-dir DIR        data directory holding the operation log; created if missing
-                        (default ./data, environment SEGD_DATA_DIR)
-  --port N              HTTP port, 1-65535 (default 8080, environment SEGD_PORT)
-  --durability MODE     process: a change is acknowledged once it is in the write-ahead log
-                        (survives a crash of segd); fsync: once the log is fsynced (survives
-                        a power loss); concurrent changes share one fsync
-                        (default process, environment SEGD_DURABILITY)
-  --help                print this help and exit
-
-This build has the engine and the durable log; the HTTP API is not part of it yet.
-segd recovers the data directory, expires memberships that fell due while it was
-down, prints what it holds, writes a snapshot, and exits.
-)";
-
-const char* EnvOr(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
+int Fail(const char* what, const absl::Status& status) {
+  std::fprintf(stderr, "segd: %s: %s\n", what, std::string(status.message()).c_str());
+  return 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string data_dir = EnvOr("SEGD_DATA_DIR", "./data");
-  std::string port_text = EnvOr("SEGD_PORT", "8080");
-  std::string durability_text = EnvOr("SEGD_DURABILITY", "process");
-  for (int i = 1; i < argc; ++i) {
-    absl::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-    if ((arg == "--data-dir" || arg == "--port" || arg == "--durability") && i + 1 < argc) {
-      std::string value = argv[++i];
-      if (arg == "--data-dir") data_dir = value;
-      if (arg == "--port") port_text = value;
-      if (arg == "--durability") durability_text = value;
-      continue;
-    }
-    std::fprintf(stderr, "segd: unknown or incomplete flag '%s' (see --help)\n", argv[i]);
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = server::ParseServerConfig(args, GetEnv);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "segd: %s\n", std::string(parsed.status().message()).c_str());
     return 2;
   }
-  char* end = nullptr;
-  long port = std::strtol(port_text.c_str(), &end, 10);
-  if (end == port_text.c_str() || *end != '\0' || port < 1 || port > 65535) {
-    std::fprintf(stderr, "segd: --port must be 1-65535, got '%s'\n", port_text.c_str());
-    return 2;
+  if (parsed->help) {
+    std::fputs(server::kServerUsage, stdout);
+    return 0;
   }
-  auto durability = segd::storage::ParseDurability(durability_text);
-  if (!durability.ok()) {
-    std::fprintf(stderr, "segd: %s\n", std::string(durability.status().message()).c_str());
-    return 2;
-  }
-  auto log = segd::storage::OpLog::Open(data_dir, {*durability});
-  if (!log.ok()) {
-    std::fprintf(stderr, "segd: %s\n", std::string(log.status().message()).c_str());
-    return 1;
-  }
-  segd::engine::Engine engine(segd::engine::EngineOptions{nullptr, log->get()});
+  const server::ServerConfig config = parsed->config;
+  server::SetLogLevel(config.log_level);
+
+  // Every thread started from here on inherits the blocked signals; main waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto log = storage::OpLog::Open(config.data_dir, {config.durability});
+  if (!log.ok()) return Fail("opening the log", log.status());
+  engine::Engine engine(engine::EngineOptions{nullptr, log->get()});
   auto recovered = (*log)->Recover(engine);
-  if (!recovered.ok()) {
-    std::fprintf(stderr, "segd: recovery of '%s' failed: %s\n", data_dir.c_str(),
-                 std::string(recovered.status().message()).c_str());
-    return 1;
-  }
+  if (!recovered.ok()) return Fail("recovery", recovered.status());
   auto expired = engine.ProcessExpiries();
-  if (!expired.ok()) {
-    std::fprintf(stderr, "segd: %s\n", std::string(expired.status().message()).c_str());
-    return 1;
-  }
-  auto stats = engine.Stats();
+  if (!expired.ok()) return Fail("expiring memberships due while down", expired.status());
+  auto reports = storage::ReportStore::Open(config.data_dir, config.report_ttl_seconds * 1000,
+                                            engine::SystemClock::Default());
+  if (!reports.ok()) return Fail("opening the report directory", reports.status());
+
+  server::ServiceFigures figures;
+  figures.recovery_seconds.store(recovered->seconds);
+  server::Api api(engine, **log, **reports, config, figures);
+  server::HttpServer http(api, config);
+  if (absl::Status s = http.Start(); !s.ok()) return Fail("starting HTTP", s);
+  server::Housekeeper housekeeper(engine, **log, **reports, config, figures);
+  housekeeper.Start();
+
+  engine::EngineStats stats = engine.Stats();
   std::printf(
-      "segd: data dir %s recovered in %.3f s (snapshot at log position %llu, %llu log records "
-      "replayed; segments=%llu users=%llu memberships=%llu; %llu expired while down); HTTP on "
-      "port %ld is not part of this build yet\n",
-      data_dir.c_str(), recovered->seconds,
-      static_cast<unsigned long long>(recovered->snapshot_seq),
-      static_cast<unsigned long long>(recovered->records),
-      static_cast<unsigned long long>(stats.active_segments),
-      static_cast<unsigned long long>(stats.registered_users),
+      "segd: listening on http://%s:%u, data dir %s; recovered %llu memberships "
+      "(%llu segments, %llu users) in %.3f s (dictionaries %.3f s, snapshot at log position %llu "
+      "%.3f s, %llu records replayed %.3f s); %llu expired while down; %u threads, durability "
+      "%s\n",
+      config.bind.c_str(), http.port(), config.data_dir.c_str(),
       static_cast<unsigned long long>(stats.memberships),
-      static_cast<unsigned long long>(*expired), port);
-  // A clean shutdown ends with a snapshot, so that the next start replays nothing.
-  auto snapshot = (*log)->WriteSnapshot(engine);
-  if (!snapshot.ok()) {
-    std::fprintf(stderr, "segd: snapshot at shutdown failed: %s\n",
-                 std::string(snapshot.status().message()).c_str());
-    return 1;
-  }
+      static_cast<unsigned long long>(stats.active_segments),
+      static_cast<unsigned long long>(stats.registered_users), recovered->seconds,
+      recovered->dictionary_seconds, static_cast<unsigned long long>(recovered->snapshot_seq),
+      recovered->snapshot_seconds, static_cast<unsigned long long>(recovered->records),
+      recovered->replay_seconds, static_cast<unsigned long long>(*expired), config.threads,
+      config.durability == storage::Durability::kFsync ? "fsync" : "process");
+  std::fflush(stdout);
+
+  int signal = 0;
+  sigwait(&signals, &signal);
+  server::Log(server::LogLevel::kInfo, "%s: draining connections, then a snapshot",
+              signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  figures.shutting_down.store(true);
+  http.Shutdown();
+  housekeeper.Stop();
+  // The snapshot's meta key is written synced, which also syncs every log record before it.
+  if (absl::Status s = housekeeper.Snapshot(); !s.ok()) return Fail("snapshot at shutdown", s);
+  server::Log(server::LogLevel::kInfo, "stopped cleanly");
   return 0;
 }

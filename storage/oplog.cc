@@ -366,6 +366,18 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   return stats;
 }
 
+uint64_t OpLog::ApproximateBytes() const {
+  uint64_t total = 0;
+  for (rocksdb::ColumnFamilyHandle* cf :
+       {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_, segments_,
+        snapshots_}) {
+    uint64_t value = 0;
+    if (db_->GetIntProperty(cf, "rocksdb.total-sst-files-size", &value)) total += value;
+    if (db_->GetIntProperty(cf, "rocksdb.cur-size-all-mem-tables", &value)) total += value;
+  }
+  return total;
+}
+
 absl::Status OpLog::TEST_DropSnapshots() {
   rocksdb::WriteBatch wb;
   wb.DeleteRange(snapshots_, "", std::string(16, '\xff'));

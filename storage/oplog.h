@@ -127,6 +127,9 @@ class OpLog final : public engine::OpSink {
 
   // The sequence number the next record will get (records start at 1).
   uint64_t next_seq() const { return next_seq_.load(std::memory_order_acquire); }
+  // Bytes the log holds: SST files plus memtables, over every column family. Cheap (RocksDB
+  // properties); any thread.
+  uint64_t ApproximateBytes() const;
   // The RocksDB directory (DATA_DIR/log).
   const std::string& dir() const { return dir_; }
 

@@ -1,0 +1,279 @@
+#include "server/api.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "engine/errors.h"
+#include "server/detail/handlers.h"
+#include "server/json_writer.h"
+
+namespace segd::server {
+
+using detail::Call;
+using detail::HandlerContext;
+
+struct Api::RouteDef {
+  const char* method;
+  const char* pattern;
+  const char* name;  // label in metrics
+  BodyKind body;
+  detail::Handler handler;
+};
+
+// The route table. No two patterns can match the same path, so order does not matter.
+static const Api::RouteDef kRoutes[] = {
+    {"POST", "/v1/segments", "create_segment", BodyKind::kJson, detail::CreateSegment},
+    {"GET", "/v1/segments", "list_segments", BodyKind::kNone, detail::ListSegments},
+    {"GET", "/v1/segments/{name}", "get_segment", BodyKind::kNone, detail::GetSegment},
+    {"PATCH", "/v1/segments/{name}", "patch_segment", BodyKind::kJson, detail::PatchSegment},
+    {"DELETE", "/v1/segments/{name}", "delete_segment", BodyKind::kNone, detail::DeleteSegment},
+    {"GET", "/v1/segments/{name}/count", "count", BodyKind::kNone, detail::CountSegment},
+    {"GET", "/v1/segments/{name}/users", "list_members", BodyKind::kNone, detail::ListMembers},
+    {"GET", "/v1/segments/{name}/users/{user_id}", "check_member", BodyKind::kNone,
+     detail::CheckMember},
+    {"POST", "/v1/segments/{name}/users:import", "import", BodyKind::kImport,
+     detail::ImportMembers},
+    {"PUT", "/v1/users/{user_id}", "put_user", BodyKind::kNone, detail::PutUser},
+    {"DELETE", "/v1/users/{user_id}", "delete_user", BodyKind::kNone, detail::DeleteUser},
+    {"GET", "/v1/users/{user_id}/segments", "user_segments", BodyKind::kNone,
+     detail::GetUserSegments},
+    {"POST", "/v1/users/{user_id}/segments", "update_user_segments", BodyKind::kJson,
+     detail::UpdateUserSegments},
+    {"POST", "/v1/check", "check_many", BodyKind::kCheck, detail::CheckMany},
+    {"POST", "/v1/query", "query", BodyKind::kJson, detail::Query},
+    {"GET", "/v1/reports/history", "history_report", BodyKind::kNone, detail::HistoryReport},
+    {"POST", "/v1/reports", "create_report", BodyKind::kJson, detail::CreateReport},
+    {"GET", "/v1/reports/{id}.csv", "get_report", BodyKind::kNone, detail::GetReport},
+    {"GET", "/health", "health", BodyKind::kNone, detail::Health},
+    {"GET", "/metrics", "metrics", BodyKind::kNone, detail::MetricsText},
+    {"GET", "/openapi.yaml", "openapi", BodyKind::kNone, detail::OpenApi},
+};
+constexpr int kRouteCount = sizeof(kRoutes) / sizeof(kRoutes[0]);
+
+namespace {
+
+std::vector<std::string> RouteNames() {
+  std::vector<std::string> names;
+  for (const Api::RouteDef& r : kRoutes) names.emplace_back(r.name);
+  return names;
+}
+
+}  // namespace
+
+Api::Api(engine::Engine& engine, storage::OpLog& log, storage::ReportStore& reports,
+         const ServerConfig& config, ServiceFigures& figures)
+    : engine_(engine),
+      log_(log),
+      reports_(reports),
+      config_(config),
+      figures_(figures),
+      metrics_(RouteNames()) {
+  for (int i = 0; i < kRouteCount; ++i) router_.Add(kRoutes[i].method, kRoutes[i].pattern, i);
+}
+
+const std::string& Api::RouteName(int route) const {
+  static const std::string kUnmatched = "unmatched";
+  static const std::vector<std::string> kNames = RouteNames();
+  return route >= 0 && route < kRouteCount ? kNames[route] : kUnmatched;
+}
+
+uint64_t Api::BodyLimit(const RouteMatch& match) const {
+  if (match.kind != RouteMatch::Kind::kFound) return config_.max_body;
+  switch (kRoutes[match.route].body) {
+    case BodyKind::kCheck:
+      return config_.max_check_body;
+    case BodyKind::kImport:
+      return config_.max_import_body;
+    case BodyKind::kNone:
+    case BodyKind::kJson:
+      return config_.max_body;
+  }
+  return config_.max_body;
+}
+
+void Api::Handle(Request& request, const RouteMatch& match, Response& response) {
+  absl::string_view path = request.target;
+  absl::string_view query;
+  if (size_t q = path.find('?'); q != absl::string_view::npos) {
+    query = path.substr(q + 1);
+    path = path.substr(0, q);
+  }
+  switch (match.kind) {
+    case RouteMatch::Kind::kNoPath:
+      ErrorResponse(HttpError("not_found", absl::StrCat("no such path: ", path)), response);
+      return;
+    case RouteMatch::Kind::kWrongMethod:
+      ErrorResponse(HttpError("method_not_allowed",
+                              absl::StrCat(request.method, " is not allowed on ", path,
+                                           "; allowed: ", match.allow)),
+                    response);
+      response.headers.emplace_back("Allow", match.allow);
+      return;
+    case RouteMatch::Kind::kFound:
+      break;
+  }
+  if (!match.error.ok()) {
+    ErrorResponse(engine::BadRequest(match.error.message()), response);
+    return;
+  }
+  std::vector<std::string> params = match.params;
+  Dispatch(match.route, request, params, query, response);
+}
+
+void Api::Dispatch(int route, Request& request, std::vector<std::string>& params,
+                   absl::string_view query, Response& response) {
+  detail::QueryParams query_params;
+  absl::Status status = query_params.Parse(query);
+  if (status.ok()) {
+    HandlerContext context{engine_, log_, reports_, config_, figures_, metrics_};
+    Call call{request, params, query_params, response};
+    status = kRoutes[route].handler(context, call);
+  }
+  if (!status.ok()) {
+    response = Response();
+    ErrorResponse(status, response);
+  }
+}
+
+absl::Status HttpError(absl::string_view code, absl::string_view message) {
+  absl::Status status(absl::StatusCode::kUnknown, message);
+  status.SetPayload(engine::kErrorCodePayload, absl::Cord(code));
+  return status;
+}
+
+unsigned HttpStatusOf(absl::string_view code) {
+  static const std::pair<absl::string_view, unsigned> kStatuses[] = {
+      {"bad_request", 400},
+      {"unauthorized", 401},
+      {"forbidden", 403},
+      {"not_found", 404},
+      {"segment_not_found", 404},
+      {"user_not_found", 404},
+      {"report_not_found", 404},
+      {"method_not_allowed", 405},
+      {"request_timeout", 408},
+      {"segment_exists", 409},
+      {"conflict", 409},
+      {"payload_too_large", 413},
+      {"unsupported_media_type", 415},
+      {"conflict_in_request", 422},
+      {"too_many_requests", 429},
+      {"header_too_large", 431},
+      {"unavailable", 503},
+  };
+  for (const auto& [name, status] : kStatuses) {
+    if (name == code) return status;
+  }
+  return 500;
+}
+
+void ErrorResponse(const absl::Status& status, Response& response) {
+  std::string code = engine::ErrorCodeOf(status);
+  unsigned http_status = HttpStatusOf(code);
+  if (http_status == 500) code = "internal";
+  response.status = http_status;
+  response.content_type = kJsonType;
+  response.stream = nullptr;
+  response.blocking = nullptr;
+  response.body.clear();
+  JsonWriter json(&response.body);
+  json.BeginObject().Key("error").BeginObject();
+  json.Key("code").String(code);
+  json.Key("message").String(status.message());
+  json.Key("details").BeginObject();
+  if (std::vector<std::string> segments = engine::SegmentsOf(status); !segments.empty()) {
+    json.Key("segments").BeginArray();
+    for (const std::string& s : segments) json.String(s);
+    json.EndArray();
+  }
+  if (auto position = engine::PositionOf(status)) json.Key("position").Uint(*position);
+  json.EndObject().EndObject().EndObject();
+}
+
+namespace detail {
+
+absl::Status QueryParams::Parse(absl::string_view query) {
+  params_.clear();
+  if (query.empty()) return absl::OkStatus();
+  for (absl::string_view pair : absl::StrSplit(query, '&')) {
+    if (pair.empty()) continue;
+    size_t eq = pair.find('=');
+    absl::string_view name = pair.substr(0, eq);
+    absl::string_view value = eq == absl::string_view::npos ? "" : pair.substr(eq + 1);
+    std::string decoded_name, decoded_value;
+    absl::Status s = PercentDecode(name, true, &decoded_name);
+    if (s.ok()) s = PercentDecode(value, true, &decoded_value);
+    if (!s.ok()) return engine::BadRequest(absl::StrCat("query string: ", s.message()));
+    params_.emplace_back(std::move(decoded_name), std::move(decoded_value));
+  }
+  return absl::OkStatus();
+}
+
+std::optional<absl::string_view> QueryParams::Get(absl::string_view name) const {
+  std::optional<absl::string_view> found;
+  for (const auto& [n, v] : params_) {
+    if (n == name) found = v;
+  }
+  return found;
+}
+
+std::vector<absl::string_view> QueryParams::All(absl::string_view name) const {
+  std::vector<absl::string_view> out;
+  for (const auto& [n, v] : params_) {
+    if (n == name) out.push_back(v);
+  }
+  return out;
+}
+
+absl::Status QueryParams::OnlyThese(std::initializer_list<absl::string_view> known) const {
+  for (const auto& [n, v] : params_) {
+    bool ok = false;
+    for (absl::string_view k : known) ok = ok || n == k;
+    if (!ok) return engine::BadRequest(absl::StrCat("unknown query parameter '", n, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireJson(const Request& request) {
+  absl::string_view type = request.content_type;
+  if (type.empty()) return absl::OkStatus();
+  absl::string_view media = absl::StripAsciiWhitespace(type.substr(0, type.find(';')));
+  if (absl::EqualsIgnoreCase(media, "application/json")) return absl::OkStatus();
+  return HttpError("unsupported_media_type",
+                   absl::StrCat("Content-Type '", type, "' is not accepted; send application/json"));
+}
+
+void WriteSegment(JsonWriter& json, const engine::SegmentInfo& info) {
+  const engine::SegmentMeta& m = info.meta;
+  json.BeginObject();
+  json.Key("name").String(m.name);
+  json.Key("description").String(m.description);
+  json.Key("created_at").Time(m.created_at, -1);
+  json.Key("deleted_at").Time(m.deleted_at, 0);
+  json.Key("auto_percent");
+  if (m.has_auto_percent()) {
+    json.Double(m.auto_percent);
+  } else {
+    json.Null();
+  }
+  json.Key("auto_percent_sticky").Bool(m.sticky);
+  json.Key("ttl_seconds");
+  if (m.ttl_seconds > 0) {
+    json.Int(m.ttl_seconds);
+  } else {
+    json.Null();
+  }
+  json.Key("user_count").Uint(info.user_count);
+  json.EndObject();
+}
+
+absl::StatusOr<int64_t> ReadTtl(JsonValue& value) {
+  auto ttl = ReadInt(value, "ttl_seconds");
+  if (!ttl.ok()) return engine::BadRequest("'ttl_seconds' must be a whole number of seconds >= 1");
+  if (*ttl < 1) return engine::BadRequest("'ttl_seconds' must be >= 1");
+  return *ttl;
+}
+
+}  // namespace detail
+}  // namespace segd::server

@@ -1,0 +1,122 @@
+#pragma once
+
+// Api: segd's HTTP API v1 (docs/api.md) as a function from a parsed request to a response,
+// independent of sockets. HttpServer feeds it requests; the fuzz target and tests call it
+// directly.
+//
+// Handlers are thin: they parse and validate the request (JSON through simdjson's on-demand
+// API), call the engine or storage, and write JSON with JsonWriter. Every engine or storage
+// error becomes one HTTP status and error code through ErrorResponse. A request that fails
+// changes nothing (the engine is all-or-nothing; imports apply their valid lines).
+//
+// Slow work (history reports) does not run in Handle: the response then carries a
+// `blocking` function for a worker thread, or a `stream` producer whose chunks the connection
+// writes as a chunked body.
+//
+// Thread safety: Handle may be called from any number of threads at once. The engine, log,
+// report store and metrics must outlive the Api.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "engine/engine.h"
+#include "server/config.h"
+#include "server/metrics.h"
+#include "server/router.h"
+#include "storage/oplog.h"
+#include "storage/report_store.h"
+
+namespace segd::server {
+
+inline constexpr absl::string_view kJsonType = "application/json; charset=utf-8";
+
+// Where a route's body is read, which decides its size limit.
+enum class BodyKind { kNone, kJson, kCheck, kImport };
+
+struct Request {
+  absl::string_view method;        // upper case, as sent
+  absl::string_view target;        // path and query, as sent
+  absl::string_view content_type;  // empty when absent
+  std::string body;                // handlers may modify it (JSON parsing pads it in place)
+};
+
+// Receives a streamed body's chunks; returns false once the client has gone.
+using ChunkSink = std::function<bool(absl::string_view chunk)>;
+
+struct Response {
+  unsigned status = 200;
+  absl::string_view content_type = kJsonType;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Allow, …)
+  // If set, the body is produced by this function on a worker thread, sent chunked. It returns
+  // the error that cut the stream short, if any (the client then sees an unfinished body).
+  std::function<absl::Status(const ChunkSink&)> stream;
+  // If set, a worker thread calls it to fill in this response before it is sent.
+  std::function<void(Response&)> blocking;
+};
+
+// Figures the Api reports at /health and /metrics beyond its own.
+struct ServiceFigures {
+  std::atomic<uint64_t> snapshots{0};
+  std::atomic<uint64_t> last_snapshot_seq{0};
+  std::atomic<uint64_t> last_snapshot_bytes{0};
+  std::atomic<double> last_snapshot_seconds{0};
+  std::atomic<uint64_t> snapshot_failures{0};
+  std::atomic<uint64_t> expiry_failures{0};
+  std::atomic<double> recovery_seconds{0};
+  std::atomic<bool> shutting_down{false};
+};
+
+class Api {
+ public:
+  Api(engine::Engine& engine, storage::OpLog& log, storage::ReportStore& reports,
+      const ServerConfig& config, ServiceFigures& figures);
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
+
+  // The route of (method, path), for the connection to pick a body limit before reading it.
+  RouteMatch Route(absl::string_view method, absl::string_view path) const {
+    return router_.Match(method, path);
+  }
+  // The body limit of a match (unmatched paths get the JSON limit).
+  uint64_t BodyLimit(const RouteMatch& match) const;
+
+  // Answers `request`. `match` is Route(request.method, path of request.target).
+  void Handle(Request& request, const RouteMatch& match, Response& response);
+
+  Metrics& metrics() { return metrics_; }
+  // The label of a route id in metrics and logs.
+  const std::string& RouteName(int route) const;
+
+ // One row of the route table (api.cc).
+  struct RouteDef;
+
+ private:
+  void Dispatch(int route, Request& request, std::vector<std::string>& params,
+                absl::string_view query, Response& response);
+
+  engine::Engine& engine_;
+  storage::OpLog& log_;
+  storage::ReportStore& reports_;
+  const ServerConfig& config_;
+  ServiceFigures& figures_;
+  Router router_;
+  Metrics metrics_;
+};
+
+// Fills `response` with the error answer for `status` (its HTTP status, error code, message
+// and details).
+void ErrorResponse(const absl::Status& status, Response& response);
+// The HTTP status of an API error code ("segment_not_found" → 404).
+unsigned HttpStatusOf(absl::string_view error_code);
+// An error with an explicit API code, for the errors the HTTP layer finds itself
+// (method_not_allowed, payload_too_large, …).
+absl::Status HttpError(absl::string_view code, absl::string_view message);
+
+}  // namespace segd::server

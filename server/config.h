@@ -1,0 +1,51 @@
+#pragma once
+
+// ServerConfig: every setting of the segd binary, read from the command line and from SEGD_*
+// environment variables (a flag wins over its variable).
+//
+// Thread safety: ParseServerConfig is reentrant; a ServerConfig is a plain value.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "storage/oplog.h"
+
+namespace segd::server {
+
+enum class LogLevel { kError = 0, kWarn = 1, kInfo = 2, kDebug = 3 };
+
+struct ServerConfig {
+  std::string bind = "127.0.0.1";
+  uint16_t port = 8080;  // 0: any free port (printed at start-up)
+  std::string data_dir = "./data";
+  unsigned threads = 0;  // 0: one per core
+  storage::Durability durability = storage::Durability::kProcess;
+  int64_t report_ttl_seconds = 4 * 3600;
+  LogLevel log_level = LogLevel::kInfo;
+  uint64_t max_body = 1ull << 20;          // JSON bodies
+  uint64_t max_check_body = 8ull << 20;    // POST /v1/check
+  uint64_t max_import_body = 256ull << 20;  // imports
+  uint32_t max_header = 16 * 1024;
+  int64_t read_timeout_seconds = 30;
+  uint32_t max_connections = 10000;
+  int64_t snapshot_interval_seconds = 600;
+  int64_t shutdown_grace_seconds = 10;
+};
+
+// What the command line asked for.
+struct ParsedCommandLine {
+  bool help = false;  // print kServerUsage and exit 0
+  ServerConfig config;
+};
+
+// The text of --help.
+extern const char kServerUsage[];
+
+// Reads `args` (without the program name) over the SEGD_* variables that `getenv` returns.
+// Errors: InvalidArgument naming the flag (or variable) and what is wrong with it.
+absl::StatusOr<ParsedCommandLine> ParseServerConfig(const std::vector<std::string>& args,
+                                                    const char* (*getenv)(const char*));
+
+}  // namespace segd::server

@@ -1,0 +1,97 @@
+#pragma once
+
+// The API's handlers, one function per route, grouped by resource in handlers_*.cc. Api
+// (server/api.h) owns the route table and calls them; nothing else does.
+//
+// A handler fills `call.response` and returns OK, or returns the error to answer with (the
+// response is then ignored). Handlers run on HTTP threads: anything slow goes into
+// Response::blocking or Response::stream.
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "engine/engine.h"
+#include "server/api.h"
+#include "server/config.h"
+#include "server/detail/json_input.h"
+#include "server/json_writer.h"
+#include "storage/oplog.h"
+#include "storage/report_store.h"
+
+namespace segd::server::detail {
+
+struct HandlerContext {
+  engine::Engine& engine;
+  storage::OpLog& log;
+  storage::ReportStore& reports;
+  const ServerConfig& config;
+  ServiceFigures& figures;
+  const Metrics& metrics;
+};
+
+// A decoded query string.
+class QueryParams {
+ public:
+  // Errors: bad_request for bad percent-encoding.
+  absl::Status Parse(absl::string_view query);
+  // The last value of `name`, if given.
+  std::optional<absl::string_view> Get(absl::string_view name) const;
+  std::vector<absl::string_view> All(absl::string_view name) const;
+  // Errors: bad_request naming the first parameter not in `known`.
+  absl::Status OnlyThese(std::initializer_list<absl::string_view> known) const;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> params_;
+};
+
+struct Call {
+  Request& request;
+  std::vector<std::string>& params;  // path captures, decoded
+  const QueryParams& query;
+  Response& response;
+};
+
+using Handler = absl::Status (*)(const HandlerContext&, Call&);
+
+// Segments (handlers_segments.cc).
+absl::Status CreateSegment(const HandlerContext&, Call&);
+absl::Status ListSegments(const HandlerContext&, Call&);
+absl::Status GetSegment(const HandlerContext&, Call&);
+absl::Status PatchSegment(const HandlerContext&, Call&);
+absl::Status DeleteSegment(const HandlerContext&, Call&);
+absl::Status CountSegment(const HandlerContext&, Call&);
+absl::Status ListMembers(const HandlerContext&, Call&);
+absl::Status CheckMember(const HandlerContext&, Call&);
+absl::Status ImportMembers(const HandlerContext&, Call&);
+absl::Status Query(const HandlerContext&, Call&);
+
+// Users (handlers_users.cc).
+absl::Status PutUser(const HandlerContext&, Call&);
+absl::Status DeleteUser(const HandlerContext&, Call&);
+absl::Status GetUserSegments(const HandlerContext&, Call&);
+absl::Status UpdateUserSegments(const HandlerContext&, Call&);
+absl::Status CheckMany(const HandlerContext&, Call&);
+
+// Reports (handlers_reports.cc).
+absl::Status HistoryReport(const HandlerContext&, Call&);
+absl::Status CreateReport(const HandlerContext&, Call&);
+absl::Status GetReport(const HandlerContext&, Call&);
+
+// Service (handlers_service.cc).
+absl::Status Health(const HandlerContext&, Call&);
+absl::Status MetricsText(const HandlerContext&, Call&);
+absl::Status OpenApi(const HandlerContext&, Call&);
+
+// Shared helpers.
+// Errors: unsupported_media_type unless the request is JSON (or has no Content-Type).
+absl::Status RequireJson(const Request& request);
+// Writes the segment object.
+void WriteSegment(JsonWriter& json, const engine::SegmentInfo& info);
+// Reads a "ttl_seconds" value: a whole number of seconds >= 1.
+absl::StatusOr<int64_t> ReadTtl(JsonValue& value);
+
+}  // namespace segd::server::detail

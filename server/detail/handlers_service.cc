@@ -1,0 +1,74 @@
+// /health, /metrics and /openapi.yaml.
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/detail/handlers.h"
+#include "server/openapi.h"
+
+namespace segd::server::detail {
+namespace {
+
+void Gauge(std::string* out, absl::string_view name, absl::string_view help,
+           absl::string_view type, double value) {
+  absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n", name, " ",
+                  absl::StrFormat("%.17g", value), "\n");
+}
+
+}  // namespace
+
+absl::Status Health(const HandlerContext& ctx, Call& call) {
+  engine::EngineStats stats = ctx.engine.Stats();
+  bool down = ctx.figures.shutting_down.load(std::memory_order_relaxed);
+  call.response.status = down ? 503 : 200;
+  JsonWriter json(&call.response.body);
+  json.BeginObject().Key("status").String(down ? "shutting_down" : "ok");
+  json.Key("segments").Uint(stats.active_segments);
+  json.Key("users").Uint(stats.registered_users);
+  json.Key("memberships").Uint(stats.memberships);
+  json.EndObject();
+  return absl::OkStatus();
+}
+
+absl::Status MetricsText(const HandlerContext& ctx, Call& call) {
+  call.response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  std::string* out = &call.response.body;
+  ctx.metrics.AppendPrometheus(out);
+  engine::EngineStats stats = ctx.engine.Stats();
+  const ServiceFigures& f = ctx.figures;
+  Gauge(out, "segd_segments", "Active segments.", "gauge", stats.active_segments);
+  Gauge(out, "segd_users_registered", "Registered users.", "gauge", stats.registered_users);
+  Gauge(out, "segd_users_known", "Users ever seen (dictionary size).", "gauge",
+        stats.known_users);
+  Gauge(out, "segd_memberships", "Memberships in all segments.", "gauge", stats.memberships);
+  Gauge(out, "segd_expiries_pending", "Memberships with an expiry still to come.", "gauge",
+        stats.pending_expiries);
+  Gauge(out, "segd_expired_total", "Memberships ended by their TTL.", "counter",
+        stats.expired_total);
+  Gauge(out, "segd_expiry_failures_total", "Expiry passes that the log refused.", "counter",
+        f.expiry_failures.load());
+  Gauge(out, "segd_log_records", "Membership records in the operation log.", "gauge",
+        ctx.log.next_seq() - 1);
+  Gauge(out, "segd_log_bytes", "Bytes of the operation log on disk and in memtables.", "gauge",
+        ctx.log.ApproximateBytes());
+  Gauge(out, "segd_snapshots_total", "Snapshots written since start.", "counter",
+        f.snapshots.load());
+  Gauge(out, "segd_snapshot_failures_total", "Snapshots that failed.", "counter",
+        f.snapshot_failures.load());
+  Gauge(out, "segd_snapshot_last_seq", "Log position of the newest snapshot written.", "gauge",
+        f.last_snapshot_seq.load());
+  Gauge(out, "segd_snapshot_last_bytes", "Encoded size of the newest snapshot written.", "gauge",
+        f.last_snapshot_bytes.load());
+  Gauge(out, "segd_snapshot_last_seconds", "Time the newest snapshot took.", "gauge",
+        f.last_snapshot_seconds.load());
+  Gauge(out, "segd_recovery_seconds", "Time the last start-up recovery took.", "gauge",
+        f.recovery_seconds.load());
+  return absl::OkStatus();
+}
+
+absl::Status OpenApi(const HandlerContext&, Call& call) {
+  call.response.content_type = "application/yaml";
+  call.response.body.assign(kOpenApiYaml);
+  return absl::OkStatus();
+}
+
+}  // namespace segd::server::detail
