@@ -533,11 +533,14 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (!ec) {
     if (api_.metrics().connections_open() >= static_cast<int64_t>(config_.max_connections)) {
       api_.metrics().ConnectionRejected();
-      static constexpr absl::string_view kBusy =
-          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
-          "charset=utf-8\r\nConnection: close\r\nContent-Length: 93\r\n\r\n"
-          "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many connections\","
-          "\"details\":{}}}";
+      static const std::string kBusy = [] {
+        constexpr absl::string_view kBody =
+            R"({"error":{"code":"unavailable","message":"too many connections","details":{}}})";
+        return absl::StrCat(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
+            "charset=utf-8\r\nConnection: close\r\nContent-Length: ",
+            kBody.size(), "\r\n\r\n", kBody);
+      }();
       beast::error_code ignored;
       socket.non_blocking(true, ignored);
       socket.write_some(asio::buffer(kBusy.data(), kBusy.size()), ignored);
