@@ -72,6 +72,12 @@ Api::Api(engine::Engine& engine, storage::OpLog& log, storage::ReportStore& repo
   for (int i = 0; i < kRouteCount; ++i) router_.Add(kRoutes[i].method, kRoutes[i].pattern, i);
 }
 
+std::vector<std::pair<std::string, std::string>> Api::Routes() {
+  std::vector<std::pair<std::string, std::string>> routes;
+  for (const RouteDef& r : kRoutes) routes.emplace_back(r.method, r.pattern);
+  return routes;
+}
+
 const std::string& Api::RouteName(int route) const {
   static const std::string kUnmatched = "unmatched";
   static const std::vector<std::string> kNames = RouteNames();

@@ -90,6 +90,9 @@ class Api {
   // Answers `request`. `match` is Route(request.method, path of request.target).
   void Handle(Request& request, const RouteMatch& match, Response& response);
 
+  // Every route as (method, pattern), in table order; for checks that the docs match.
+  static std::vector<std::pair<std::string, std::string>> Routes();
+
   Metrics& metrics() { return metrics_; }
   // The label of a route id in metrics and logs.
   const std::string& RouteName(int route) const;
