@@ -3,8 +3,9 @@
 // JsonWriter: appends JSON text to a caller's string, with correct escaping. No DOM, no
 // allocation beyond the output string's growth.
 //
-// Strings are written as given (segd validates UTF-8 on input, so ids and names are valid
-// UTF-8); '"', '\\' and control characters (U+0000–U+001F, U+007F) are escaped. The writer
+// Strings are written as given where they are UTF-8; '"', '\\' and control characters
+// (U+0000–U+001F, U+007F) are escaped, and bytes that are not UTF-8 (say, from a malformed path
+// echoed in an error message) become U+FFFD, so the output is always valid JSON. The writer
 // inserts commas between values; the caller keeps Begin/End calls balanced.
 //
 // Thread safety: confined to one thread.

@@ -24,6 +24,13 @@ TEST(JsonWriter, EscapesQuotesBackslashesAndControlCharacters) {
                  "\"list\":[-3,4,false,0.25]}");
 }
 
+TEST(JsonWriter, ReplacesBytesThatAreNotUtf8) {
+  std::string out;
+  AppendJsonEscaped(&out, std::string("/qu\xb4ry \xe2\x82\xac \xed\xa0\x80 \xf4\x90\x80\x80 \xc3", 21));
+  EXPECT_EQ(out, "/qu\\ufffdry \xe2\x82\xac \\ufffd\\ufffd\\ufffd \\ufffd\\ufffd\\ufffd\\ufffd "
+                 "\\ufffd");
+}
+
 TEST(JsonWriter, WritesTimesAndNullTimes) {
   std::string out;
   JsonWriter json(&out);
