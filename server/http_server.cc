@@ -43,6 +43,8 @@ constexpr size_t kReadChunk = 64 * 1024;
 // Chunks of a streamed body buffered between the worker and the connection.
 constexpr size_t kStreamQueueChunks = 4;
 constexpr unsigned kWorkerThreads = 2;
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kLingerBytes = 4 << 20;
 
 uint64_t NanosSince(Clock::time_point start) {
   return static_cast<uint64_t>(
@@ -161,9 +163,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
  private:
   // Parses and answers every complete request in in_, then writes or reads.
+  // Does nothing while a write is in flight (its completion calls Process again): a second
+  // write would send the same pieces twice.
   void Process() {
-    while (!closed_ && !waiting_ && in_.size() > 0 && out_bytes_ < kMaxBatchBytes &&
-           !close_after_write_) {
+    while (!closed_ && !waiting_ && !writing_ && in_.size() > 0 &&
+           out_bytes_ < kMaxBatchBytes && !close_after_write_) {
       if (!parser_) StartRequest();
       beast::error_code ec;
       size_t used = parser_->put(in_.data(), ec);
@@ -179,11 +183,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       if (parser_->is_header_done() && !routed_ && !OnHeader()) break;
       if (parser_->is_done()) OnRequest();
     }
-    if (closed_ || waiting_) return;
+    if (closed_ || waiting_ || writing_) return;
     if (!out_.empty()) {
       Write();
     } else if (close_after_write_) {
-      Close();
+      Linger();
     } else {
       Read();
     }
@@ -408,7 +412,13 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     Clock::time_point deadline = Clock::now() + std::chrono::seconds(config_.read_timeout_seconds);
     if (parser_ && !parser_->is_header_done()) deadline = std::min(deadline, request_deadline_);
     stream_.expires_at(deadline);
-    auto buffer = in_.prepare(std::min(kReadChunk, in_.max_size() - in_.size()));
+    size_t room = std::min(kReadChunk, in_.max_size() - in_.size());
+    if (room == 0) {  // cannot happen while the parser enforces max_header; never spin on it
+      Reject(431, "header_too_large", "the request does not fit the input buffer");
+      Process();
+      return;
+    }
+    auto buffer = in_.prepare(room);
     stream_.async_read_some(buffer, [self = shared_from_this()](beast::error_code ec, size_t n) {
       self->reading_ = false;
       if (ec) {
@@ -448,10 +458,40 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       return;
     }
     if (close_after_write_) {
-      Close();
+      Linger();
       return;
     }
     Process();
+  }
+
+  // After the last answer: stop sending, then read and discard what the client still sends
+  // (say, a body we refused with 413) until it closes, for at most kLingerTime or kLingerBytes.
+  // Closing with unread bytes would make the kernel send a reset, which can destroy the answer
+  // before the client reads it.
+  void Linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    linger_deadline_ = Clock::now() + kLingerTime;
+    DiscardInput(0);
+  }
+
+  void DiscardInput(size_t discarded) {
+    if (closed_) return;
+    if (discarded > kLingerBytes || Clock::now() >= linger_deadline_) {
+      Close();
+      return;
+    }
+    stream_.expires_at(linger_deadline_);
+    in_.clear();
+    auto buffer = in_.prepare(kReadChunk);
+    stream_.async_read_some(buffer, [self = shared_from_this(), discarded](beast::error_code ec,
+                                                                         size_t n) {
+      if (ec) {
+        self->Close();
+        return;
+      }
+      self->DiscardInput(discarded + n);
+    });
   }
 
   void Close() {
@@ -479,6 +519,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   RouteMatch match_;
   bool routed_ = false;
   Clock::time_point request_deadline_;
+  Clock::time_point linger_deadline_;
 
   std::vector<std::string> out_;  // pieces of the next write, in order
   bool tail_shared_ = false;      // out_.back() may take more small text

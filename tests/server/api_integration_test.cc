@@ -21,7 +21,12 @@ simdjson::dom::element Json(const std::string& body) {
   thread_local simdjson::dom::parser parser;
   thread_local std::string copy;
   copy = body;
-  return parser.parse(copy).value();
+  simdjson::dom::element element;
+  if (auto error = parser.parse(copy).get(element)) {
+    ADD_FAILURE() << "not JSON (" << simdjson::error_message(error) << "): " << body;
+    return parser.parse(std::string("{}")).value();
+  }
+  return element;
 }
 
 std::string ErrorCode(const HttpResult& r) {

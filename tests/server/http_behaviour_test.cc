@@ -1,6 +1,7 @@
 // HTTP-level behaviour of the real server: pipelining, keep-alive, limits, slow clients,
 // Expect: 100-continue, chunked bodies, many concurrent clients, connection cap, TTL expiry.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <string>
@@ -53,6 +54,37 @@ TEST(HttpBehaviour, PipelinedRequestsAnswerInOrderOnOneConnection) {
   EXPECT_EQ(client.ReadResponse().status, 404u);
   // The connection stays usable.
   EXPECT_EQ(client.Get("/health").status, 200u);
+}
+
+// Streamed answers (reports) mixed with plain ones, sequential and pipelined: each answer
+// arrives exactly once and in order. (A stream that finished before its first write was once
+// sent twice.)
+TEST(HttpBehaviour, StreamedAnswersArriveOnceAndInOrder) {
+  TempDir dir;
+  ServerProcess server(dir.path());
+  ASSERT_TRUE(server.started());
+  HttpClient client(server.port());
+  ASSERT_EQ(client.Post("/v1/segments", R"({"name":"s"})").status, 201u);
+  ASSERT_EQ(client.Post("/v1/users/u1/segments", R"({"add":["s"]})").status, 200u);
+  for (int i = 0; i < 40; ++i) {
+    HttpResult csv = client.Get("/v1/reports/history");
+    ASSERT_EQ(csv.status, 200u);
+    ASSERT_EQ(std::count(csv.body.begin(), csv.body.end(), '\n'), 2) << i << csv.body;
+    ASSERT_EQ(client.Get("/v1/segments/s/count").body, R"({"segment":"s","user_count":1})") << i;
+  }
+  std::string batch;
+  for (int i = 0; i < 20; ++i) {
+    batch += RawRequest("GET", "/v1/reports/history?user_id=u1");
+    batch += RawRequest("GET", "/health");
+  }
+  client.SendRaw(batch);
+  for (int i = 0; i < 20; ++i) {
+    HttpResult csv = client.ReadResponse();
+    ASSERT_EQ(csv.header("content-type").rfind("text/csv", 0), 0u) << i;
+    ASSERT_EQ(std::count(csv.body.begin(), csv.body.end(), '\n'), 2) << i;
+    ASSERT_NE(client.ReadResponse().body.find("\"status\":\"ok\""), std::string::npos) << i;
+  }
+  EXPECT_EQ(client.Get("/v1/segments/s/count").body, R"({"segment":"s","user_count":1})");
 }
 
 TEST(HttpBehaviour, OversizeBodiesAre413BeforeTheBodyIsRead) {
