@@ -98,7 +98,7 @@ uint64_t Api::BodyLimit(const RouteMatch& match) const {
   return config_.max_body;
 }
 
-void Api::Handle(Request& request, const RouteMatch& match, Response& response) {
+void Api::Handle(Request& request, RouteMatch& match, Response& response) {
   absl::string_view path = request.target;
   absl::string_view query;
   if (size_t q = path.find('?'); q != absl::string_view::npos) {
@@ -123,8 +123,7 @@ void Api::Handle(Request& request, const RouteMatch& match, Response& response) 
     ErrorResponse(engine::BadRequest(match.error.message()), response);
     return;
   }
-  std::vector<std::string> params = match.params;
-  Dispatch(match.route, request, params, query, response);
+  Dispatch(match.route, request, match.params, query, response);
 }
 
 void Api::Dispatch(int route, Request& request, std::vector<std::string>& params,

@@ -87,8 +87,9 @@ class Api {
   // The body limit of a match (unmatched paths get the JSON limit).
   uint64_t BodyLimit(const RouteMatch& match) const;
 
-  // Answers `request`. `match` is Route(request.method, path of request.target).
-  void Handle(Request& request, const RouteMatch& match, Response& response);
+  // Answers `request`. `match` is Route(request.method, path of request.target); its params
+  // are moved out.
+  void Handle(Request& request, RouteMatch& match, Response& response);
 
   // Every route as (method, pattern), in table order; for checks that the docs match.
   static std::vector<std::pair<std::string, std::string>> Routes();
