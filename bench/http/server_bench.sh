@@ -53,7 +53,8 @@ seq 1 2 "$USERS" | awk '{printf "SADD bench u%012d\n", $1}' | redis-cli -p "$RED
 
 redis_rps() {  # $1: pipeline depth
   redis-benchmark -p "$REDIS_PORT" -c 50 -n $((USERS * 2)) -r "$USERS" -P "$1" -q \
-    SISMEMBER bench u__rand_int__ | tr '\r' '\n' | awk '/requests per second/ {print $2}' | tail -1
+    SISMEMBER bench u__rand_int__ | tr '\r' '\n' |
+    sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -1
 }
 
 : > "$WORK/results"
