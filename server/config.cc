@@ -88,6 +88,17 @@ Setter Duration(int64_t ServerConfig::*field) {
   };
 }
 
+// A whole number in [min, max].
+template <typename T>
+Setter Whole(const char* flag, T ServerConfig::*field, uint64_t min, uint64_t max) {
+  return [flag, field, min, max](ServerConfig& c, absl::string_view v) -> absl::Status {
+    uint64_t n = 0;
+    if (absl::Status s = SetUnsigned(flag, v, min, max, &n); !s.ok()) return s;
+    c.*field = static_cast<T>(n);
+    return absl::OkStatus();
+  };
+}
+
 template <typename T>
 Setter Size(T ServerConfig::*field, uint64_t max) {
   return [field, max](ServerConfig& c, absl::string_view v) -> absl::Status {
@@ -107,26 +118,14 @@ const std::vector<Flag>& Flags() {
          c.bind = std::string(v);
          return absl::OkStatus();
        }},
-      {"port", "SEGD_PORT",
-       [](ServerConfig& c, absl::string_view v) {
-         uint64_t n = 0;
-         absl::Status s = SetUnsigned("--port", v, 0, 65535, &n);
-         c.port = static_cast<uint16_t>(n);
-         return s;
-       }},
+      {"port", "SEGD_PORT", Whole("--port", &ServerConfig::port, 0, 65535)},
       {"data-dir", "SEGD_DATA_DIR",
        [](ServerConfig& c, absl::string_view v) {
          if (v.empty()) return FlagError("--data-dir", v, "must not be empty");
          c.data_dir = std::string(v);
          return absl::OkStatus();
        }},
-      {"threads", "SEGD_THREADS",
-       [](ServerConfig& c, absl::string_view v) {
-         uint64_t n = 0;
-         absl::Status s = SetUnsigned("--threads", v, 1, 256, &n);
-         c.threads = static_cast<unsigned>(n);
-         return s;
-       }},
+      {"threads", "SEGD_THREADS", Whole("--threads", &ServerConfig::threads, 1, 256)},
       {"durability", "SEGD_DURABILITY",
        [](ServerConfig& c, absl::string_view v) -> absl::Status {
          auto d = storage::ParseDurability(v);
@@ -157,12 +156,7 @@ const std::vector<Flag>& Flags() {
       {"max-header", "SEGD_MAX_HEADER", Size(&ServerConfig::max_header, 1u << 20)},
       {"read-timeout", "SEGD_READ_TIMEOUT", Duration(&ServerConfig::read_timeout_seconds)},
       {"max-connections", "SEGD_MAX_CONNECTIONS",
-       [](ServerConfig& c, absl::string_view v) {
-         uint64_t n = 0;
-         absl::Status s = SetUnsigned("--max-connections", v, 1, 1000000, &n);
-         c.max_connections = static_cast<uint32_t>(n);
-         return s;
-       }},
+       Whole("--max-connections", &ServerConfig::max_connections, 1, 1000000)},
       {"snapshot-interval", "SEGD_SNAPSHOT_INTERVAL",
        Duration(&ServerConfig::snapshot_interval_seconds)},
       {"shutdown-grace", "SEGD_SHUTDOWN_GRACE", Duration(&ServerConfig::shutdown_grace_seconds)},
