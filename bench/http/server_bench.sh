@@ -7,7 +7,12 @@
 # loopback, loads the same segment into both (every other user of USERS, so half the checks
 # hit), then alternates, RUNS times: wrk membership checks with 50 connections (no pipelining,
 # then pipelining depth 16), redis-benchmark SISMEMBER with 50 clients (-P 1 and -P 16), and
-# POST /v1/check with 1,000 checks per request. Prints each run and the medians. Needs wrk,
+# POST /v1/check with 1,000 checks per request. Prints each run and the medians.
+#
+# Like for like: redis-server answers on one thread and redis-benchmark sends from one, so by
+# default segd runs with --threads 1 and wrk with one thread too (SEGD_THREADS, WRK_THREADS
+# change that). With the load generator on the same two cores, more server threads than the
+# cores left over only add context switches. Needs wrk,
 # redis-server and redis-benchmark (Debian packages wrk, redis-server, redis-tools).
 # Every server it starts is stopped on exit, also when interrupted.
 set -euo pipefail
@@ -31,7 +36,10 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-"$SEGD" --data-dir "$WORK/segd" --port 0 --log-level warn > "$WORK/segd.out" 2>&1 &
+SEGD_THREADS=${SEGD_THREADS:-1}
+WRK_THREADS=${WRK_THREADS:-1}
+"$SEGD" --data-dir "$WORK/segd" --port 0 --threads "$SEGD_THREADS" --log-level warn \
+  > "$WORK/segd.out" 2>&1 &
 SEGD_PID=$!
 for _ in $(seq 100); do grep -q listening "$WORK/segd.out" && break; sleep 0.1; done
 PORT=$(sed -n 's/.*http:\/\/127.0.0.1:\([0-9]*\).*/\1/p' "$WORK/segd.out")
@@ -43,6 +51,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
 REDIS_PID=$!
 for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
+echo "segd --threads $SEGD_THREADS, wrk -t$WRK_THREADS, $USERS users, $DURATION x $RUNS runs"
 echo "loading $((USERS / 2)) members into segd and redis ..."
 curl -sf -X POST "$B/v1/segments" -H 'Content-Type: application/json' -d '{"name":"bench"}' >/dev/null
 seq 1 2 "$USERS" | sed 's/^/u/' > "$WORK/users.txt"
@@ -59,11 +68,11 @@ redis_rps() {  # $1: pipeline depth
 
 : > "$WORK/results"
 for run in $(seq "$RUNS"); do
-  s1=$(wrk -t2 -c50 -d"$DURATION" -s "$ROOT/bench/http/check.lua" "$B" -- "$USERS" bench 1 | grep requests_per_second)
+  s1=$(wrk -t"$WRK_THREADS" -c50 -d"$DURATION" -s "$ROOT/bench/http/check.lua" "$B" -- "$USERS" bench 1 | grep requests_per_second)
   r1=$(redis_rps 1)
-  s16=$(wrk -t2 -c50 -d"$DURATION" -s "$ROOT/bench/http/check.lua" "$B" -- "$USERS" bench 16 | grep requests_per_second)
+  s16=$(wrk -t"$WRK_THREADS" -c50 -d"$DURATION" -s "$ROOT/bench/http/check.lua" "$B" -- "$USERS" bench 16 | grep requests_per_second)
   r16=$(redis_rps 16)
-  bc=$(wrk -t2 -c4 -d"$DURATION" -s "$ROOT/bench/http/batch_check.lua" "$B" -- "$USERS" bench 1000 | grep checks_per_second)
+  bc=$(wrk -t"$WRK_THREADS" -c4 -d"$DURATION" -s "$ROOT/bench/http/batch_check.lua" "$B" -- "$USERS" bench 1000 | grep checks_per_second)
   echo "run $run: segd c50 {$s1} | redis c50 $r1 rps | segd c50 pipeline16 {$s16} | redis c50 -P16 $r16 rps | segd batch-check c4 {$bc}"
   echo "$s1" | awk -v r="$r1" '{print "check_c50", $2, $4, $6, r}' >> "$WORK/results"
   echo "$s16" | awk -v r="$r16" '{print "check_c50_p16", $2, $4, $6, r}' >> "$WORK/results"
