@@ -31,6 +31,11 @@ its variable.
                           (default process; SEGD_DURABILITY)
   --report-ttl DURATION   how long a report from POST /v1/reports is kept (default 4h;
                           SEGD_REPORT_TTL)
+  --history-retention DURATION
+                          how long the history of membership changes is kept for reports;
+                          older records leave reports at once and the disk within a day
+                          (recovery never needs them), or "forever" (default forever;
+                          SEGD_HISTORY_RETENTION)
   --log-level LEVEL       error, warn, info or debug; debug logs every request to stderr
                           (default info; SEGD_LOG_LEVEL)
   --max-body SIZE         largest JSON request body (default 1MiB; SEGD_MAX_BODY)
@@ -134,6 +139,14 @@ const std::vector<Flag>& Flags() {
          return absl::OkStatus();
        }},
       {"report-ttl", "SEGD_REPORT_TTL", Duration(&ServerConfig::report_ttl_seconds)},
+      {"history-retention", "SEGD_HISTORY_RETENTION",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         if (v == "forever") {
+           c.history_retention_seconds = 0;
+           return absl::OkStatus();
+         }
+         return Duration(&ServerConfig::history_retention_seconds)(c, v);
+       }},
       {"log-level", "SEGD_LOG_LEVEL",
        [](ServerConfig& c, absl::string_view v) {
          static const std::pair<absl::string_view, LogLevel> kLevels[] = {

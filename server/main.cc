@@ -51,7 +51,9 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto log = storage::OpLog::Open(config.data_dir, {config.durability});
+  auto log = storage::OpLog::Open(
+      config.data_dir,
+      {.durability = config.durability, .retention_ms = config.history_retention_seconds * 1000});
   if (!log.ok()) return Fail("opening the log", log.status());
   engine::Engine engine(engine::EngineOptions{nullptr, log->get()});
   auto recovered = (*log)->Recover(engine);

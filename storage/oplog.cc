@@ -10,6 +10,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/write_batch.h"
 #include "roaring/roaring.h"
+#include "storage/detail/retention_filter.h"
 #include "storage/oplog_format.h"
 
 namespace segd::storage {
@@ -85,12 +86,27 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
   db_options.paranoid_checks = true;
+  log->retention_ = std::make_shared<detail::RetentionState>();
+  log->retention_->retention_ms.store(std::max<int64_t>(0, options.retention_ms));
+  log->retention_->clock = options.clock ? options.clock : engine::SystemClock::Default();
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.compression = rocksdb::kLZ4Compression;
+  // The record and index families carry the retention filter; with a retention, their files
+  // are recompacted at least daily so that old entries do leave the disk.
+  auto retained = [&](detail::RetainedFamily family) {
+    rocksdb::ColumnFamilyOptions o = cf_options;
+    o.compaction_filter_factory =
+        std::make_shared<detail::RetentionFilterFactory>(log->retention_, family);
+    if (options.retention_ms > 0) o.periodic_compaction_seconds = 24 * 3600;
+    return o;
+  };
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), kOpsCf, kByTimeCf,
-                           kByUserCf, kBySegmentCf, kUsersCf, kUnregisteredCf, kSegmentsCf,
-                           kSnapshotsCf}) {
+  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
+  descriptors.emplace_back(kOpsCf, retained(detail::RetainedFamily::kOps));
+  descriptors.emplace_back(kByTimeCf, retained(detail::RetainedFamily::kByTime));
+  descriptors.emplace_back(kByUserCf, retained(detail::RetainedFamily::kById));
+  descriptors.emplace_back(kBySegmentCf, retained(detail::RetainedFamily::kById));
+  for (const char* name : {kUsersCf, kUnregisteredCf, kSegmentsCf, kSnapshotsCf}) {
     descriptors.emplace_back(name, cf_options);
   }
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
@@ -294,6 +310,7 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
       }
       replay_from = meta->seq;
       stats.snapshot_seq = meta->seq;
+      retention_->protected_seq.store(meta->seq, std::memory_order_release);
     }
     if (!it->status().ok()) return FromRocks(it->status(), "reading snapshots");
   }
@@ -354,6 +371,8 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   std::unique_lock<std::mutex> write_lock(rocks_write_mu_);
   rocksdb::Status s = db_->Put(sync, snapshots_, SnapshotMetaKey(id), EncodeSnapshotMeta(meta));
   if (!s.ok()) return FromRocks(s, "committing a snapshot");
+  // From now on recovery starts at meta.seq: retention may drop records before it.
+  retention_->protected_seq.store(meta.seq, std::memory_order_release);
   // Prune every older snapshot: keys 'm'/'s' with an id below this one.
   rocksdb::WriteBatch prune;
   prune.DeleteRange(snapshots_, SnapshotMetaKey(0), SnapshotMetaKey(id));
@@ -364,6 +383,26 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   stats.seq = meta.seq;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
+}
+
+engine::TimeMs OpLog::RetentionCutoff() const {
+  int64_t retention = retention_->retention_ms.load(std::memory_order_acquire);
+  if (retention <= 0) return std::numeric_limits<engine::TimeMs>::min();
+  return retention_->clock->NowMs() - retention;
+}
+
+absl::Status OpLog::TEST_CompactHistory() {
+  rocksdb::CompactRangeOptions options;
+  options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (rocksdb::ColumnFamilyHandle* cf : {ops_, by_time_, by_user_, by_segment_}) {
+    if (rocksdb::Status s = db_->Flush(rocksdb::FlushOptions(), cf); !s.ok()) {
+      return FromRocks(s, "flush");
+    }
+    if (rocksdb::Status s = db_->CompactRange(options, cf, nullptr, nullptr); !s.ok()) {
+      return FromRocks(s, "compaction");
+    }
+  }
+  return absl::OkStatus();
 }
 
 uint64_t OpLog::ApproximateBytes() const {
@@ -428,7 +467,9 @@ constexpr size_t kFetchBatch = 1024;
 absl::Status OpLog::ScanHistory(
     const HistoryFilter& filter,
     absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const {
-  if (filter.from >= filter.to) return absl::OkStatus();
+  // Records past the retention are out of every report, also before compaction removes them.
+  const engine::TimeMs from = std::max(filter.from, RetentionCutoff());
+  if (from >= filter.to) return absl::OkStatus();
   const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
   rocksdb::ReadOptions options;
   options.snapshot = snapshot;
@@ -457,7 +498,7 @@ absl::Status OpLog::ScanHistory(
     c.it.reset(db_->NewIterator(options, index));
     c.prefix = std::move(prefix);
     c.end = c.prefix + TimeSeqKey(filter.to, 0);
-    c.it->Seek(c.prefix + TimeSeqKey(filter.from, 0));
+    c.it->Seek(c.prefix + TimeSeqKey(from, 0));
     cursors.push_back(std::move(c));
   };
   if (index == by_time_) {
@@ -472,6 +513,7 @@ absl::Status OpLog::ScanHistory(
     if (cursors[i].Load()) live.push_back(i);
   }
   std::vector<uint64_t> seqs;
+  std::vector<int64_t> ats;  // the index's time of each entry in seqs
   std::vector<std::string> keys;
   absl::Status status;
   bool stop = false;
@@ -484,6 +526,9 @@ absl::Status OpLog::ScanHistory(
     std::vector<rocksdb::ColumnFamilyHandle*> cfs(slices.size(), ops_);
     std::vector<rocksdb::Status> got = db_->MultiGet(options, cfs, slices, &values);
     for (size_t i = 0; i < seqs.size() && !stop; ++i) {
+      // Retention may have removed a record whose index entry a compaction has not reached
+      // yet (the cutoff moves on while a scan runs): that row has left the history.
+      if (got[i].IsNotFound() && ats[i] < RetentionCutoff()) continue;
       if (!got[i].ok()) {
         status = got[i].IsNotFound() ? absl::DataLossError("index entry without a record")
                                      : FromRocks(got[i], "reading the operation log");
@@ -503,6 +548,7 @@ absl::Status OpLog::ScanHistory(
       if (!fn(seqs[i], *record)) stop = true;
     }
     seqs.clear();
+    ats.clear();
   };
   while (!live.empty() && !stop) {
     size_t best = 0;
@@ -513,6 +559,7 @@ absl::Status OpLog::ScanHistory(
     }
     Cursor& c = cursors[live[best]];
     seqs.push_back(c.seq);
+    ats.push_back(c.at);
     c.it->Next();
     if (!c.Load()) {
       if (!c.it->status().ok()) {

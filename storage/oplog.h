@@ -44,6 +44,10 @@ class ColumnFamilyHandle;
 
 namespace segd::storage {
 
+namespace detail {
+struct RetentionState;
+}  // namespace detail
+
 enum class Durability { kProcess, kFsync };
 
 // "process" or "fsync".
@@ -52,6 +56,13 @@ absl::StatusOr<Durability> ParseDurability(absl::string_view text);
 struct OpLogOptions {
   // When a mutation counts as durable; see the header comment. Default: kProcess.
   Durability durability = Durability::kProcess;
+  // History retention: membership records older than this (by their `at`) leave reports at
+  // once and are deleted from disk as RocksDB compacts (files are recompacted at least daily).
+  // Records the newest snapshot needs for recovery are kept whatever their age, so retention
+  // never changes the state recovered. 0 keeps everything. Default: 0.
+  int64_t retention_ms = 0;
+  // Source of "now" for retention. Not owned. Default: the system clock.
+  engine::Clock* clock = nullptr;
 };
 
 // Which records a history scan returns.
@@ -122,6 +133,8 @@ class OpLog final : public engine::OpSink {
   absl::Status ScanHistory(const HistoryFilter& filter,
                            absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const;
 
+  // Test hook: compacts every column family retention applies to, now.
+  absl::Status TEST_CompactHistory();
   // Test hook: deletes every snapshot, so that recovery replays the whole log.
   absl::Status TEST_DropSnapshots();
 
@@ -156,6 +169,10 @@ class OpLog final : public engine::OpSink {
   // instrumented).
   std::mutex rocks_write_mu_;
   rocksdb::ColumnFamilyHandle* default_ = nullptr;
+
+  std::shared_ptr<detail::RetentionState> retention_;
+  // The first time reports may show: now - retention, or the minimum without retention.
+  engine::TimeMs RetentionCutoff() const;
 
   std::atomic<uint64_t> next_seq_{1};
   std::atomic<bool> failed_{false};

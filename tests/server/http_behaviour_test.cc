@@ -267,5 +267,21 @@ TEST(HttpBehaviour, TtlExpirySeenThroughTheApi) {
   EXPECT_NE(history.body.find(",ttl_expired,"), std::string::npos) << history.body;
 }
 
+TEST(HttpBehaviour, HistoryRetentionHidesOldRows) {
+  TempDir dir;
+  ServerProcess server(dir.path(), {"--history-retention", "1s"});
+  ASSERT_TRUE(server.started());
+  HttpClient client(server.port());
+  ASSERT_EQ(client.Post("/v1/segments", R"({"name":"r"})").status, 201u);
+  ASSERT_EQ(client.Post("/v1/users/old/segments", R"({"add":["r"]})").status, 200u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_EQ(client.Post("/v1/users/new/segments", R"({"add":["r"]})").status, 200u);
+  HttpResult history = client.Get("/v1/reports/history");
+  EXPECT_EQ(history.body.find("old,"), std::string::npos) << history.body;
+  EXPECT_NE(history.body.find("new,r,add,"), std::string::npos) << history.body;
+  // Membership itself is not history: the old member is still in the segment.
+  EXPECT_EQ(client.Get("/v1/segments/r/count").body, R"({"segment":"r","user_count":2})");
+}
+
 }  // namespace
 }  // namespace segd

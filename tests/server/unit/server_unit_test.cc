@@ -124,7 +124,8 @@ const char* SomeEnv(const char* name) {
 
 TEST(ServerConfig, FlagsOverrideEnvironmentAndBadValuesAreNamed) {
   auto parsed = ParseServerConfig({"--port=7000", "--threads", "3", "--durability", "fsync",
-                                   "--max-body", "2MiB", "--read-timeout", "5s"},
+                                   "--max-body", "2MiB", "--read-timeout", "5s",
+                                   "--history-retention", "90d"},
                                   SomeEnv);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->config.port, 7000);
@@ -133,6 +134,11 @@ TEST(ServerConfig, FlagsOverrideEnvironmentAndBadValuesAreNamed) {
   EXPECT_EQ(parsed->config.max_body, 2u << 20);
   EXPECT_EQ(parsed->config.read_timeout_seconds, 5);
   EXPECT_EQ(parsed->config.report_ttl_seconds, 1800);  // from the environment
+  EXPECT_EQ(parsed->config.history_retention_seconds, 90 * 86400);
+  EXPECT_EQ(ParseServerConfig({"--history-retention", "forever"}, NoEnv)
+                ->config.history_retention_seconds,
+            0);
+  EXPECT_FALSE(ParseServerConfig({"--history-retention", "0"}, NoEnv).ok());
 
   EXPECT_TRUE(ParseServerConfig({"--help"}, NoEnv)->help);
   auto bad = ParseServerConfig({"--port", "70000"}, NoEnv);

@@ -1,0 +1,61 @@
+#include "storage/detail/retention_filter.h"
+
+#include <limits>
+
+#include "storage/oplog_format.h"
+
+namespace segd::storage::detail {
+namespace {
+
+class RetentionFilter final : public rocksdb::CompactionFilter {
+ public:
+  RetentionFilter(RetainedFamily family, int64_t cutoff, uint64_t protected_seq)
+      : family_(family), cutoff_(cutoff), protected_seq_(protected_seq) {}
+
+  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& value,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    int64_t at = 0;
+    uint64_t seq = 0;
+    switch (family_) {
+      case RetainedFamily::kOps: {
+        if (key.size() != 8) return false;
+        seq = GetBigEndian64(key.data());
+        if (protected_seq_ == 0 || seq >= protected_seq_) return false;
+        auto record = DecodeRecord(absl::string_view(value.data(), value.size()));
+        if (!record.ok()) return false;  // never drop what cannot be read
+        at = record->at;
+        break;
+      }
+      case RetainedFamily::kByTime:
+        if (key.size() != 16) return false;
+        ParseTimeSeq(absl::string_view(key.data(), key.size()), 0, &at, &seq);
+        break;
+      case RetainedFamily::kById:
+        if (key.size() != 20) return false;
+        ParseTimeSeq(absl::string_view(key.data(), key.size()), 4, &at, &seq);
+        break;
+    }
+    return at < cutoff_;
+  }
+
+  const char* Name() const override { return "segd.RetentionFilter"; }
+
+ private:
+  RetainedFamily family_;
+  int64_t cutoff_;
+  uint64_t protected_seq_;
+};
+
+}  // namespace
+
+std::unique_ptr<rocksdb::CompactionFilter> RetentionFilterFactory::CreateCompactionFilter(
+    const rocksdb::CompactionFilter::Context& /*context*/) {
+  int64_t retention = state_->retention_ms.load(std::memory_order_acquire);
+  // No retention: a cutoff before every time keeps everything.
+  int64_t cutoff = retention <= 0 ? std::numeric_limits<int64_t>::min()
+                                  : state_->clock->NowMs() - retention;
+  return std::make_unique<RetentionFilter>(family_, cutoff,
+                                           state_->protected_seq.load(std::memory_order_acquire));
+}
+
+}  // namespace segd::storage::detail
