@@ -19,27 +19,30 @@ struct Api::RouteDef {
   const char* name;  // label in metrics
   BodyKind body;
   detail::Handler handler;
+  bool mutates = false;  // writes to the log, so waits for durability
 };
 
 // The route table. No two patterns can match the same path, so order does not matter.
 static const Api::RouteDef kRoutes[] = {
-    {"POST", "/v1/segments", "create_segment", BodyKind::kJson, detail::CreateSegment},
+    {"POST", "/v1/segments", "create_segment", BodyKind::kJson, detail::CreateSegment, true},
     {"GET", "/v1/segments", "list_segments", BodyKind::kNone, detail::ListSegments},
     {"GET", "/v1/segments/{name}", "get_segment", BodyKind::kNone, detail::GetSegment},
-    {"PATCH", "/v1/segments/{name}", "patch_segment", BodyKind::kJson, detail::PatchSegment},
-    {"DELETE", "/v1/segments/{name}", "delete_segment", BodyKind::kNone, detail::DeleteSegment},
+    {"PATCH", "/v1/segments/{name}", "patch_segment", BodyKind::kJson, detail::PatchSegment,
+     true},
+    {"DELETE", "/v1/segments/{name}", "delete_segment", BodyKind::kNone, detail::DeleteSegment,
+     true},
     {"GET", "/v1/segments/{name}/count", "count", BodyKind::kNone, detail::CountSegment},
     {"GET", "/v1/segments/{name}/users", "list_members", BodyKind::kNone, detail::ListMembers},
     {"GET", "/v1/segments/{name}/users/{user_id}", "check_member", BodyKind::kNone,
      detail::CheckMember},
     {"POST", "/v1/segments/{name}/users:import", "import", BodyKind::kImport,
-     detail::ImportMembers},
-    {"PUT", "/v1/users/{user_id}", "put_user", BodyKind::kNone, detail::PutUser},
-    {"DELETE", "/v1/users/{user_id}", "delete_user", BodyKind::kNone, detail::DeleteUser},
+     detail::ImportMembers, true},
+    {"PUT", "/v1/users/{user_id}", "put_user", BodyKind::kNone, detail::PutUser, true},
+    {"DELETE", "/v1/users/{user_id}", "delete_user", BodyKind::kNone, detail::DeleteUser, true},
     {"GET", "/v1/users/{user_id}/segments", "user_segments", BodyKind::kNone,
      detail::GetUserSegments},
     {"POST", "/v1/users/{user_id}/segments", "update_user_segments", BodyKind::kJson,
-     detail::UpdateUserSegments},
+     detail::UpdateUserSegments, true},
     {"POST", "/v1/check", "check_many", BodyKind::kCheck, detail::CheckMany},
     {"POST", "/v1/query", "query", BodyKind::kJson, detail::Query},
     {"GET", "/v1/reports/history", "history_report", BodyKind::kNone, detail::HistoryReport},
@@ -121,6 +124,28 @@ void Api::Handle(Request& request, RouteMatch& match, Response& response) {
   }
   if (!match.error.ok()) {
     ErrorResponse(engine::BadRequest(match.error.message()), response);
+    return;
+  }
+  if (kRoutes[match.route].mutates && config_.durability == storage::Durability::kFsync) {
+    // Runs later on a durable-write worker: the request's views point into the connection's
+    // parser, so everything the handler reads is copied or moved into the closure.
+    struct Deferred {
+      std::string method, target, content_type, body, query;
+      std::vector<std::string> params;
+    };
+    auto d = std::make_shared<Deferred>();
+    d->method = std::string(request.method);
+    d->target = std::string(request.target);
+    d->content_type = std::string(request.content_type);
+    d->body = std::move(request.body);
+    d->query = std::string(query);
+    d->params = std::move(match.params);
+    int route = match.route;
+    response.pool = Response::Pool::kDurableWrites;
+    response.blocking = [this, d, route](Response& r) {
+      Request deferred{d->method, d->target, d->content_type, std::move(d->body)};
+      Dispatch(route, deferred, d->params, d->query, r);
+    };
     return;
   }
   Dispatch(match.route, request, match.params, query, response);

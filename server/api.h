@@ -9,9 +9,10 @@
 // error becomes one HTTP status and error code through ErrorResponse. A request that fails
 // changes nothing (the engine is all-or-nothing; imports apply their valid lines).
 //
-// Slow work (history reports) does not run in Handle: the response then carries a
-// `blocking` function for a worker thread, or a `stream` producer whose chunks the connection
-// writes as a chunked body.
+// Slow work does not run in Handle: the response then carries a `blocking` function for a
+// worker thread, or a `stream` producer whose chunks the connection writes as a chunked body.
+// Slow work is history reports, and, with --durability fsync, every mutation (it waits for a
+// group fsync, which must not hold an HTTP thread that other connections share).
 //
 // Thread safety: Handle may be called from any number of threads at once. The engine, log,
 // report store and metrics must outlive the Api.
@@ -57,8 +58,13 @@ struct Response {
   // If set, the body is produced by this function on a worker thread, sent chunked. It returns
   // the error that cut the stream short, if any (the client then sees an unfinished body).
   std::function<absl::Status(const ChunkSink&)> stream;
-  // If set, a worker thread calls it to fill in this response before it is sent.
+  // If set, a worker thread moves it out of the response and calls it to fill in the response
+  // before it is sent.
   std::function<void(Response&)> blocking;
+  // Which workers run `blocking`: the report workers, or the durable-write workers (many
+  // threads that mostly sleep in a group fsync).
+  enum class Pool { kReports, kDurableWrites };
+  Pool pool = Pool::kReports;
 };
 
 // Figures the Api reports at /health and /metrics beyond its own.

@@ -221,6 +221,8 @@ absl::StatusOr<ParsedCommandLine> ParseServerConfig(const std::vector<std::strin
       value = args[++i];
     }
     if (absl::Status s = found->set(parsed.config, value); !s.ok()) {
+      // Some setters name the flag themselves.
+      if (absl::StartsWith(s.message(), "--")) return s;
       return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", s.message()));
     }
   }

@@ -44,6 +44,9 @@ constexpr size_t kReadChunk = 64 * 1024;
 // Chunks of a streamed body buffered between the worker and the connection.
 constexpr size_t kStreamQueueChunks = 4;
 constexpr unsigned kWorkerThreads = 2;
+// Threads that run mutations under --durability fsync. They mostly sleep in a group fsync, and
+// every one waiting joins the same sync, so more threads mean larger groups, not more work.
+constexpr unsigned kDurableWriteThreads = 32;
 constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr size_t kLingerBytes = 4 << 20;
 
@@ -95,7 +98,7 @@ class HttpServer::Impl {
  public:
   Impl(Api& api, const ServerConfig& config)
       : api_(api), config_(config), ioc_(static_cast<int>(config.threads)), acceptor_(ioc_),
-        workers_(kWorkerThreads) {}
+        workers_(kWorkerThreads), durable_writers_(kDurableWriteThreads) {}
 
   absl::Status Start();
   uint16_t port() const { return port_; }
@@ -121,6 +124,7 @@ class HttpServer::Impl {
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
   asio::thread_pool workers_;
+  asio::thread_pool durable_writers_;
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
   std::atomic<bool> draining_{false};
@@ -311,10 +315,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void RunBlocking(std::unique_ptr<Response> response, bool keep_alive, int route,
                    Clock::time_point start) {
     waiting_ = true;
-    asio::post(server_.workers_, [self = shared_from_this(), r = std::move(response), keep_alive,
-                                  route, start]() mutable {
-      r->blocking(*r);
+    asio::thread_pool& pool = response->pool == Response::Pool::kDurableWrites
+                                  ? server_.durable_writers_
+                                  : server_.workers_;
+    asio::post(pool, [self = shared_from_this(), r = std::move(response), keep_alive, route,
+                      start]() mutable {
+      // Moved out first: the function may reset the response it fills (an error answer does).
+      auto fill = std::move(r->blocking);
       r->blocking = nullptr;
+      fill(*r);
       asio::post(self->stream_.get_executor(),
                  [self, r = std::move(r), keep_alive, route, start]() mutable {
                    self->waiting_ = false;
@@ -647,6 +656,7 @@ void HttpServer::Impl::Shutdown() {
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   workers_.join();
+  durable_writers_.join();
 }
 
 HttpServer::HttpServer(Api& api, const ServerConfig& config)

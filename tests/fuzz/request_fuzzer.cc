@@ -92,7 +92,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (request.body.size() > f.api->BodyLimit(match)) return 0;  // the server answers 413
   server::Response response;
   f.api->Handle(request, match, response);
-  if (response.blocking) response.blocking(response);
+  if (response.blocking) {
+    auto fill = std::move(response.blocking);
+    response.blocking = nullptr;
+    fill(response);
+  }
   if (response.stream) {
     absl::Status s = response.stream([](absl::string_view) { return true; });
     if (!s.ok()) Fail("stream failed", response);
