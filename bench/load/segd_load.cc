@@ -1,0 +1,466 @@
+// segd-load: an HTTP load generator for segd.
+//
+// Closed loop (default): each connection keeps --pipeline requests in flight and sends the next
+// as soon as an answer arrives; latency is from send to answer.
+// Open loop (--rate R): requests are due at a fixed total rate R, spread over the connections;
+// latency is measured from the time a request was due, not from when it could be sent, so a
+// stalled server shows as latency instead of as fewer requests (coordinated omission).
+//
+// --load first creates the dataset's segments and imports their members through the API.
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "bench/load/latency_histogram.h"
+#include "bench/load/workload.h"
+
+namespace segd::load {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kUsage[] = R"(segd-load: HTTP load generator for segd
+
+Usage: segd-load [flags]
+
+  --host ADDR           server address (default 127.0.0.1)
+  --port N              server port (default 8080)
+  --workload NAME       check | user-segments | count | batch-check | query | mixed | import
+                        (default check)
+  --connections N       keep-alive connections (default 50)
+  --pipeline N          closed loop: requests in flight per connection (default 1)
+  --rate R              open loop at R requests/s in all, latency from the due time
+                        (default 0: closed loop)
+  --duration SECONDS    how long to send (default 10)
+  --threads N           client threads (default 1)
+  --users N             dataset users (default 1000000)
+  --segments N          dataset segments, Zipf sizes: segment k holds users/k (default 100)
+  --seed N              dataset and request seed (default 1)
+  --batch N             checks per batch-check request, lines per import request (default 1000)
+  --write-fraction F    mixed: share of writes, 0-1 (default 0.05)
+  --load                create the segments and import their members first
+  --json                print the result as one JSON object instead of a table
+  --help                this text
+)";
+
+struct Options {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  WorkloadSpec workload;
+  uint32_t connections = 50;
+  uint32_t pipeline = 1;
+  double rate = 0;
+  double duration = 10;
+  uint32_t threads = 1;
+  DatasetSpec dataset;
+  bool load = false;
+  bool json = false;
+};
+
+// Totals of a run, merged from every connection.
+struct Results {
+  std::mutex mu;
+  LatencyHistogram latency;
+  std::map<unsigned, uint64_t> statuses;
+  uint64_t io_errors = 0;
+  std::atomic<uint64_t> answered{0};  // for the progress line
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(asio::io_context& ioc, const Options& options, const Dataset& dataset,
+             uint64_t seed, Results& results, Clock::time_point end)
+      : options_(options),
+        socket_(asio::make_strand(ioc)),
+        timer_(socket_.get_executor()),
+        generator_(dataset, options.workload, seed),
+        results_(results),
+        end_(end) {}
+
+  ~Connection() {
+    std::lock_guard lock(results_.mu);
+    results_.latency.Merge(latency_);
+    for (const auto& [status, n] : statuses_) results_.statuses[status] += n;
+    results_.io_errors += io_errors_;
+  }
+
+  void Start(const tcp::endpoint& endpoint) {
+    socket_.async_connect(endpoint, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) {
+        ++self->io_errors_;
+        return;
+      }
+      self->socket_.set_option(tcp::no_delay(true));
+      if (self->options_.rate > 0) {
+        self->interval_ = std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double>(self->options_.connections / self->options_.rate));
+        self->next_due_ = Clock::now();
+        self->SendWhenDue();
+      } else {
+        self->Fill();
+      }
+      self->Read();
+    });
+  }
+
+ private:
+  bool Sending() const { return Clock::now() < end_; }
+
+  // Closed loop: tops the connection up to --pipeline requests in flight.
+  void Fill() {
+    Clock::time_point now = Clock::now();
+    while (Sending() && due_.size() < options_.pipeline) {
+      generator_.Append(&pending_);
+      due_.push_back(now);
+    }
+    Flush();
+  }
+
+  // Open loop: one request at each due time, whatever is still in flight.
+  void SendWhenDue() {
+    if (!Sending()) return;
+    timer_.expires_at(next_due_);
+    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      Clock::time_point now = Clock::now();
+      while (self->next_due_ <= now && self->Sending()) {
+        self->generator_.Append(&self->pending_);
+        self->due_.push_back(self->next_due_);
+        self->next_due_ += self->interval_;
+      }
+      self->Flush();
+      self->SendWhenDue();
+    });
+  }
+
+  void Flush() {
+    if (writing_ || pending_.empty()) return;
+    writing_ = true;
+    in_flight_.swap(pending_);
+    asio::async_write(socket_, asio::buffer(in_flight_),
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        self->writing_ = false;
+                        self->in_flight_.clear();
+                        if (ec) {
+                          ++self->io_errors_;
+                          self->Stop();
+                          return;
+                        }
+                        self->Flush();
+                      });
+  }
+
+  void Read() {
+    if (due_.empty() && !Sending()) {
+      Stop();
+      return;
+    }
+    parser_.emplace();
+    parser_->body_limit(1ull << 30);
+    http::async_read(socket_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, size_t) {
+                       self->OnAnswer(ec);
+                     });
+  }
+
+  void OnAnswer(beast::error_code ec) {
+    if (ec) {
+      if (!stopped_) ++io_errors_;
+      Stop();
+      return;
+    }
+    Clock::time_point now = Clock::now();
+    if (!due_.empty()) {
+      latency_.Record(static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - due_.front()).count()));
+      due_.pop_front();
+    }
+    ++statuses_[parser_->get().result_int()];
+    results_.answered.fetch_add(1, std::memory_order_relaxed);
+    if (options_.rate <= 0) Fill();
+    Read();
+  }
+
+  void Stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    beast::error_code ignored;
+    timer_.cancel();
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+
+  const Options& options_;
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  RequestGenerator generator_;
+  Results& results_;
+  const Clock::time_point end_;
+  beast::flat_buffer buffer_;
+  std::optional<http::response_parser<http::string_body>> parser_;
+  std::deque<Clock::time_point> due_;  // when each request in flight was due
+  std::string pending_, in_flight_;
+  bool writing_ = false;
+  bool stopped_ = false;
+  Clock::duration interval_{};
+  Clock::time_point next_due_;
+  LatencyHistogram latency_;
+  std::map<unsigned, uint64_t> statuses_;
+  uint64_t io_errors_ = 0;
+};
+
+// A blocking request for --load. Returns the status, 0 on a connection error.
+unsigned Send(beast::tcp_stream& stream, http::verb method, const std::string& target,
+              const std::string& content_type, std::string body) {
+  http::request<http::string_body> req(method, target, 11);
+  req.set(http::field::host, "segd");
+  req.set(http::field::content_type, content_type);
+  req.body() = std::move(body);
+  req.prepare_payload();
+  beast::error_code ec;
+  http::write(stream, req, ec);
+  if (ec) return 0;
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(stream, buffer, res, ec);
+  if (ec) return 0;
+  if (res.result_int() >= 400 && res.result_int() != 409) {
+    std::fprintf(stderr, "segd-load: %s %s: %u %s\n", std::string(http::to_string(method)).c_str(),
+                 target.c_str(), res.result_int(), res.body().c_str());
+  }
+  return res.result_int();
+}
+
+bool LoadDataset(const Options& options, const Dataset& dataset, const tcp::endpoint& endpoint) {
+  asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  stream.connect(endpoint, ec);
+  if (ec) {
+    std::fprintf(stderr, "segd-load: cannot connect: %s\n", ec.message().c_str());
+    return false;
+  }
+  auto start = Clock::now();
+  uint64_t memberships = 0;
+  constexpr uint64_t kLinesPerImport = 100000;
+  for (uint32_t k = 1; k <= options.dataset.segments; ++k) {
+    std::string name = Dataset::SegmentName(k);
+    unsigned status = Send(stream, http::verb::post, "/v1/segments", "application/json",
+                           absl::StrCat("{\"name\":\"", name, "\"}"));
+    if (status != 201 && status != 409) return false;
+    std::string lines;
+    uint64_t in_batch = 0;
+    auto flush = [&] {
+      if (in_batch == 0) return true;
+      unsigned s = Send(stream, http::verb::post, "/v1/segments/" + name + "/users:import",
+                        "text/plain", std::move(lines));
+      lines.clear();
+      memberships += in_batch;
+      in_batch = 0;
+      return s == 200;
+    };
+    bool ok = true;
+    dataset.ForEachMember(k, [&](uint64_t index) {
+      if (!ok) return;
+      absl::StrAppend(&lines, dataset.UserId(index), "\n");
+      if (++in_batch == kLinesPerImport) ok = flush();
+    });
+    if (!ok || !flush()) return false;
+  }
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::fprintf(stderr, "segd-load: loaded %u segments, %llu memberships in %.2f s (%.0f/s)\n",
+               options.dataset.segments, static_cast<unsigned long long>(memberships), seconds,
+               memberships / seconds);
+  return true;
+}
+
+bool ParseFlags(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
+    if (flag == "--load") {
+      o->load = true;
+      continue;
+    }
+    if (flag == "--json") {
+      o->json = true;
+      continue;
+    }
+    if (i + 1 >= argc) {
+      std::fprintf(stderr, "segd-load: %s needs a value (see --help)\n", flag.c_str());
+      return false;
+    }
+    std::string v = argv[++i];
+    bool ok = true;
+    uint64_t n = 0;
+    if (flag == "--host") {
+      o->host = v;
+    } else if (flag == "--port") {
+      ok = absl::SimpleAtoi(v, &n) && n > 0 && n < 65536;
+      o->port = static_cast<uint16_t>(n);
+    } else if (flag == "--workload") {
+      auto w = ParseWorkload(v);
+      ok = w.ok();
+      if (ok) o->workload.workload = *w;
+    } else if (flag == "--connections") {
+      ok = absl::SimpleAtoi(v, &o->connections) && o->connections > 0 && o->connections <= 10000;
+    } else if (flag == "--pipeline") {
+      ok = absl::SimpleAtoi(v, &o->pipeline) && o->pipeline > 0 && o->pipeline <= 1024;
+    } else if (flag == "--rate") {
+      ok = absl::SimpleAtod(v, &o->rate) && o->rate >= 0;
+    } else if (flag == "--duration") {
+      ok = absl::SimpleAtod(v, &o->duration) && o->duration > 0;
+    } else if (flag == "--threads") {
+      ok = absl::SimpleAtoi(v, &o->threads) && o->threads > 0 && o->threads <= 64;
+    } else if (flag == "--users") {
+      ok = absl::SimpleAtoi(v, &o->dataset.users) && o->dataset.users > 0;
+    } else if (flag == "--segments") {
+      ok = absl::SimpleAtoi(v, &o->dataset.segments) && o->dataset.segments > 0;
+    } else if (flag == "--seed") {
+      ok = absl::SimpleAtoi(v, &o->dataset.seed);
+    } else if (flag == "--batch") {
+      ok = absl::SimpleAtoi(v, &o->workload.batch) && o->workload.batch > 0 &&
+           o->workload.batch <= 10000;
+    } else if (flag == "--write-fraction") {
+      ok = absl::SimpleAtod(v, &o->workload.write_fraction) && o->workload.write_fraction >= 0 &&
+           o->workload.write_fraction <= 1;
+    } else {
+      std::fprintf(stderr, "segd-load: unknown flag %s (see --help)\n", flag.c_str());
+      return false;
+    }
+    if (!ok) {
+      std::fprintf(stderr, "segd-load: bad value '%s' for %s (see --help)\n", v.c_str(),
+                   flag.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+void Report(const Options& o, Results& r, double seconds) {
+  const LatencyHistogram& h = r.latency;
+  auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
+  uint64_t errors = r.io_errors;
+  for (const auto& [status, n] : r.statuses) {
+    if (status >= 400) errors += n;
+  }
+  double rps = static_cast<double>(h.count()) / seconds;
+  if (o.json) {
+    std::string statuses;
+    for (const auto& [status, n] : r.statuses) {
+      absl::StrAppend(&statuses, statuses.empty() ? "" : ",", "\"", status, "\":", n);
+    }
+    std::printf(
+        "{\"workload\":\"%s\",\"connections\":%u,\"pipeline\":%u,\"rate\":%.0f,\"seconds\":%.3f,"
+        "\"requests\":%llu,\"requests_per_second\":%.1f,\"latency_us\":{\"p50\":%.1f,"
+        "\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
+        "\"statuses\":{%s},\"io_errors\":%llu,\"errors\":%llu}\n",
+        WorkloadName(o.workload.workload), o.connections, o.pipeline, o.rate, seconds,
+        static_cast<unsigned long long>(h.count()), rps, us(h.Percentile(0.5)),
+        us(h.Percentile(0.9)), us(h.Percentile(0.99)), us(h.Percentile(0.999)), us(h.max()),
+        h.mean() / 1000.0, statuses.c_str(), static_cast<unsigned long long>(r.io_errors),
+        static_cast<unsigned long long>(errors));
+    return;
+  }
+  std::printf("\nworkload %s, %u connections, %s, %.1f s\n", WorkloadName(o.workload.workload),
+              o.connections,
+              o.rate > 0 ? absl::StrFormat("open loop at %.0f/s", o.rate).c_str()
+                         : absl::StrFormat("closed loop, pipeline %u", o.pipeline).c_str(),
+              seconds);
+  std::printf("%-12s %12s %10s %10s %10s %10s %10s\n", "requests", "req/s", "p50 us", "p90 us",
+              "p99 us", "p99.9 us", "max us");
+  std::printf("%-12llu %12.0f %10.1f %10.1f %10.1f %10.1f %10.1f\n",
+              static_cast<unsigned long long>(h.count()), rps, us(h.Percentile(0.5)),
+              us(h.Percentile(0.9)), us(h.Percentile(0.99)), us(h.Percentile(0.999)),
+              us(h.max()));
+  std::printf("statuses:");
+  for (const auto& [status, n] : r.statuses) {
+    std::printf(" %u=%llu", status, static_cast<unsigned long long>(n));
+  }
+  std::printf("; connection errors: %llu\n", static_cast<unsigned long long>(r.io_errors));
+}
+
+int Main(int argc, char** argv) {
+  Options options;
+  if (!ParseFlags(argc, argv, &options)) return 2;
+  beast::error_code ec;
+  auto address = asio::ip::make_address(options.host, ec);
+  if (ec) {
+    std::fprintf(stderr, "segd-load: --host must be an IP address\n");
+    return 2;
+  }
+  tcp::endpoint endpoint(address, options.port);
+  Dataset dataset(options.dataset);
+  if (options.load && !LoadDataset(options, dataset, endpoint)) return 1;
+
+  Results results;  // outlives the io_context: connections merge into it when destroyed
+  auto ioc_owner = std::make_unique<asio::io_context>();
+  asio::io_context& ioc = *ioc_owner;
+  Clock::time_point start = Clock::now();
+  Clock::time_point end = start + std::chrono::duration_cast<Clock::duration>(
+                                      std::chrono::duration<double>(options.duration));
+  for (uint32_t c = 0; c < options.connections; ++c) {
+    std::make_shared<Connection>(ioc, options, dataset,
+                                 Dataset::Mix(options.dataset.seed * 7919 + c), results, end)
+        ->Start(endpoint);
+  }
+  std::atomic<bool> finished{false};
+  std::thread progress([&] {
+    uint64_t last = 0;
+    while (!finished.load()) {
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+      if (finished.load()) break;
+      // Answers still missing 5 s after the end will not be waited for.
+      if (Clock::now() > end + std::chrono::seconds(5)) ioc.stop();
+      uint64_t now = results.answered.load();
+      std::fprintf(stderr, "segd-load: %5.1f s  %10llu answers  %9llu/s\n",
+                   std::chrono::duration<double>(Clock::now() - start).count(),
+                   static_cast<unsigned long long>(now),
+                   static_cast<unsigned long long>(now - last));
+      last = now;
+    }
+  });
+  std::vector<std::thread> threads;
+  for (uint32_t t = 1; t < options.threads; ++t) threads.emplace_back([&] { ioc.run(); });
+  ioc.run();
+  for (std::thread& t : threads) t.join();
+  finished.store(true);
+  progress.join();
+  ioc_owner.reset();  // connections still queued in it (after a stop) merge their figures now
+  double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  // Requests are counted over the sending period; answers to the last ones arrive just after.
+  Report(options, results, std::min(seconds, options.duration));
+  return 0;
+}
+
+}  // namespace
+}  // namespace segd::load
+
+int main(int argc, char** argv) { return segd::load::Main(argc, argv); }

@@ -1,0 +1,81 @@
+#pragma once
+
+// The requests segd-load sends: a deterministic dataset (users, segments with Zipf sizes) and,
+// per workload, a generator of HTTP/1.1 request bytes.
+//
+// Thread safety: a Dataset is immutable once built; each connection owns its RequestGenerator.
+
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace segd::load {
+
+enum class Workload { kCheck, kUserSegments, kCount, kBatchCheck, kQuery, kMixed, kImport };
+
+// "check", "user-segments", "count", "batch-check", "query", "mixed", "import".
+absl::StatusOr<Workload> ParseWorkload(absl::string_view name);
+const char* WorkloadName(Workload w);
+
+struct DatasetSpec {
+  uint64_t users = 1000000;
+  uint32_t segments = 100;
+  uint64_t seed = 1;
+};
+
+// Users are `u-` plus 12 hex digits derived from (seed, index), like the hashed ids ad servers
+// use. Segment k (1-based) is `seg-k` and holds users/k of them (Zipf), chosen by (seed, k).
+class Dataset {
+ public:
+  explicit Dataset(DatasetSpec spec) : spec_(spec) {}
+  const DatasetSpec& spec() const { return spec_; }
+  std::string UserId(uint64_t index) const;  // index in [0, users)
+  static std::string SegmentName(uint32_t k) { return "seg-" + std::to_string(k); }
+  uint64_t SegmentSize(uint32_t k) const { return spec_.users / k; }
+  // Calls fn(index) for every member of segment k, in a deterministic order.
+  template <typename Fn>
+  void ForEachMember(uint32_t k, Fn fn) const {
+    // Members are a stride walk over the users from a seeded start: distinct, spread out.
+    uint64_t n = spec_.users, size = SegmentSize(k);
+    uint64_t start = Mix(spec_.seed * 1000003 + k) % n;
+    uint64_t stride = k;  // users/k members, every k-th user
+    for (uint64_t i = 0; i < size; ++i) fn((start + i * stride) % n);
+  }
+  static uint64_t Mix(uint64_t x);
+
+ private:
+  DatasetSpec spec_;
+};
+
+struct WorkloadSpec {
+  Workload workload = Workload::kCheck;
+  uint32_t batch = 1000;         // checks per batch-check, lines per import
+  double write_fraction = 0.05;  // mixed: share of writes
+};
+
+// Produces request bytes for one connection. Deterministic for a given seed.
+class RequestGenerator {
+ public:
+  RequestGenerator(const Dataset& dataset, WorkloadSpec spec, uint64_t seed);
+  // Appends one complete request to *out.
+  void Append(std::string* out);
+
+ private:
+  uint64_t RandomUser() { return rng_() % dataset_.spec().users; }
+  uint32_t RandomSegment();  // Zipf-weighted towards the big segments
+  void Get(std::string* out, const std::string& target);
+  void Post(std::string* out, const std::string& target, absl::string_view type,
+            const std::string& body);
+
+  const Dataset& dataset_;
+  WorkloadSpec spec_;
+  std::mt19937_64 rng_;
+  std::vector<double> zipf_cdf_;
+};
+
+}  // namespace segd::load
