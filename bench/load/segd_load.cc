@@ -8,6 +8,7 @@
 //
 // --load first creates the dataset's segments and imports their members through the API.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -130,11 +131,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   bool Sending() const { return Clock::now() < end_; }
 
+  // Requests are generated once into a pool that the connection cycles through, so that the
+  // generator's own cost stays out of the measurement (up to 1,024 requests or 4 MiB).
+  void AppendRequest() {
+    if (pool_.empty()) {
+      std::string first;
+      generator_.Append(&first);
+      size_t count = std::clamp<size_t>((4u << 20) / first.size(), 16, 1024);
+      pool_.push_back(std::move(first));
+      while (pool_.size() < count) {
+        pool_.emplace_back();
+        generator_.Append(&pool_.back());
+      }
+    }
+    pending_ += pool_[next_ % pool_.size()];
+    ++next_;
+  }
+
   // Closed loop: tops the connection up to --pipeline requests in flight.
   void Fill() {
     Clock::time_point now = Clock::now();
     while (Sending() && due_.size() < options_.pipeline) {
-      generator_.Append(&pending_);
+      AppendRequest();
       due_.push_back(now);
     }
     Flush();
@@ -148,7 +166,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       if (ec) return;
       Clock::time_point now = Clock::now();
       while (self->next_due_ <= now && self->Sending()) {
-        self->generator_.Append(&self->pending_);
+        self->AppendRequest();
         self->due_.push_back(self->next_due_);
         self->next_due_ += self->interval_;
       }
@@ -201,7 +219,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     ++statuses_[parser_->get().result_int()];
     results_.answered.fetch_add(1, std::memory_order_relaxed);
-    if (options_.rate <= 0) Fill();
+    // Refill once the answers already received are all handled: one write per read rather
+    // than one per answer.
+    if (options_.rate <= 0 && buffer_.size() == 0) Fill();
     Read();
   }
 
@@ -224,6 +244,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<http::response_parser<http::string_body>> parser_;
   std::deque<Clock::time_point> due_;  // when each request in flight was due
   std::string pending_, in_flight_;
+  std::vector<std::string> pool_;
+  size_t next_ = 0;
   bool writing_ = false;
   bool stopped_ = false;
   Clock::duration interval_{};
