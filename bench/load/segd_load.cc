@@ -63,9 +63,14 @@ Usage: segd-load [flags]
   --seed N              dataset and request seed (default 1)
   --batch N             checks per batch-check request, lines per import request (default 1000)
   --write-fraction F    mixed: share of writes, 0-1 (default 0.05)
-  --load                create the segments and import their members first
+  --load                create the segments and import their members first (runs after a
+                        --load must use the same --users, --segments and --seed)
   --json                print the result as one JSON object instead of a table
   --help                this text
+
+Prints a progress line a second on stderr, then a table (or --json) of answers per second,
+latency percentiles and answers by status. Exit status 0 unless the flags are bad (2) or
+--load failed (1); errors during the run are counted, not fatal.
 )";
 
 struct Options {
