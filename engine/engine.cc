@@ -554,19 +554,37 @@ absl::StatusOr<Membership> Engine::Check(absl::string_view segment,
 
 std::vector<bool> Engine::CheckMany(
     absl::Span<const std::pair<absl::string_view, absl::string_view>> checks) const {
-  std::vector<bool> out;
-  out.reserve(checks.size());
+  const size_t n = checks.size();
+  std::vector<bool> out(n, false);
   // Requests usually repeat a few segments: resolve each name once.
   absl::flat_hash_map<absl::string_view, std::optional<SegmentId>> resolved;
-  for (const auto& [segment, user_id] : checks) {
-    auto it = resolved.find(segment);
-    if (it == resolved.end()) it = resolved.emplace(segment, catalog_.FindActive(segment)).first;
-    bool member = false;
-    if (it->second) {
-      if (auto user = users_.Find(user_id)) member = shards_.Contains(*it->second, *user);
+  std::vector<absl::string_view> names(n);
+  for (size_t i = 0; i < n; ++i) names[i] = checks[i].second;
+  // Users in one pass over the dictionary, one lock per index shard touched.
+  std::vector<std::optional<UserId>> users(n);
+  users_.FindMany(names, absl::MakeSpan(users));
+  // Then the memberships sorted by user: one lock per membership shard, and neighbouring
+  // users share containers.
+  std::vector<std::pair<uint64_t, SegmentId>> order;  // (user << 32 | index, segment)
+  order.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (!users[i]) continue;
+    auto it = resolved.find(checks[i].first);
+    if (it == resolved.end()) {
+      it = resolved.emplace(checks[i].first, catalog_.FindActive(checks[i].first)).first;
     }
-    out.push_back(member);
+    if (!it->second) continue;
+    order.emplace_back((uint64_t{*users[i]} << 32) | i, *it->second);
   }
+  std::sort(order.begin(), order.end());
+  std::vector<std::pair<SegmentId, UserId>> queries;
+  queries.reserve(order.size());
+  for (const auto& [key, segment] : order) {
+    queries.emplace_back(segment, static_cast<UserId>(key >> 32));
+  }
+  std::unique_ptr<bool[]> found(new bool[queries.size()]);
+  shards_.ContainsMany(queries, absl::MakeSpan(found.get(), queries.size()));
+  for (size_t k = 0; k < order.size(); ++k) out[order[k].first & 0xffffffffu] = found[k];
   return out;
 }
 

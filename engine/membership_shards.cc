@@ -63,6 +63,27 @@ bool MembershipShards::Contains(SegmentId segment, UserId user) const {
   return bitmap != nullptr && bitmap->contains(user);
 }
 
+void MembershipShards::ContainsMany(absl::Span<const std::pair<SegmentId, UserId>> queries,
+                                    absl::Span<bool> out) const {
+  size_t i = 0;
+  while (i < queries.size()) {
+    const uint32_t index = queries[i].second >> kShardBits;
+    const Shard* shard = ShardFor(queries[i].second);
+    size_t end = i + 1;
+    while (end < queries.size() && (queries[end].second >> kShardBits) == index) ++end;
+    if (shard == nullptr) {
+      std::fill(out.begin() + i, out.begin() + end, false);
+    } else {
+      ReaderMutexLock lock(&shard->mu);
+      for (size_t k = i; k < end; ++k) {
+        const Roaring* bitmap = shard->MembersOf(queries[k].first);
+        out[k] = bitmap != nullptr && bitmap->contains(queries[k].second);
+      }
+    }
+    i = end;
+  }
+}
+
 bool MembershipShards::Lookup(SegmentId segment, UserId user, TimeMs* expires_at) const {
   const Shard* shard = ShardFor(user);
   if (shard == nullptr) return false;

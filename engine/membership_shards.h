@@ -73,6 +73,11 @@ class MembershipShards {
   // --- Reads: any thread. ---
 
   bool Contains(SegmentId segment, UserId user) const;
+  // out[i] = Contains(queries[i].first, queries[i].second) for every i, taking each shard's
+  // lock once for all the queries about its users. Cheapest when `queries` is sorted by user.
+  // REQUIRES: out.size() == queries.size().
+  void ContainsMany(absl::Span<const std::pair<SegmentId, UserId>> queries,
+                    absl::Span<bool> out) const;
   // Like Contains; also gives the expiry (kNoExpiry if none) of a membership.
   bool Lookup(SegmentId segment, UserId user, TimeMs* expires_at) const;
   // Every membership of `user`, in segment id order.

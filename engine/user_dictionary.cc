@@ -1,5 +1,8 @@
 #include "engine/user_dictionary.h"
 
+#include <algorithm>
+#include <array>
+
 #include <cstring>
 
 #include "absl/hash/hash.h"
@@ -59,6 +62,32 @@ std::optional<UserId> UserDictionary::Find(absl::string_view external_id) const 
   auto it = shard.ids.find(external_id);
   if (it == shard.ids.end()) return std::nullopt;
   return *it;
+}
+
+void UserDictionary::FindMany(absl::Span<const absl::string_view> names,
+                              absl::Span<std::optional<UserId>> out) const {
+  // Counting sort of the names by index shard, then one lock per shard.
+  std::array<uint32_t, kIndexShards + 1> starts{};
+  std::vector<uint8_t> shard_of(names.size());
+  for (size_t i = 0; i < names.size(); ++i) {
+    shard_of[i] = static_cast<uint8_t>(HashName(names[i]) >> (64 - kIndexShardBits));
+    ++starts[shard_of[i] + 1];
+  }
+  for (int s = 0; s < kIndexShards; ++s) starts[s + 1] += starts[s];
+  std::vector<uint32_t> order(names.size());
+  std::array<uint32_t, kIndexShards> next;
+  std::copy(starts.begin(), starts.end() - 1, next.begin());
+  for (size_t i = 0; i < names.size(); ++i) order[next[shard_of[i]]++] = static_cast<uint32_t>(i);
+  for (int s = 0; s < kIndexShards; ++s) {
+    if (starts[s] == starts[s + 1]) continue;
+    const IndexShard& shard = index_[s];
+    ReaderMutexLock lock(&shard.mu);
+    for (uint32_t k = starts[s]; k < starts[s + 1]; ++k) {
+      uint32_t i = order[k];
+      auto it = shard.ids.find(names[i]);
+      out[i] = it == shard.ids.end() ? std::nullopt : std::optional<UserId>(*it);
+    }
+  }
 }
 
 absl::string_view UserDictionary::Name(UserId id) const {

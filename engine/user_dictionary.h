@@ -21,6 +21,7 @@
 #include <memory>
 #include <optional>
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -42,6 +43,11 @@ class UserDictionary {
 
   // The internal id of `external_id`, or nullopt if it was never inserted.
   std::optional<UserId> Find(absl::string_view external_id) const;
+  // out[i] = Find(names[i]) for every i, taking each index shard's lock once for all the names
+  // that hash to it (a batch costs one lock per shard touched, not one per name).
+  // REQUIRES: out.size() == names.size().
+  void FindMany(absl::Span<const absl::string_view> names,
+                absl::Span<std::optional<UserId>> out) const;
 
   // The external id of `id`. REQUIRES: id < size(). The view stays valid for the dictionary's
   // lifetime.

@@ -1,5 +1,6 @@
 #include "engine/engine.h"
 
+#include <random>
 #include <set>
 #include <string>
 
@@ -338,6 +339,44 @@ TEST_F(EngineTest, QueryCountsAndLists) {
   auto missing = engine_.Query("sport OR nope", 0);
   EXPECT_EQ(ErrorCodeOf(missing.status()), "segment_not_found");
   EXPECT_EQ(SegmentsOf(missing.status()), (std::vector<std::string>{"nope"}));
+}
+
+// CheckMany batches its lookups by dictionary shard and by membership shard: over users that
+// span several membership shards, it must answer exactly as one Check per pair.
+TEST_F(EngineTest, CheckManyMatchesSingleChecksAcrossShards) {
+  const int kUsers = 150000;  // three membership shards of 65,536 users
+  std::vector<std::string> segments = {"a", "b", "c", "gone"};
+  std::mt19937_64 rng(17);
+  for (const std::string& name : segments) {
+    MustCreate(name);
+    std::vector<ImportItem> items;
+    for (int u = 0; u < kUsers; ++u) {
+      if (rng() % 3 == 0) items.push_back({"user-" + std::to_string(u)});
+    }
+    ASSERT_TRUE(engine_.Import(name, items, std::nullopt).ok());
+  }
+  ASSERT_TRUE(engine_.DeleteSegment("gone").ok());
+  std::vector<std::string> segment_names = {"a", "b", "c", "gone", "never"};
+  std::vector<std::string> user_names;
+  for (int i = 0; i < 5000; ++i) {
+    user_names.push_back(i % 10 == 0 ? "stranger-" + std::to_string(i)
+                                     : "user-" + std::to_string(rng() % kUsers));
+  }
+  std::vector<std::pair<absl::string_view, absl::string_view>> checks;
+  for (int i = 0; i < 5000; ++i) {
+    checks.emplace_back(segment_names[rng() % segment_names.size()], user_names[i]);
+  }
+  std::vector<bool> batched = engine_.CheckMany(checks);
+  ASSERT_EQ(batched.size(), checks.size());
+  int members = 0;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    auto single = engine_.Check(checks[i].first, checks[i].second);
+    bool expected = single.ok() && single->member;
+    ASSERT_EQ(batched[i], expected) << checks[i].first << " " << checks[i].second;
+    members += expected;
+  }
+  EXPECT_GT(members, 500);  // the test does exercise hits
+  EXPECT_TRUE(engine_.CheckMany({}).empty());
 }
 
 TEST_F(EngineTest, CheckManyAndUnknowns) {
