@@ -7,7 +7,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "rocksdb/db.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/options.h"
+#include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "roaring/roaring.h"
 #include "storage/detail/retention_filter.h"
@@ -91,6 +93,11 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   log->retention_->clock = options.clock ? options.clock : engine::SystemClock::Default();
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.compression = rocksdb::kLZ4Compression;
+  // One block cache for every family: history lookups (a user's rows, report rows) are
+  // point reads spread over the whole log, which RocksDB's 8 MiB default cache cannot hold.
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   // The record and index families carry the retention filter; with a retention, their files
   // are recompacted at least daily so that old entries do leave the disk.
   auto retained = [&](detail::RetainedFamily family) {

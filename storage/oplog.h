@@ -61,6 +61,9 @@ struct OpLogOptions {
   // Records the newest snapshot needs for recovery are kept whatever their age, so retention
   // never changes the state recovered. 0 keeps everything. Default: 0.
   int64_t retention_ms = 0;
+  // RocksDB's block cache, shared by every column family: the log's hot blocks for history
+  // reads (GET /v1/users/{id}/segments, reports). Default: 256 MiB.
+  size_t block_cache_bytes = 256u << 20;
   // Source of "now" for retention. Not owned. Default: the system clock.
   engine::Clock* clock = nullptr;
 };
