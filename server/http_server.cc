@@ -277,21 +277,22 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       request.content_type = absl::string_view(it->value().data(), it->value().size());
     }
     request.body = std::move(req.body());
-    auto response = std::make_unique<Response>();
-    api_.Handle(request, match_, *response);
+    // On the stack: only answers handed to a worker need to outlive this call.
+    Response response;
+    api_.Handle(request, match_, response);
     int route = match_.route;
     if (LogEnabled(LogLevel::kDebug)) {
       Log(LogLevel::kDebug, "%.*s %.*s -> %u", static_cast<int>(request.method.size()),
           request.method.data(), static_cast<int>(request.target.size()), request.target.data(),
-          response->status);
+          response.status);
     }
-    if (response->blocking) {
-      RunBlocking(std::move(response), keep_alive, route, start);
-    } else if (response->stream) {
-      RunStream(std::move(response), keep_alive, route, start);
+    if (response.blocking) {
+      RunBlocking(std::make_unique<Response>(std::move(response)), keep_alive, route, start);
+    } else if (response.stream) {
+      RunStream(std::make_unique<Response>(std::move(response)), keep_alive, route, start);
     } else {
-      Queue(*response, keep_alive);
-      api_.metrics().Record(route, response->status, NanosSince(start));
+      Queue(response, keep_alive);
+      api_.metrics().Record(route, response.status, NanosSince(start));
     }
     // The request (and the views into it) is done with; the next one starts fresh.
     parser_.reset();

@@ -17,18 +17,9 @@ namespace {
 
 using testutil::HttpClient;
 using testutil::HttpResult;
+using testutil::RawRequest;
 using testutil::ServerProcess;
 using testutil::TempDir;
-
-std::string RawRequest(const std::string& method, const std::string& target,
-                       const std::string& body = "") {
-  std::string r = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
-  if (!body.empty()) {
-    r += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n";
-  }
-  return r + "\r\n" + body;
-}
 
 TEST(HttpBehaviour, PipelinedRequestsAnswerInOrderOnOneConnection) {
   TempDir dir;

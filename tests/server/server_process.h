@@ -86,6 +86,18 @@ class ServerProcess {
   std::string start_line_;
 };
 
+// The bytes of one HTTP/1.1 request with a JSON body (when `body` is not empty), for tests that
+// pipeline requests by sending raw bytes.
+inline std::string RawRequest(const std::string& method, const std::string& target,
+                              const std::string& body = "") {
+  std::string r = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
+  if (!body.empty()) {
+    r += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n";
+  }
+  return r + "\r\n" + body;
+}
+
 struct HttpResult {
   unsigned status = 0;
   std::string body;

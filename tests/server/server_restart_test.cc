@@ -101,15 +101,11 @@ TEST(ServerRestart, FsyncModeKeepsPipelinedWritesInOrder) {
   ServerProcess server(dir.path(), {"--durability", "fsync"});
   ASSERT_TRUE(server.started());
   HttpClient client(server.port());
-  std::string batch =
-      "POST /v1/segments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-      "Content-Length: 12\r\n\r\n{\"name\":\"f\"}";
+  std::string batch = testutil::RawRequest("POST", "/v1/segments", R"({"name":"f"})");
   for (int i = 0; i < 20; ++i) {
     std::string body = i % 2 == 0 ? R"({"add":["f"]})" : R"({"remove":["f"]})";
-    batch += "POST /v1/users/u/segments HTTP/1.1\r\nHost: x\r\nContent-Type: "
-             "application/json\r\nContent-Length: " + std::to_string(body.size()) +
-             "\r\n\r\n" + body;
-    batch += "GET /v1/segments/f/users/u HTTP/1.1\r\nHost: x\r\n\r\n";
+    batch += testutil::RawRequest("POST", "/v1/users/u/segments", body);
+    batch += testutil::RawRequest("GET", "/v1/segments/f/users/u");
   }
   client.SendRaw(batch);
   ASSERT_EQ(client.ReadResponse().status, 201u);
