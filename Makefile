@@ -18,6 +18,7 @@ run: build
 	$(BUILD_DIR)/bin/segd --data-dir $(DATA_DIR) --port $(PORT)
 
 test: build
+	@./scripts/install-deps.sh --test
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 bench: build

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages segd needs to build and test, and nothing else.
+# Installs the Debian packages segd needs to build, and with --test also those its tests need
+# (the servers that bench/compare measures segd against), and nothing else.
 # Idempotent: apt-get runs only when something is missing.
 set -euo pipefail
 
@@ -8,6 +9,9 @@ packages=(
   libboost-dev libabsl-dev libroaring-dev librocksdb-dev libsimdjson-dev
   libbenchmark-dev libgtest-dev
 )
+if [ "${1:-}" = "--test" ]; then
+  packages+=(redis-server redis-tools postgresql)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <cstdio>
 #include <deque>
 #include <map>
@@ -32,6 +33,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "bench/load/dataset_dump.h"
 #include "bench/load/latency_histogram.h"
 #include "bench/load/workload.h"
 
@@ -50,27 +52,39 @@ Usage: segd-load [flags]
 
   --host ADDR           server address (default 127.0.0.1)
   --port N              server port (default 8080)
-  --workload NAME       check | user-segments | count | batch-check | query | mixed | import
-                        (default check)
+  --workload NAME       check | user-segments | count | batch-check | query | mixed | add |
+                        import (default check)
   --connections N       keep-alive connections (default 50)
   --pipeline N          closed loop: requests in flight per connection (default 1)
   --rate R              open loop at R requests/s in all, latency from the due time
                         (default 0: closed loop)
   --duration SECONDS    how long to send (default 10)
   --threads N           client threads (default 1)
-  --users N             dataset users (default 1000000)
-  --segments N          dataset segments, Zipf sizes: segment k holds users/k (default 100)
-  --seed N              dataset and request seed (default 1)
+  --segment K           check, count, batch-check, mixed, add, import: always segment seg-K
+                        (default: a Zipf-weighted random segment per request)
+  --expr EXPR           query: always this expression (default: two random segments ANDed)
   --batch N             checks per batch-check request, lines per import request (default 1000)
   --write-fraction F    mixed: share of writes, 0-1 (default 0.05)
-  --load                create the segments and import their members first (runs after a
-                        --load must use the same --users, --segments and --seed)
+
+Dataset (the same flags must be given to every run against one loaded server):
+  --users N             users (default 1000000)
+  --segments N          segments, Zipf sizes: segment k holds users/k (default 100)
+  --seed N              dataset and request seed (default 1)
+  --ids hashed|decimal  user ids: u- and 12 hex digits of a hash (default), or the user's index
+                        as 12 decimal digits, the spelling of redis-benchmark's __rand_int__
+  --ttl SECONDS         give every loaded membership this TTL (default: none)
+  --load                create the segments and import their members before the run
+  --load-only           --load, then exit without a run (with --json: the load's figures)
+  --dump FORMAT         write the dataset to stdout and exit, for other systems' bulk loaders:
+                        redis-sets | redis-zsets | pg-users | pg-memberships (bench/compare)
+
+Output:
   --json                print the result as one JSON object instead of a table
   --help                this text
 
 Prints a progress line a second on stderr, then a table (or --json) of answers per second,
 latency percentiles and answers by status. Exit status 0 unless the flags are bad (2) or
---load failed (1); errors during the run are counted, not fatal.
+--load or --dump failed (1); errors during the run are counted, not fatal.
 )";
 
 struct Options {
@@ -84,6 +98,8 @@ struct Options {
   uint32_t threads = 1;
   DatasetSpec dataset;
   bool load = false;
+  bool load_only = false;
+  std::optional<DumpFormat> dump;
   bool json = false;
 };
 
@@ -282,15 +298,25 @@ unsigned Send(beast::tcp_stream& stream, http::verb method, const std::string& t
   return res.result_int();
 }
 
-bool LoadDataset(const Options& options, const Dataset& dataset, const tcp::endpoint& endpoint) {
+struct LoadFigures {
+  uint64_t memberships = 0;
+  double seconds = 0;
+};
+
+// Creates the dataset's segments and imports their members, 100,000 lines a request.
+std::optional<LoadFigures> LoadDataset(const Options& options, const Dataset& dataset,
+                                       const tcp::endpoint& endpoint) {
   asio::io_context ioc;
   beast::tcp_stream stream(ioc);
   beast::error_code ec;
   stream.connect(endpoint, ec);
   if (ec) {
     std::fprintf(stderr, "segd-load: cannot connect: %s\n", ec.message().c_str());
-    return false;
+    return std::nullopt;
   }
+  const std::string ttl_parameter =
+      options.dataset.ttl_seconds ? absl::StrCat("?ttl_seconds=", options.dataset.ttl_seconds)
+                                  : "";
   auto start = Clock::now();
   uint64_t memberships = 0;
   constexpr uint64_t kLinesPerImport = 100000;
@@ -298,12 +324,12 @@ bool LoadDataset(const Options& options, const Dataset& dataset, const tcp::endp
     std::string name = Dataset::SegmentName(k);
     unsigned status = Send(stream, http::verb::post, "/v1/segments", "application/json",
                            absl::StrCat("{\"name\":\"", name, "\"}"));
-    if (status != 201 && status != 409) return false;
+    if (status != 201 && status != 409) return std::nullopt;
     std::string lines;
     uint64_t in_batch = 0;
     auto flush = [&] {
       if (in_batch == 0) return true;
-      unsigned s = Send(stream, http::verb::post, "/v1/segments/" + name + "/users:import",
+      unsigned s = Send(stream, http::verb::post, "/v1/segments/" + name + "/users:import" + ttl_parameter,
                         "text/plain", std::move(lines));
       lines.clear();
       memberships += in_batch;
@@ -316,13 +342,13 @@ bool LoadDataset(const Options& options, const Dataset& dataset, const tcp::endp
       absl::StrAppend(&lines, dataset.UserId(index), "\n");
       if (++in_batch == kLinesPerImport) ok = flush();
     });
-    if (!ok || !flush()) return false;
+    if (!ok || !flush()) return std::nullopt;
   }
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   std::fprintf(stderr, "segd-load: loaded %u segments, %llu memberships in %.2f s (%.0f/s)\n",
                options.dataset.segments, static_cast<unsigned long long>(memberships), seconds,
                memberships / seconds);
-  return true;
+  return LoadFigures{memberships, seconds};
 }
 
 bool ParseFlags(int argc, char** argv, Options* o) {
@@ -332,8 +358,9 @@ bool ParseFlags(int argc, char** argv, Options* o) {
       std::fputs(kUsage, stdout);
       std::exit(0);
     }
-    if (flag == "--load") {
+    if (flag == "--load" || flag == "--load-only") {
       o->load = true;
+      o->load_only = flag == "--load-only";
       continue;
     }
     if (flag == "--json") {
@@ -372,6 +399,21 @@ bool ParseFlags(int argc, char** argv, Options* o) {
       ok = absl::SimpleAtoi(v, &o->dataset.segments) && o->dataset.segments > 0;
     } else if (flag == "--seed") {
       ok = absl::SimpleAtoi(v, &o->dataset.seed);
+    } else if (flag == "--ids") {
+      ok = v == "hashed" || v == "decimal";
+      o->dataset.ids = v == "decimal" ? IdFormat::kDecimal : IdFormat::kHashed;
+    } else if (flag == "--ttl") {
+      ok = absl::SimpleAtoi(v, &o->dataset.ttl_seconds);
+    } else if (flag == "--segment") {
+      ok = absl::SimpleAtoi(v, &o->workload.segment) && o->workload.segment > 0;
+    } else if (flag == "--expr") {
+      // Sent inside a JSON string as is.
+      ok = !v.empty() && v.find_first_of("\"\\") == std::string::npos;
+      o->workload.expr = v;
+    } else if (flag == "--dump") {
+      auto f = ParseDumpFormat(v);
+      ok = f.ok();
+      if (ok) o->dump = *f;
     } else if (flag == "--batch") {
       ok = absl::SimpleAtoi(v, &o->workload.batch) && o->workload.batch > 0 &&
            o->workload.batch <= 10000;
@@ -387,6 +429,11 @@ bool ParseFlags(int argc, char** argv, Options* o) {
                    flag.c_str());
       return false;
     }
+  }
+  if (o->workload.segment > o->dataset.segments) {
+    std::fprintf(stderr, "segd-load: --segment %u is past --segments %u\n", o->workload.segment,
+                 o->dataset.segments);
+    return false;
   }
   return true;
 }
@@ -445,7 +492,26 @@ int Main(int argc, char** argv) {
   }
   tcp::endpoint endpoint(address, options.port);
   Dataset dataset(options.dataset);
-  if (options.load && !LoadDataset(options, dataset, endpoint)) return 1;
+  if (options.dump) {
+    auto rows = DumpDataset(dataset, *options.dump, std::time(nullptr), stdout);
+    if (!rows.ok()) {
+      std::fprintf(stderr, "segd-load: %s\n", std::string(rows.status().message()).c_str());
+      return 1;
+    }
+    return 0;
+  }
+  if (options.load) {
+    std::optional<LoadFigures> loaded = LoadDataset(options, dataset, endpoint);
+    if (!loaded) return 1;
+    if (options.load_only) {
+      if (options.json) {
+        std::printf("{\"memberships\":%llu,\"seconds\":%.3f,\"memberships_per_second\":%.1f}\n",
+                    static_cast<unsigned long long>(loaded->memberships), loaded->seconds,
+                    loaded->memberships / loaded->seconds);
+      }
+      return 0;
+    }
+  }
 
   Results results;  // outlives the io_context: connections merge into it when destroyed
   auto ioc_owner = std::make_unique<asio::io_context>();

@@ -10,13 +10,13 @@ namespace segd::load {
 
 absl::StatusOr<Workload> ParseWorkload(absl::string_view name) {
   for (Workload w : {Workload::kCheck, Workload::kUserSegments, Workload::kCount,
-                     Workload::kBatchCheck, Workload::kQuery, Workload::kMixed,
+                     Workload::kBatchCheck, Workload::kQuery, Workload::kMixed, Workload::kAdd,
                      Workload::kImport}) {
     if (name == WorkloadName(w)) return w;
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown workload '", name,
-      "'; one of check, user-segments, count, batch-check, query, mixed, import"));
+      "'; one of check, user-segments, count, batch-check, query, mixed, add, import"));
 }
 
 const char* WorkloadName(Workload w) {
@@ -27,6 +27,7 @@ const char* WorkloadName(Workload w) {
     case Workload::kBatchCheck: return "batch-check";
     case Workload::kQuery: return "query";
     case Workload::kMixed: return "mixed";
+    case Workload::kAdd: return "add";
     case Workload::kImport: return "import";
   }
   return "?";
@@ -41,6 +42,10 @@ uint64_t Dataset::Mix(uint64_t x) {
 
 std::string Dataset::UserId(uint64_t index) const {
   char buf[24];
+  if (spec_.ids == IdFormat::kDecimal) {
+    std::snprintf(buf, sizeof buf, "%012llu", static_cast<unsigned long long>(index));
+    return buf;
+  }
   std::snprintf(buf, sizeof buf, "u-%012llx",
                 static_cast<unsigned long long>(Mix(spec_.seed ^ (index * 0x100000001b3ull)) &
                                                 0xffffffffffffull));
@@ -58,6 +63,7 @@ RequestGenerator::RequestGenerator(const Dataset& dataset, WorkloadSpec spec, ui
 }
 
 uint32_t RequestGenerator::RandomSegment() {
+  if (spec_.segment != 0) return spec_.segment;
   double u = std::uniform_real_distribution<double>(0, 1)(rng_);
   auto it = std::lower_bound(zipf_cdf_.begin(), zipf_cdf_.end(), u);
   return static_cast<uint32_t>(std::min<size_t>(it - zipf_cdf_.begin(), zipf_cdf_.size() - 1)) +
@@ -77,30 +83,31 @@ void RequestGenerator::Post(std::string* out, const std::string& target, absl::s
 void RequestGenerator::Append(std::string* out) {
   switch (spec_.workload) {
     case Workload::kCheck:
-      Get(out, absl::StrCat("/v1/segments/", Dataset::SegmentName(RandomSegment()), "/users/",
+      Get(out, absl::StrCat("/v1/segments/", RandomSegmentName(), "/users/",
                             dataset_.UserId(RandomUser())));
       return;
     case Workload::kUserSegments:
       Get(out, absl::StrCat("/v1/users/", dataset_.UserId(RandomUser()), "/segments"));
       return;
     case Workload::kCount:
-      Get(out, absl::StrCat("/v1/segments/", Dataset::SegmentName(RandomSegment()), "/count"));
+      Get(out, absl::StrCat("/v1/segments/", RandomSegmentName(), "/count"));
       return;
     case Workload::kBatchCheck: {
       std::string body = "{\"checks\":[";
       for (uint32_t i = 0; i < spec_.batch; ++i) {
         absl::StrAppend(&body, i ? "," : "", "{\"user_id\":\"", dataset_.UserId(RandomUser()),
-                        "\",\"segment\":\"", Dataset::SegmentName(RandomSegment()), "\"}");
+                        "\",\"segment\":\"", RandomSegmentName(), "\"}");
       }
       body += "]}";
       Post(out, "/v1/check", "application/json", body);
       return;
     }
-    case Workload::kQuery:
-      Post(out, "/v1/query", "application/json",
-           absl::StrCat("{\"expr\":\"", Dataset::SegmentName(RandomSegment()), " AND ",
-                        Dataset::SegmentName(RandomSegment()), "\"}"));
+    case Workload::kQuery: {
+      std::string expr = spec_.expr;
+      if (expr.empty()) expr = absl::StrCat(RandomSegmentName(), " AND ", RandomSegmentName());
+      Post(out, "/v1/query", "application/json", absl::StrCat("{\"expr\":\"", expr, "\"}"));
       return;
+    }
     case Workload::kMixed: {
       bool write = std::uniform_real_distribution<double>(0, 1)(rng_) < spec_.write_fraction;
       if (!write) {
@@ -109,20 +116,24 @@ void RequestGenerator::Append(std::string* out) {
         spec_.workload = Workload::kMixed;
         return;
       }
-      std::string segment = Dataset::SegmentName(RandomSegment());
+      std::string segment = RandomSegmentName();
       std::string body = rng_() % 2 ? absl::StrCat("{\"add\":[\"", segment, "\"]}")
                                     : absl::StrCat("{\"remove\":[\"", segment, "\"]}");
       Post(out, absl::StrCat("/v1/users/", dataset_.UserId(RandomUser()), "/segments"),
            "application/json", body);
       return;
     }
+    case Workload::kAdd:
+      Post(out, absl::StrCat("/v1/users/", dataset_.UserId(RandomUser()), "/segments"),
+           "application/json", absl::StrCat("{\"add\":[\"", RandomSegmentName(), "\"]}"));
+      return;
     case Workload::kImport: {
       std::string body;
       for (uint32_t i = 0; i < spec_.batch; ++i) {
         absl::StrAppend(&body, dataset_.UserId(RandomUser()), "\n");
       }
       Post(out,
-           absl::StrCat("/v1/segments/", Dataset::SegmentName(RandomSegment()), "/users:import"),
+           absl::StrCat("/v1/segments/", RandomSegmentName(), "/users:import"),
            "text/plain", body);
       return;
     }

@@ -16,20 +16,35 @@
 
 namespace segd::load {
 
-enum class Workload { kCheck, kUserSegments, kCount, kBatchCheck, kQuery, kMixed, kImport };
+enum class Workload {
+  kCheck,
+  kUserSegments,
+  kCount,
+  kBatchCheck,
+  kQuery,
+  kMixed,
+  kAdd,
+  kImport
+};
 
-// "check", "user-segments", "count", "batch-check", "query", "mixed", "import".
+// "check", "user-segments", "count", "batch-check", "query", "mixed", "add", "import".
 absl::StatusOr<Workload> ParseWorkload(absl::string_view name);
 const char* WorkloadName(Workload w);
+
+// How user ids are spelt. kHashed: `u-` plus 12 hex digits derived from (seed, index), like the
+// hashed ids ad servers use. kDecimal: the index as 12 decimal digits (`000000000042`), the
+// spelling of redis-benchmark's __rand_int__, so that peers' own clients can ask for the same users.
+enum class IdFormat { kHashed, kDecimal };
 
 struct DatasetSpec {
   uint64_t users = 1000000;
   uint32_t segments = 100;
   uint64_t seed = 1;
+  IdFormat ids = IdFormat::kHashed;
+  uint32_t ttl_seconds = 0;  // every membership's TTL when loaded; 0: none
 };
 
-// Users are `u-` plus 12 hex digits derived from (seed, index), like the hashed ids ad servers
-// use. Segment k (1-based) is `seg-k` and holds users/k of them (Zipf), chosen by (seed, k).
+// Segment k (1-based) is `seg-k` and holds users/k of the users (Zipf), chosen by (seed, k).
 class Dataset {
  public:
   explicit Dataset(DatasetSpec spec) : spec_(spec) {}
@@ -56,6 +71,9 @@ struct WorkloadSpec {
   Workload workload = Workload::kCheck;
   uint32_t batch = 1000;         // checks per batch-check, lines per import
   double write_fraction = 0.05;  // mixed: share of writes
+  uint32_t segment = 0;          // check, count, batch-check, mixed, add, import: this segment
+                                 // only; 0: a Zipf-weighted random one per request
+  std::string expr;              // query: this expression; empty: two random segments ANDed
 };
 
 // Produces request bytes for one connection. Deterministic for a given seed.
@@ -67,7 +85,8 @@ class RequestGenerator {
 
  private:
   uint64_t RandomUser() { return rng_() % dataset_.spec().users; }
-  uint32_t RandomSegment();  // Zipf-weighted towards the big segments
+  uint32_t RandomSegment();  // spec_.segment, or Zipf-weighted towards the big segments
+  std::string RandomSegmentName() { return Dataset::SegmentName(RandomSegment()); }
   void Get(std::string* out, const std::string& target);
   void Post(std::string* out, const std::string& target, absl::string_view type,
             const std::string& body);

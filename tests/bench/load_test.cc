@@ -1,11 +1,14 @@
 // segd-load's parts: the latency histogram, the dataset and request generator, and the binary
 // itself run for a moment against a real segd.
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
+#include <map>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "bench/load/dataset_dump.h"
 #include "bench/load/latency_histogram.h"
 #include "bench/load/workload.h"
 #include "gtest/gtest.h"
@@ -64,12 +67,126 @@ TEST(Workload, DatasetAndRequestsAreDeterministic) {
   EXPECT_EQ(*ParseWorkload("user-segments"), Workload::kUserSegments);
 }
 
+TEST(Workload, DecimalIdsAndAFixedSegment) {
+  Dataset d({.users = 1000, .segments = 10, .ids = IdFormat::kDecimal});
+  EXPECT_EQ(d.UserId(42), "000000000042");  // redis-benchmark's __rand_int__ spelling
+  RequestGenerator check(d, {.workload = Workload::kCheck, .segment = 3}, 1);
+  RequestGenerator add(d, {.workload = Workload::kAdd, .segment = 3}, 1);
+  RequestGenerator query(d, {.workload = Workload::kQuery, .expr = "seg-2 AND seg-3"}, 1);
+  for (int i = 0; i < 20; ++i) {
+    std::string c, a;
+    check.Append(&c);
+    add.Append(&a);
+    EXPECT_EQ(c.rfind("GET /v1/segments/seg-3/users/000000000", 0), 0u) << c;
+    EXPECT_EQ(a.rfind("POST /v1/users/000000000", 0), 0u) << a;
+    EXPECT_NE(a.find("{\"add\":[\"seg-3\"]}"), std::string::npos) << a;
+  }
+  std::string q;
+  query.Append(&q);
+  EXPECT_NE(q.find("{\"expr\":\"seg-2 AND seg-3\"}"), std::string::npos) << q;
+}
+
+// Reads RESP commands back: each is a vector of its arguments.
+std::vector<std::vector<std::string>> ParseResp(const std::string& text) {
+  std::vector<std::vector<std::string>> commands;
+  size_t pos = 0;
+  auto line = [&] {
+    size_t end = text.find("\r\n", pos);
+    std::string l = text.substr(pos, end - pos);
+    pos = end + 2;
+    return l;
+  };
+  while (pos < text.size()) {
+    std::string head = line();
+    EXPECT_EQ(head[0], '*');
+    std::vector<std::string> args(std::stoul(head.substr(1)));
+    for (std::string& arg : args) {
+      std::string len = line();
+      EXPECT_EQ(len[0], '$');
+      arg = text.substr(pos, std::stoul(len.substr(1)));
+      pos += arg.size();
+      EXPECT_EQ(text.substr(pos, 2), "\r\n");
+      pos += 2;
+    }
+    commands.push_back(std::move(args));
+  }
+  return commands;
+}
+
+std::string Dump(const Dataset& d, DumpFormat format, int64_t now) {
+  char* buf = nullptr;
+  size_t size = 0;
+  std::FILE* f = open_memstream(&buf, &size);
+  auto rows = DumpDataset(d, format, now, f);
+  std::fclose(f);
+  std::string text(buf, size);
+  std::free(buf);
+  EXPECT_TRUE(rows.ok()) << rows.status();
+  return text;
+}
+
+// Every format must hold exactly the dataset's memberships, so that peers are loaded alike.
+TEST(DatasetDump, EveryFormatHoldsTheSameMemberships) {
+  Dataset d({.users = 2500, .segments = 7, .seed = 3, .ttl_seconds = 60});
+  std::map<std::string, std::set<std::string>> want;
+  uint64_t total = 0;
+  for (uint32_t k = 1; k <= 7; ++k) {
+    d.ForEachMember(k, [&](uint64_t i) { want[Dataset::SegmentName(k)].insert(d.UserId(i)); });
+    total += d.SegmentSize(k);
+  }
+
+  std::map<std::string, std::set<std::string>> sets, zsets;
+  for (const auto& cmd : ParseResp(Dump(d, DumpFormat::kRedisSets, 0))) {
+    ASSERT_EQ(cmd[0], "SADD");
+    ASSERT_LE(cmd.size(), 1002u);  // 1,000 members a command
+    for (size_t i = 2; i < cmd.size(); ++i) sets[cmd[1]].insert(cmd[i]);
+  }
+  EXPECT_EQ(sets, want);
+  for (const auto& cmd : ParseResp(Dump(d, DumpFormat::kRedisZsets, 1000))) {
+    ASSERT_EQ(cmd[0], "ZADD");
+    ASSERT_EQ(cmd[1].rfind("ttl:", 0), 0u);
+    ASSERT_EQ(cmd.size() % 2, 0u);
+    for (size_t i = 2; i < cmd.size(); i += 2) {
+      EXPECT_EQ(cmd[i], "1060");  // now + TTL
+      zsets[cmd[1].substr(4)].insert(cmd[i + 1]);
+    }
+  }
+  EXPECT_EQ(zsets, want);
+
+  std::map<std::string, std::string> id_of_index;
+  std::string users = Dump(d, DumpFormat::kPgUsers, 0);
+  EXPECT_EQ(std::count(users.begin(), users.end(), '\n'), 2500);
+  for (size_t pos = 0; pos < users.size();) {
+    size_t tab = users.find('\t', pos), end = users.find('\n', pos);
+    id_of_index[users.substr(pos, tab - pos)] = users.substr(tab + 1, end - tab - 1);
+    pos = end + 1;
+  }
+  std::map<std::string, std::set<std::string>> rows;
+  std::string memberships = Dump(d, DumpFormat::kPgMemberships, 0);
+  EXPECT_EQ(static_cast<uint64_t>(std::count(memberships.begin(), memberships.end(), '\n')),
+            total);
+  for (size_t pos = 0; pos < memberships.size();) {
+    size_t t1 = memberships.find('\t', pos), t2 = memberships.find('\t', t1 + 1);
+    size_t end = memberships.find('\n', pos);
+    EXPECT_EQ(memberships.substr(t2 + 1, end - t2 - 1), "1970-01-01T00:01:00Z");
+    rows["seg-" + memberships.substr(pos, t1 - pos)].insert(
+        id_of_index.at(memberships.substr(t1 + 1, t2 - t1 - 1)));
+    pos = end + 1;
+  }
+  EXPECT_EQ(rows, want);
+
+  EXPECT_FALSE(ParseDumpFormat("csv").ok());
+  std::FILE* sink = std::fopen("/dev/null", "w");
+  EXPECT_FALSE(DumpDataset(Dataset({.users = 10}), DumpFormat::kRedisZsets, 0, sink).ok());
+  std::fclose(sink);
+}
+
 // Runs the binary with --load and --json against a real server; every answer must be 200.
 TEST(SegdLoad, LoadsADatasetAndReportsJson) {
   testutil::TempDir dir;
   testutil::ServerProcess server(dir.path());
   ASSERT_TRUE(server.started());
-  for (const char* workload : {"check", "mixed", "batch-check"}) {
+  for (const char* workload : {"check", "mixed", "batch-check", "add"}) {
     std::string command = std::string(SEGD_LOAD_BINARY) + " --port " +
                           std::to_string(server.port()) +
                           " --users 2000 --segments 5 --duration 0.5 --connections 4 --batch 10"
