@@ -68,7 +68,6 @@ done
 [ "$segment" -lt "$segments" ] || { echo "compare: --segment must be below --segments" >&2; exit 2; }
 segment2=$((segment + 1))
 write_segment=$segments
-time_limit_minutes=$time_limit
 
 log() { echo "compare: $*" >&2; }
 # die works from subshells too ($(...), pipelines): it signals the main shell, whose trap cleans up.
@@ -138,8 +137,8 @@ trap 'exit 1' TERM
 
 # The watchdog interrupts this script at the time limit; the clients are killed too, so that the
 # trap runs at once instead of after the current run.
-( sleep $((time_limit_minutes * 60))
-  log "time limit of $time_limit_minutes min reached"
+( sleep $((time_limit * 60))
+  log "time limit of $time_limit min reached"
   kill -TERM $$
   pkill -TERM -P $$ ) >/dev/null &
 watchdog_pid=$!
@@ -189,10 +188,10 @@ record() {
     fail "$2, $1: no result"
     return
   fi
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(median "${rps[@]}")" \
-    "$(median "${p50[@]}")" "$(median "${p99[@]}")" >>"$RESULTS"
-  log "$(printf '%-15s %-40s %10.0f req/s  p50 %s ms  p99 %s ms' "$1" "$2" \
-    "$(median "${rps[@]}")" "$(median "${p50[@]}")" "$(median "${p99[@]}")")"
+  local m_rps m_p50 m_p99
+  m_rps=$(median "${rps[@]}") m_p50=$(median "${p50[@]}") m_p99=$(median "${p99[@]}")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$m_rps" "$m_p50" "$m_p99" >>"$RESULTS"
+  log "$(printf '%-15s %-40s %10.0f req/s  p50 %s ms  p99 %s ms' "$1" "$2" "$m_rps" "$m_p50" "$m_p99")"
 }
 
 footprint() { printf '%s\t%s\t%s\t%s\t%s\n' "$@" >>"$FOOTPRINT"; }

@@ -1,8 +1,8 @@
 #include "bench/load/dataset_dump.h"
 
 #include <ctime>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
