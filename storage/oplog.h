@@ -64,6 +64,11 @@ struct OpLogOptions {
   // RocksDB's block cache, shared by every column family: the log's hot blocks for history
   // reads (GET /v1/users/{id}/segments, reports). Default: 256 MiB.
   size_t block_cache_bytes = 256u << 20;
+  // Write-ahead log bound: past it, RocksDB flushes the memtables that pin the oldest WAL
+  // files. This bounds what a restart after a crash replays. Default: 256 MiB.
+  uint64_t max_wal_bytes = 256u << 20;
+  // Memory for memtables, shared by every column family. Default: 256 MiB.
+  size_t memtable_bytes = 256u << 20;
   // Source of "now" for retention. Not owned. Default: the system clock.
   engine::Clock* clock = nullptr;
 };
