@@ -160,9 +160,12 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
 
   std::unique_ptr<rocksdb::Iterator> it(log->db_->NewIterator(rocksdb::ReadOptions(), log->ops_));
   it->SeekToLast();
-  if (it->Valid()) {
+  if (it->Valid()) {  // the next record follows the last block's
     if (it->key().size() != 8) return absl::DataLossError("corrupt key in the operation log");
-    log->next_seq_.store(GetBigEndian64(it->key().data()) + 1, std::memory_order_release);
+    std::vector<engine::OpRecord> last;
+    if (absl::Status s = DecodeBlock(View(it->value()), &last); !s.ok()) return s;
+    log->next_seq_.store(GetBigEndian64(it->key().data()) + last.size(),
+                         std::memory_order_release);
   }
   if (!it->status().ok()) return FromRocks(it->status(), "cannot read the operation log");
   return log;
@@ -197,13 +200,32 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
     }
   }
   uint64_t seq = next_seq_.load(std::memory_order_relaxed);
-  for (const engine::OpRecord& r : batch.memberships) {
-    wb.Put(ops_, SeqKey(seq), EncodeRecord(r));
-    wb.Put(by_time_, TimeSeqKey(r.at, seq), "");
-    wb.Put(by_user_, IdTimeSeqKey(r.user, r.at, seq), "");
-    wb.Put(by_segment_, IdTimeSeqKey(r.segment, r.at, seq), "");
-    ++seq;
+  const absl::Span<const engine::OpRecord> records(batch.memberships);
+  for (size_t begin = 0; begin < records.size(); begin += kMaxBlockRecords) {
+    const absl::Span<const engine::OpRecord> block = records.subspan(begin, kMaxBlockRecords);
+    const uint64_t first = seq + begin;
+    wb.Put(ops_, SeqKey(first), EncodeBlock(block));
+    // Runs of consecutive records: same time (by_time), same time and segment (by_segment).
+    for (size_t i = 0, j; i < block.size(); i = j) {
+      for (j = i + 1; j < block.size() && block[j].at == block[i].at; ++j) {
+      }
+      wb.Put(by_time_, TimeSeqKey(block[i].at, first + i),
+             EncodeRunLength(static_cast<uint32_t>(j - i)));
+    }
+    for (size_t i = 0, j; i < block.size(); i = j) {
+      for (j = i + 1; j < block.size() && block[j].at == block[i].at &&
+                      block[j].segment == block[i].segment;
+           ++j) {
+      }
+      wb.Put(by_segment_, IdTimeSeqKey(block[i].segment, block[i].at, first + i),
+             EncodeRunLength(static_cast<uint32_t>(j - i)));
+    }
+    for (size_t i = 0; i < block.size(); ++i) {
+      wb.Put(by_user_, IdTimeSeqKey(block[i].user, block[i].at, first + i),
+             EncodeRecord(block[i]));
+    }
   }
+  seq += records.size();
   rocksdb::WriteOptions options;  // sync happens in WaitDurable, grouped
   rocksdb::Status s;
   {
@@ -449,18 +471,87 @@ absl::Status OpLog::TEST_DropSnapshots() {
   return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "dropping snapshots");
 }
 
+namespace {
+
+// Reads records by sequence number from `ops` through one iterator, keeping the last block
+// decoded: consecutive lookups (a replay, a period's report) decode each block once.
+class BlockReader {
+ public:
+  explicit BlockReader(rocksdb::Iterator* it) : it_(it) {}
+
+  // Points *records at the n records from `seq` on. NotFound if no block holds all of them
+  // (retention removed it, or the log has no such records).
+  absl::Status Get(uint64_t seq, uint32_t n, const engine::OpRecord** records) {
+    if (records_.empty() || seq < first_ || seq + n > first_ + records_.size()) {
+      if (absl::Status s = Load(seq); !s.ok()) return s;
+      if (seq < first_ || seq + n > first_ + records_.size()) {
+        return absl::NotFoundError("no such records");
+      }
+    }
+    *records = &records_[seq - first_];
+    return absl::OkStatus();
+  }
+
+  // The first record at or after `seq` and the block holding it: first(), records().
+  // NotFound past the end of the log.
+  absl::Status LoadAtOrAfter(uint64_t seq) {
+    if (absl::Status s = Load(seq); !s.ok() && !absl::IsNotFound(s)) return s;
+    if (!records_.empty() && seq < first_ + records_.size()) return absl::OkStatus();
+    it_->Seek(SeqKey(seq));
+    return Decode();
+  }
+  // The block after the current one; NotFound at the end of the log.
+  absl::Status Next() {
+    it_->Next();
+    return Decode();
+  }
+  uint64_t first() const { return first_; }
+  const std::vector<engine::OpRecord>& records() const { return records_; }
+
+ private:
+  // The block whose first record is the greatest at or before `seq`.
+  absl::Status Load(uint64_t seq) {
+    // Sequential reading: the next block is the iterator's next entry.
+    if (!records_.empty() && seq == first_ + records_.size() && it_->Valid()) {
+      it_->Next();
+    } else {
+      it_->SeekForPrev(SeqKey(seq));
+    }
+    return Decode();
+  }
+  absl::Status Decode() {
+    records_.clear();
+    if (!it_->Valid()) {
+      if (!it_->status().ok()) return FromRocks(it_->status(), "reading the operation log");
+      return absl::NotFoundError("end of the operation log");
+    }
+    if (it_->key().size() != 8) return absl::DataLossError("corrupt key in the operation log");
+    first_ = GetBigEndian64(it_->key().data());
+    return DecodeBlock(View(it_->value()), &records_);
+  }
+
+  rocksdb::Iterator* it_;
+  uint64_t first_ = 0;
+  std::vector<engine::OpRecord> records_;
+};
+
+}  // namespace
+
 absl::Status OpLog::ForEachRecord(
     uint64_t from_seq, absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const {
   rocksdb::ReadOptions options;
   options.readahead_size = 2 << 20;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, ops_));
-  for (it->Seek(SeqKey(from_seq)); it->Valid(); it->Next()) {
-    if (it->key().size() != 8) return absl::DataLossError("corrupt key in the operation log");
-    auto record = DecodeRecord(View(it->value()));
-    if (!record.ok()) return record.status();
-    if (!fn(GetBigEndian64(it->key().data()), *record)) break;
+  BlockReader reader(it.get());
+  for (absl::Status s = reader.LoadAtOrAfter(from_seq);; s = reader.Next()) {
+    if (absl::IsNotFound(s)) return absl::OkStatus();
+    if (!s.ok()) return s;
+    const std::vector<engine::OpRecord>& records = reader.records();
+    for (size_t i = 0; i < records.size(); ++i) {
+      const uint64_t seq = reader.first() + i;
+      if (seq >= from_seq && !fn(seq, records[i])) return absl::OkStatus();
+    }
   }
-  return FromRocks(it->status(), "reading the operation log");
 }
 
 }  // namespace segd::storage
@@ -484,9 +575,6 @@ struct Cursor {
   }
 };
 
-// Rows fetched per MultiGet.
-constexpr size_t kFetchBatch = 1024;
-
 }  // namespace
 
 absl::Status OpLog::ScanHistory(
@@ -502,7 +590,8 @@ absl::Status OpLog::ScanHistory(
   // entries: a 1 MiB read-ahead per scan made GET /v1/users/{id}/segments read megabytes.
   if (filter.users.empty()) options.readahead_size = 1 << 20;
 
-  // Which index: the listed users', else the listed segments', else by time.
+  // Which index: the listed users' (entries hold their records), else the listed segments',
+  // else by time (entries are runs of records, read from `ops`).
   std::vector<uint32_t> ids;
   rocksdb::ColumnFamilyHandle* index = by_time_;
   bool filter_segments = false;
@@ -533,51 +622,52 @@ absl::Status OpLog::ScanHistory(
   } else {
     for (uint32_t id : ids) open_cursor(IdKey(id));
   }
+  std::unique_ptr<rocksdb::Iterator> ops_it(db_->NewIterator(options, ops_));
+  BlockReader blocks(ops_it.get());
+
+  // Emits one index entry: a record (by_user) or a run of records (by_time, by_segment).
+  // Returns false to stop.
+  absl::Status status;
+  auto emit = [&](const Cursor& c) -> bool {
+    if (index == by_user_) {
+      auto record = DecodeRecord(View(c.it->value()));
+      if (!record.ok()) {
+        status = record.status();
+        return false;
+      }
+      if (filter_segments && !std::binary_search(wanted_segments.begin(), wanted_segments.end(),
+                                                 record->segment)) {
+        return true;
+      }
+      return fn(c.seq, *record);
+    }
+    auto run = DecodeRunLength(View(c.it->value()));
+    if (!run.ok()) {
+      status = run.status();
+      return false;
+    }
+    const engine::OpRecord* records = nullptr;
+    if (absl::Status got = blocks.Get(c.seq, *run, &records); !got.ok()) {
+      // Retention may have removed records whose index entry a compaction has not reached
+      // yet (the cutoff moves on while a scan runs): those rows have left the history.
+      if (absl::IsNotFound(got) && c.at < RetentionCutoff()) return true;
+      status = absl::IsNotFound(got) ? absl::DataLossError("index entry without a record") : got;
+      return false;
+    }
+    for (uint32_t i = 0; i < *run; ++i) {
+      if (!fn(c.seq + i, records[i])) return false;
+    }
+    return true;
+  };
 
   // A k-way merge by (at, seq); k is small (one per listed id), so a linear pick is enough.
+  // Runs never overlap and all records of a run share its time, so merging runs by their
+  // first record keeps (at, seq) order.
   std::vector<size_t> live;
   for (size_t i = 0; i < cursors.size(); ++i) {
     if (cursors[i].Load()) live.push_back(i);
   }
-  std::vector<uint64_t> seqs;
-  std::vector<int64_t> ats;  // the index's time of each entry in seqs
-  std::vector<std::string> keys;
-  absl::Status status;
-  bool stop = false;
-  auto flush = [&]() {
-    if (seqs.empty()) return;
-    keys.clear();
-    for (uint64_t seq : seqs) keys.push_back(SeqKey(seq));
-    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
-    std::vector<std::string> values;
-    std::vector<rocksdb::ColumnFamilyHandle*> cfs(slices.size(), ops_);
-    std::vector<rocksdb::Status> got = db_->MultiGet(options, cfs, slices, &values);
-    for (size_t i = 0; i < seqs.size() && !stop; ++i) {
-      // Retention may have removed a record whose index entry a compaction has not reached
-      // yet (the cutoff moves on while a scan runs): that row has left the history.
-      if (got[i].IsNotFound() && ats[i] < RetentionCutoff()) continue;
-      if (!got[i].ok()) {
-        status = got[i].IsNotFound() ? absl::DataLossError("index entry without a record")
-                                     : FromRocks(got[i], "reading the operation log");
-        stop = true;
-        break;
-      }
-      auto record = DecodeRecord(values[i]);
-      if (!record.ok()) {
-        status = record.status();
-        stop = true;
-        break;
-      }
-      if (filter_segments && !std::binary_search(wanted_segments.begin(), wanted_segments.end(),
-                                                 record->segment)) {
-        continue;
-      }
-      if (!fn(seqs[i], *record)) stop = true;
-    }
-    seqs.clear();
-    ats.clear();
-  };
-  while (!live.empty() && !stop) {
+  while (!live.empty()) {
     size_t best = 0;
     for (size_t k = 1; k < live.size(); ++k) {
       const Cursor& a = cursors[live[k]];
@@ -585,8 +675,7 @@ absl::Status OpLog::ScanHistory(
       if (a.at < b.at || (a.at == b.at && a.seq < b.seq)) best = k;
     }
     Cursor& c = cursors[live[best]];
-    seqs.push_back(c.seq);
-    ats.push_back(c.at);
+    if (!emit(c)) break;
     c.it->Next();
     if (!c.Load()) {
       if (!c.it->status().ok()) {
@@ -595,10 +684,9 @@ absl::Status OpLog::ScanHistory(
       }
       live.erase(live.begin() + best);
     }
-    if (seqs.size() == kFetchBatch) flush();
   }
-  if (status.ok() && !stop) flush();
   cursors.clear();
+  ops_it.reset();
   db_->ReleaseSnapshot(snapshot);
   return status;
 }

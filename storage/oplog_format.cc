@@ -135,32 +135,97 @@ std::string IdKey(uint32_t id) {
   return key;
 }
 
+namespace {
+
+// A record's fields after `at`: varint user, varint segment, kind byte, zigzag expires_at.
+void PutRecordTail(std::string* out, const engine::OpRecord& r) {
+  PutVarint(out, r.user);
+  PutVarint(out, r.segment);
+  out->push_back(static_cast<char>((static_cast<uint8_t>(r.op) << 4) |
+                                   static_cast<uint8_t>(r.reason)));
+  PutSigned(out, r.expires_at);
+}
+
+bool ReadRecordTail(Reader& in, engine::OpRecord* r) {
+  uint8_t kind;
+  if (!in.Varint32(&r->user) || !in.Varint32(&r->segment) || !in.Byte(&kind) ||
+      !in.Signed(&r->expires_at)) {
+    return false;
+  }
+  uint8_t op = kind >> 4, reason = kind & 0x0F;
+  if (op > 1 || reason > static_cast<uint8_t>(engine::OpReason::kUserDeleted)) return false;
+  r->op = static_cast<engine::OpKind>(op);
+  r->reason = static_cast<engine::OpReason>(reason);
+  return true;
+}
+
+}  // namespace
+
 std::string EncodeRecord(const engine::OpRecord& r) {
   std::string out;
   PutSigned(&out, r.at);
-  PutVarint(&out, r.user);
-  PutVarint(&out, r.segment);
-  out.push_back(static_cast<char>((static_cast<uint8_t>(r.op) << 4) |
-                                  static_cast<uint8_t>(r.reason)));
-  PutSigned(&out, r.expires_at);
+  PutRecordTail(&out, r);
   return out;
 }
 
 absl::StatusOr<engine::OpRecord> DecodeRecord(absl::string_view bytes) {
   Reader in(bytes);
   engine::OpRecord r;
-  uint8_t kind;
-  if (!in.Signed(&r.at) || !in.Varint32(&r.user) || !in.Varint32(&r.segment) ||
-      !in.Byte(&kind) || !in.Signed(&r.expires_at) || !in.done()) {
+  if (!in.Signed(&r.at) || !ReadRecordTail(in, &r) || !in.done()) {
     return Corrupt("operation record");
   }
-  uint8_t op = kind >> 4, reason = kind & 0x0F;
-  if (op > 1 || reason > static_cast<uint8_t>(engine::OpReason::kUserDeleted)) {
-    return Corrupt("operation kind");
-  }
-  r.op = static_cast<engine::OpKind>(op);
-  r.reason = static_cast<engine::OpReason>(reason);
   return r;
+}
+
+std::string EncodeBlock(absl::Span<const engine::OpRecord> records) {
+  std::string out;
+  out.reserve(1 + records.size() * 12);
+  PutVarint(&out, records.size());
+  int64_t previous_at = 0;
+  for (const engine::OpRecord& r : records) {
+    // Wrapping subtraction: the difference of any two times round-trips through zigzag.
+    PutSigned(&out, static_cast<int64_t>(static_cast<uint64_t>(r.at) -
+                                         static_cast<uint64_t>(previous_at)));
+    previous_at = r.at;
+    PutRecordTail(&out, r);
+  }
+  return out;
+}
+
+absl::Status DecodeBlock(absl::string_view bytes, std::vector<engine::OpRecord>* out) {
+  out->clear();
+  Reader in(bytes);
+  uint64_t count;
+  // Each record takes at least 4 bytes, which bounds the count before anything is allocated.
+  if (!in.Varint(&count) || count == 0 || count > kMaxBlockRecords || count > bytes.size() / 4) {
+    return Corrupt("record block");
+  }
+  out->resize(count);
+  int64_t at = 0;
+  for (engine::OpRecord& r : *out) {
+    int64_t delta;
+    if (!in.Signed(&delta)) return Corrupt("record block");
+    at = static_cast<int64_t>(static_cast<uint64_t>(at) + static_cast<uint64_t>(delta));
+    r.at = at;
+    if (!ReadRecordTail(in, &r)) return Corrupt("record block");
+  }
+  if (!in.done()) return Corrupt("record block");
+  return absl::OkStatus();
+}
+
+std::string EncodeRunLength(uint32_t records) {
+  std::string out;
+  PutVarint(&out, records);
+  return out;
+}
+
+absl::StatusOr<uint32_t> DecodeRunLength(absl::string_view bytes) {
+  Reader in(bytes);
+  uint32_t n;
+  if (!in.Varint32(&n) || n == 0 || n > kMaxBlockRecords || !in.done()) {
+    return Corrupt("index run");
+  }
+  return n;
 }
 
 std::string EncodeShardState(const engine::MembershipShards::ShardState& state) {

@@ -5,12 +5,12 @@
 //
 // Column families and keys (all integers in keys big-endian, so that byte order is numeric
 // order):
-//   ops         seq(8)                 -> OpRecord: zigzag varint at, varint user,
-//                                         varint segment, byte (op << 4 | reason),
-//                                         zigzag varint expires_at
-//   by_time     at(8) seq(8)           -> empty
-//   by_user     user(4) at(8) seq(8)   -> empty
-//   by_segment  segment(4) at(8) seq(8)-> empty
+//   ops         seq(8)                 -> a block of the records seq, seq+1, …, all from one
+//                                         write batch (see EncodeBlock)
+//   by_time     at(8) seq(8)           -> varint n: records seq … seq+n-1 all have this `at`
+//   by_user     user(4) at(8) seq(8)   -> the record (EncodeRecord)
+//   by_segment  segment(4) at(8) seq(8)-> varint n: records seq … seq+n-1 all have this
+//                                         segment and `at`
 //   users       user(4)                -> byte 1, external id bytes
 //   unregistered user(4)               -> empty: the user is deleted (not registered)
 //   segments    segment(4)             -> SegmentMeta (see EncodeSegment)
@@ -19,22 +19,31 @@
 //               's' id(8) shard(4)     -> one shard's state (see EncodeShardState)
 //   default     "format"               -> format version (4 bytes)
 // `at` in keys is the signed millisecond time with its sign bit flipped, so that byte order is
-// time order; the index keys therefore list records by (at, seq), the order of reports.
+// time order; the index keys therefore list records (or runs of them) by (at, seq), the order
+// of reports. by_time and by_segment hold one entry per run of consecutive records of a block
+// (an import of 10,000 users into one segment is three entries in each, not 10,000); by_user
+// holds one entry per record, with the record, so that one user's history reads that index
+// alone.
 //
 // Thread safety: the functions are pure and reentrant.
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 #include "engine/membership_shards.h"
 #include "engine/op_record.h"
 
 namespace segd::storage {
 
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
+
+// Most records in one ops block (a write batch of more is split into several blocks).
+inline constexpr size_t kMaxBlockRecords = 4096;
 
 void PutBigEndian32(std::string* out, uint32_t v);
 void PutBigEndian64(std::string* out, uint64_t v);
@@ -53,6 +62,18 @@ void ParseTimeSeq(absl::string_view key, size_t prefix_bytes, int64_t* at, uint6
 std::string EncodeRecord(const engine::OpRecord& record);
 // DataLoss on malformed bytes; never reads past `bytes`.
 absl::StatusOr<engine::OpRecord> DecodeRecord(absl::string_view bytes);
+
+// An ops block: varint count (1 … kMaxBlockRecords), then per record the zigzag varint of
+// its `at` minus the previous record's (the first: minus 0), varint user, varint segment, the
+// kind byte and zigzag varint expires_at. About 8 bytes a record when times repeat.
+// REQUIRES: 1 <= records.size() <= kMaxBlockRecords.
+std::string EncodeBlock(absl::Span<const engine::OpRecord> records);
+// Replaces *out with the block's records. DataLoss on malformed bytes; never reads past them.
+absl::Status DecodeBlock(absl::string_view bytes, std::vector<engine::OpRecord>* out);
+
+// The value of a by_time or by_segment entry: how many records the run holds.
+std::string EncodeRunLength(uint32_t records);
+absl::StatusOr<uint32_t> DecodeRunLength(absl::string_view bytes);
 
 std::string EncodeUser(bool registered, absl::string_view external_id);
 absl::Status DecodeUser(absl::string_view bytes, bool* registered, std::string* external_id);

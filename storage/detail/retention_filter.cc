@@ -1,6 +1,8 @@
 #include "storage/detail/retention_filter.h"
 
+#include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "storage/oplog_format.h"
 
@@ -18,12 +20,17 @@ class RetentionFilter final : public rocksdb::CompactionFilter {
     uint64_t seq = 0;
     switch (family_) {
       case RetainedFamily::kOps: {
-        if (key.size() != 8) return false;
+        // A block goes when all of its records may: each older than the cutoff and before
+        // the protected position.
+        if (key.size() != 8 || protected_seq_ == 0) return false;
         seq = GetBigEndian64(key.data());
-        if (protected_seq_ == 0 || seq >= protected_seq_) return false;
-        auto record = DecodeRecord(absl::string_view(value.data(), value.size()));
-        if (!record.ok()) return false;  // never drop what cannot be read
-        at = record->at;
+        std::vector<engine::OpRecord> records;
+        if (!DecodeBlock(absl::string_view(value.data(), value.size()), &records).ok()) {
+          return false;  // never drop what cannot be read
+        }
+        if (seq + records.size() > protected_seq_) return false;
+        at = std::numeric_limits<int64_t>::min();
+        for (const engine::OpRecord& r : records) at = std::max(at, r.at);
         break;
       }
       case RetainedFamily::kByTime:

@@ -6,8 +6,9 @@
 // after its position) are always kept, so retention never changes what recovery rebuilds.
 //
 // What each column family's entries carry: `ops` keys are sequence numbers and values are
-// records (their `at` is decoded); `by_time` keys start with the time; `by_user` and
-// `by_segment` keys are a 4-byte id followed by the time. Other column families get no filter.
+// blocks of records (a block is dropped when its newest record is past the retention);
+// `by_time` keys start with the time; `by_user` and `by_segment` keys are a 4-byte id followed
+// by the time. Other column families get no filter.
 //
 // Thread safety: RocksDB calls the factory and filters from its compaction threads; the
 // retention and the protected position are atomics the OpLog may change at any time.

@@ -63,6 +63,69 @@ TEST(OpLogFormatTest, CorruptRecordsAreRejectedNotOverrun) {
   }
 }
 
+TEST(OpLogFormatTest, BlocksRoundTrip) {
+  std::mt19937_64 rng(3);
+  for (size_t n : {size_t{1}, size_t{2}, size_t{17}, size_t{1000}, kMaxBlockRecords}) {
+    std::vector<OpRecord> records(n);
+    int64_t at = static_cast<int64_t>(rng() % 1'900'000'000'000);
+    for (OpRecord& r : records) {
+      // Mostly repeated or growing times, sometimes far back or at the extremes.
+      switch (rng() % 8) {
+        case 0: at -= static_cast<int64_t>(rng() % 1'000'000'000); break;
+        case 1: at = (rng() % 2) ? INT64_MIN : INT64_MAX; break;
+        case 2: at += 1; break;
+        default: break;
+      }
+      r.at = at;
+      r.expires_at = (rng() % 2) ? 0 : static_cast<int64_t>(rng());
+      r.user = static_cast<uint32_t>(rng());
+      r.segment = static_cast<uint32_t>(rng() % 3000);
+      r.op = (rng() % 2) ? OpKind::kAdd : OpKind::kRemove;
+      r.reason = static_cast<OpReason>(rng() % 6);
+    }
+    std::vector<OpRecord> decoded = {OpRecord{}};  // replaced, not appended to
+    absl::Status s = DecodeBlock(EncodeBlock(records), &decoded);
+    ASSERT_TRUE(s.ok()) << s;
+    ASSERT_EQ(decoded, records) << n << " records";
+  }
+}
+
+TEST(OpLogFormatTest, CorruptBlocksAreRejectedNotOverrun) {
+  std::vector<OpRecord> records;
+  for (uint32_t i = 0; i < 5; ++i) {
+    records.push_back({1790000000123, 0, 40 + i, 7, OpKind::kAdd, OpReason::kImport});
+  }
+  std::string good = EncodeBlock(records);
+  std::vector<OpRecord> out;
+  for (size_t n = 0; n < good.size(); ++n) {
+    EXPECT_FALSE(DecodeBlock(good.substr(0, n), &out).ok()) << "truncated to " << n;
+  }
+  EXPECT_FALSE(DecodeBlock(good + "x", &out).ok());
+  std::string more = good;
+  more[0] = 6;  // claims a record it does not hold
+  EXPECT_FALSE(DecodeBlock(more, &out).ok());
+  EXPECT_FALSE(DecodeBlock(std::string(1, '\0'), &out).ok());  // an empty block
+  EXPECT_FALSE(DecodeBlock("\xff\xff\xff\x7f" + std::string(64, '\1'), &out).ok());  // huge count
+  std::mt19937 rng(9);
+  for (int i = 0; i < 20000; ++i) {  // random bytes: either records or an error, never a crash
+    std::string junk(rng() % 40, '\0');
+    for (char& c : junk) c = static_cast<char>(rng());
+    (void)DecodeBlock(junk, &out);
+  }
+}
+
+TEST(OpLogFormatTest, RunLengths) {
+  for (uint32_t n : {1u, 127u, 128u, static_cast<uint32_t>(kMaxBlockRecords)}) {
+    auto decoded = DecodeRunLength(EncodeRunLength(n));
+    ASSERT_TRUE(decoded.ok());
+    EXPECT_EQ(*decoded, n);
+  }
+  EXPECT_FALSE(DecodeRunLength(EncodeRunLength(0)).ok());
+  EXPECT_FALSE(DecodeRunLength(EncodeRunLength(kMaxBlockRecords + 1)).ok());
+  EXPECT_FALSE(DecodeRunLength("").ok());
+  EXPECT_FALSE(DecodeRunLength(EncodeRunLength(3) + "x").ok());
+}
+
 TEST(OpLogFormatTest, SegmentsAndUsersRoundTrip) {
   engine::SegmentMeta m;
   m.id = 9;

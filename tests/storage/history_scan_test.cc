@@ -1,0 +1,163 @@
+// ScanHistory and ForEachRecord against a model: every filter's answer must equal the whole log
+// filtered and ordered by (at, seq). The workload crosses record-block boundaries (imports
+// larger than a block), mixes segments inside one block, and logs expiries at their due time,
+// which is earlier than records already logged (times in the log are not monotonic).
+
+#include <algorithm>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "storage/oplog.h"
+#include "storage/oplog_format.h"
+#include "tests/testutil/temp_dir.h"
+
+namespace segd::storage {
+namespace {
+
+using engine::Engine;
+using engine::EngineOptions;
+using engine::ManualClock;
+using engine::OpRecord;
+using Row = std::pair<uint64_t, OpRecord>;
+
+constexpr engine::TimeMs kStart = 1'800'000'000'000;
+
+std::vector<Row> Scan(const OpLog& log, const HistoryFilter& filter) {
+  std::vector<Row> rows;
+  absl::Status s = log.ScanHistory(filter, [&](uint64_t seq, const OpRecord& r) {
+    rows.emplace_back(seq, r);
+    return true;
+  });
+  EXPECT_TRUE(s.ok()) << s;
+  return rows;
+}
+
+std::vector<Row> Model(const std::vector<Row>& log, const HistoryFilter& filter) {
+  std::vector<Row> rows;
+  for (const Row& row : log) {
+    const OpRecord& r = row.second;
+    if (r.at < filter.from || r.at >= filter.to) continue;
+    auto listed = [](const auto& ids, uint32_t id) {
+      return ids.empty() || std::find(ids.begin(), ids.end(), id) != ids.end();
+    };
+    if (!listed(filter.users, r.user) || !listed(filter.segments, r.segment)) continue;
+    rows.push_back(row);
+  }
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return std::tie(a.second.at, a.first) < std::tie(b.second.at, b.first);
+  });
+  return rows;
+}
+
+class HistoryScanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto opened = OpLog::Open(dir_.path(), {});
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    log_ = *std::move(opened);
+    engine_ = std::make_unique<Engine>(EngineOptions{&clock_, log_.get(), 1});
+    for (const char* s : {"a", "b", "c"}) ASSERT_TRUE(engine_->CreateSegment({.name = s}).ok());
+    std::mt19937_64 rng(7);
+    for (int round = 0; round < 6; ++round) {
+      // An import larger than a block, with a TTL on some rounds.
+      std::vector<engine::ImportItem> items;
+      for (size_t i = 0; i < kMaxBlockRecords + 1000; ++i) {
+        items.push_back({"u" + std::to_string(rng() % 9000)});
+      }
+      const char* segment = round % 2 ? "a" : "b";
+      std::optional<int64_t> ttl;
+      if (round % 3 == 0) ttl = 5;
+      ASSERT_TRUE(engine_->Import(segment, items, ttl).ok());
+      clock_.Advance(8000);  // past the TTL: its expiries are logged later, at their due time
+      // Single users changing several segments at once: runs of one record per segment.
+      for (int i = 0; i < 50; ++i) {
+        std::string user = "u" + std::to_string(rng() % 9000);
+        ASSERT_TRUE(engine_->UpdateUserSegments(user, {.add = {{"c"}, {"a"}}, .remove = {"b"}}).ok());
+        if (i % 10 == 0) clock_.Advance(1);
+      }
+      clock_.Advance(10'000);
+      // Expiries are logged at their due time, before the records just written.
+      ASSERT_TRUE(engine_->ProcessExpiries().ok());
+    }
+    ASSERT_TRUE(log_->ForEachRecord(1, [&](uint64_t seq, const OpRecord& r) {
+                      whole_.emplace_back(seq, r);
+                      return true;
+                    }).ok());
+  }
+
+  testutil::TempDir dir_;
+  ManualClock clock_{kStart};
+  std::unique_ptr<OpLog> log_;
+  std::unique_ptr<Engine> engine_;
+  std::vector<Row> whole_;
+};
+
+TEST_F(HistoryScanTest, TheLogHoldsEveryRecordInOrder) {
+  ASSERT_GT(whole_.size(), 6 * kMaxBlockRecords);
+  for (size_t i = 0; i < whole_.size(); ++i) ASSERT_EQ(whole_[i].first, i + 1);
+  EXPECT_EQ(log_->next_seq(), whole_.size() + 1);
+  bool earlier_after_later = false;
+  for (size_t i = 1; i < whole_.size(); ++i) {
+    earlier_after_later |= whole_[i].second.at < whole_[i - 1].second.at;
+  }
+  EXPECT_TRUE(earlier_after_later) << "the workload should log times out of order";
+}
+
+TEST_F(HistoryScanTest, ForEachRecordStartsAnywhereInsideABlock) {
+  for (uint64_t from : {uint64_t{1}, uint64_t{2}, uint64_t{kMaxBlockRecords},
+                        uint64_t{kMaxBlockRecords + 1}, uint64_t{kMaxBlockRecords + 7},
+                        uint64_t{whole_.size()}, uint64_t{whole_.size() + 1}}) {
+    std::vector<Row> rows;
+    ASSERT_TRUE(log_->ForEachRecord(from, [&](uint64_t seq, const OpRecord& r) {
+                      rows.emplace_back(seq, r);
+                      return true;
+                    }).ok());
+    std::vector<Row> want(whole_.begin() + std::min<size_t>(from - 1, whole_.size()),
+                          whole_.end());
+    ASSERT_EQ(rows, want) << "from " << from;
+  }
+}
+
+TEST_F(HistoryScanTest, EveryFilterMatchesTheModel) {
+  const engine::TimeMs end = clock_.NowMs() + 1;
+  std::vector<HistoryFilter> filters = {
+      {},
+      {.from = kStart + 1000, .to = kStart + 30'000},
+      {.from = kStart + 5000, .to = kStart + 5001},  // only records due then
+      {.segments = {0}},
+      {.segments = {2, 0}},
+      {.from = kStart + 12'000, .to = end, .segments = {1}},
+  };
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 20; ++i) {
+    HistoryFilter f;
+    for (int k = 0; k < 1 + i % 4; ++k) f.users.push_back(static_cast<uint32_t>(rng() % 9000));
+    if (i % 3 == 0) f.segments = {static_cast<uint32_t>(rng() % 3)};
+    if (i % 2 == 0) {
+      f.from = kStart + static_cast<int64_t>(rng() % 40'000);
+      f.to = f.from + static_cast<int64_t>(rng() % 40'000);
+    }
+    filters.push_back(f);
+  }
+  for (size_t i = 0; i < filters.size(); ++i) {
+    std::vector<Row> want = Model(whole_, filters[i]);
+    std::vector<Row> got = Scan(*log_, filters[i]);
+    ASSERT_EQ(got.size(), want.size()) << "filter " << i;
+    ASSERT_TRUE(got == want) << "filter " << i;
+    if (i < 6) {
+      EXPECT_FALSE(want.empty()) << "filter " << i << " should select something";
+    }
+  }
+}
+
+TEST_F(HistoryScanTest, AScanStopsWhenAsked) {
+  size_t calls = 0;
+  ASSERT_TRUE(log_->ScanHistory({}, [&](uint64_t, const OpRecord&) { return ++calls < 3; }).ok());
+  EXPECT_EQ(calls, 3u);
+}
+
+}  // namespace
+}  // namespace segd::storage
