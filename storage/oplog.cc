@@ -186,10 +186,22 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   for (const engine::SegmentMeta& meta : batch.segments) {
     wb.Put(segments_, IdKey(meta.id), EncodeSegment(meta));
   }
+  // Users a batch creates have consecutive ids: one `users` entry per run of them.
+  std::string created;
+  engine::UserId first_created = 0, next_created = 0;
+  auto put_created = [&] {
+    if (!created.empty()) wb.Put(users_, IdKey(first_created), created);
+    created.clear();
+  };
   for (const engine::UserEvent& e : batch.users) {
     switch (e.kind) {
       case engine::UserEvent::Kind::kCreated:
-        wb.Put(users_, IdKey(e.user), EncodeUser(true, e.external_id));
+        if (created.empty() || e.user != next_created) {
+          put_created();
+          first_created = e.user;
+        }
+        AppendUserName(&created, e.external_id);
+        next_created = e.user + 1;
         break;
       case engine::UserEvent::Kind::kRegistered:
         wb.Delete(unregistered_, IdKey(e.user));
@@ -199,6 +211,7 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
         break;
     }
   }
+  put_created();
   uint64_t seq = next_seq_.load(std::memory_order_relaxed);
   const absl::Span<const engine::OpRecord> records(batch.memberships);
   for (size_t begin = 0; begin < records.size(); begin += kMaxBlockRecords) {
@@ -288,18 +301,19 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
     if (db_->GetIntProperty(users_, "rocksdb.estimate-num-keys", &estimate)) {
       engine.ReserveUsers(estimate);
     }
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), users_));
+    rocksdb::ReadOptions options;
+    options.readahead_size = 2 << 20;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, users_));
+    std::vector<std::string> names;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (it->key().size() != 4) return absl::DataLossError("corrupt user key");
-      engine::UserEvent e;
-      e.kind = engine::UserEvent::Kind::kCreated;
-      e.user = GetBigEndian32(it->key().data());
-      bool registered;
-      if (absl::Status s = DecodeUser(View(it->value()), &registered, &e.external_id); !s.ok()) {
-        return s;
+      const engine::UserId first = GetBigEndian32(it->key().data());
+      if (absl::Status s = DecodeUserNames(View(it->value()), &names); !s.ok()) return s;
+      for (size_t i = 0; i < names.size(); ++i) {
+        dictionaries.users.push_back({engine::UserEvent::Kind::kCreated,
+                                      static_cast<engine::UserId>(first + i), std::move(names[i])});
       }
-      dictionaries.users.push_back(std::move(e));
-      if (dictionaries.users.size() == kReplayBatch) {
+      if (dictionaries.users.size() >= kReplayBatch) {
         stats.users += dictionaries.users.size();
         if (absl::Status s = engine.ApplyRecovered(dictionaries); !s.ok()) return s;
         dictionaries.users.clear();

@@ -308,16 +308,19 @@ absl::StatusOr<SnapshotMeta> DecodeSnapshotMeta(absl::string_view bytes) {
   return meta;
 }
 
-std::string EncodeUser(bool registered, absl::string_view external_id) {
-  std::string out(1, registered ? 1 : 0);
-  out.append(external_id.data(), external_id.size());
-  return out;
+void AppendUserName(std::string* block, absl::string_view external_id) {
+  PutString(block, external_id);
 }
 
-absl::Status DecodeUser(absl::string_view bytes, bool* registered, std::string* external_id) {
-  if (bytes.size() < 2 || static_cast<uint8_t>(bytes[0]) > 1) return Corrupt("user entry");
-  *registered = bytes[0] == 1;
-  external_id->assign(bytes.data() + 1, bytes.size() - 1);
+absl::Status DecodeUserNames(absl::string_view bytes, std::vector<std::string>* names) {
+  names->clear();
+  Reader in(bytes);
+  while (!in.done()) {
+    std::string name;
+    if (!in.String(&name) || name.empty()) return Corrupt("user entry");
+    names->push_back(std::move(name));
+  }
+  if (names->empty()) return Corrupt("user entry");
   return absl::OkStatus();
 }
 

@@ -11,7 +11,8 @@
 //   by_user     user(4) at(8) seq(8)   -> the record (EncodeRecord)
 //   by_segment  segment(4) at(8) seq(8)-> varint n: records seq … seq+n-1 all have this
 //                                         segment and `at`
-//   users       user(4)                -> byte 1, external id bytes
+//   users       user(4)                -> the external ids of users user, user+1, … created by
+//                                         one write batch (see AppendUserName)
 //   unregistered user(4)               -> empty: the user is deleted (not registered)
 //   segments    segment(4)             -> SegmentMeta (see EncodeSegment)
 //   snapshots   'm' id(8)              -> snapshot meta: varint seq, varint shards,
@@ -75,8 +76,11 @@ absl::Status DecodeBlock(absl::string_view bytes, std::vector<engine::OpRecord>*
 std::string EncodeRunLength(uint32_t records);
 absl::StatusOr<uint32_t> DecodeRunLength(absl::string_view bytes);
 
-std::string EncodeUser(bool registered, absl::string_view external_id);
-absl::Status DecodeUser(absl::string_view bytes, bool* registered, std::string* external_id);
+// A `users` entry: the external ids of the users first, first+1, … (created by one write
+// batch), each as varint length + bytes. AppendUserName adds one to a block being built.
+void AppendUserName(std::string* block, absl::string_view external_id);
+// Replaces *names with the block's ids; DataLoss if malformed, empty or holding an empty id.
+absl::Status DecodeUserNames(absl::string_view bytes, std::vector<std::string>* names);
 
 // A shard's memberships: varint count, then per segment varint id, varint length and the
 // bitmap in Roaring's portable format; then varint count of expiries, each varint segment,

@@ -1,5 +1,6 @@
 #include "storage/oplog_format.h"
 
+#include <algorithm>
 #include <random>
 
 #include "gtest/gtest.h"
@@ -142,13 +143,23 @@ TEST(OpLogFormatTest, SegmentsAndUsersRoundTrip) {
   std::string enc = EncodeSegment(m);
   EXPECT_FALSE(DecodeSegment(9, enc.substr(0, enc.size() - 1)).ok());
 
-  bool registered = false;
-  std::string id;
-  ASSERT_TRUE(DecodeUser(EncodeUser(true, "a@b c/d"), &registered, &id).ok());
-  EXPECT_TRUE(registered);
-  EXPECT_EQ(id, "a@b c/d");
-  EXPECT_FALSE(DecodeUser("", &registered, &id).ok());
-  EXPECT_FALSE(DecodeUser(std::string("\x05x", 2), &registered, &id).ok());
+  std::string block;
+  const std::vector<std::string> ids = {"a@b c/d", std::string(256, 'x'), "\xc3\xa9", "1"};
+  std::vector<size_t> boundaries;  // a block cut after a whole id is a valid, shorter block
+  for (const std::string& id : ids) {
+    AppendUserName(&block, id);
+    boundaries.push_back(block.size());
+  }
+  std::vector<std::string> names = {"stale"};
+  ASSERT_TRUE(DecodeUserNames(block, &names).ok());
+  EXPECT_EQ(names, ids);
+  for (size_t n = 0; n < block.size(); ++n) {
+    bool whole = std::find(boundaries.begin(), boundaries.end(), n) != boundaries.end();
+    EXPECT_EQ(DecodeUserNames(block.substr(0, n), &names).ok(), whole) << "truncated to " << n;
+  }
+  EXPECT_FALSE(DecodeUserNames("", &names).ok());
+  EXPECT_FALSE(DecodeUserNames(std::string("\0", 1), &names).ok());  // an empty id
+  EXPECT_FALSE(DecodeUserNames(std::string("\x05x", 2), &names).ok());
 }
 
 TEST(OpLogFormatTest, ShardStatesRoundTripAndRejectCorruption) {
