@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -622,12 +623,20 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
 
 template <typename Fn>
 void HttpServer::Impl::ForEachSession(Fn fn) {
-  std::lock_guard lock(sessions_mu_);
-  for (Session* s : sessions_) {
-    // A session whose count already fell to zero is being destroyed; skip it.
-    if (auto self = s->weak_from_this().lock()) {
-      asio::post(self->executor(), [self, fn] { fn(*self); });
+  // Take references under the lock, post after releasing it: the last reference to a session
+  // may be dropped here (its connection closed meanwhile), and ~Session takes sessions_mu_.
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard lock(sessions_mu_);
+    live.reserve(sessions_.size());
+    for (Session* s : sessions_) {
+      // A session whose count already fell to zero is being destroyed; skip it.
+      if (auto self = s->weak_from_this().lock()) live.push_back(std::move(self));
     }
+  }
+  for (std::shared_ptr<Session>& self : live) {
+    auto executor = self->executor();
+    asio::post(executor, [self = std::move(self), fn] { fn(*self); });
   }
 }
 

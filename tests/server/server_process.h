@@ -69,6 +69,25 @@ class ServerProcess {
   // kill -9.
   int Kill() { return SignalAndWait(SIGKILL); }
 
+  // Sends SIGTERM and waits at most `seconds`; returns the exit code as Terminate does, or
+  // kTimedOut (after a kill -9) if the process had not exited by then.
+  static constexpr int kTimedOut = -2;
+  int TerminateWithin(int seconds) {
+    if (pid_ <= 0 || waited_) return -1;
+    ::kill(pid_, SIGTERM);
+    for (int waited_ms = 0; waited_ms < seconds * 1000; waited_ms += 10) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        waited_ = true;
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        return 128 + WTERMSIG(status);
+      }
+      usleep(10'000);
+    }
+    Kill();
+    return kTimedOut;
+  }
+
  private:
   int SignalAndWait(int signal) {
     if (pid_ <= 0 || waited_) return -1;

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,31 @@ TEST(ServerRestart, SigtermDrainsSnapshotsAndExitsZero) {
   HttpClient client(again.port());
   EXPECT_EQ(Count(client, "keep"), R"({"segment":"keep","user_count":1000})");
   EXPECT_NE(client.Get("/v1/segments/keep/users/user-999").body.find("true"), std::string::npos);
+}
+
+// Connections that close while SIGTERM drains them: shutdown must not wait on a session that
+// ends at the same moment (it once could deadlock when it dropped the last reference to one).
+TEST(ServerRestart, SigtermWhileConnectionsCloseExitsPromptly) {
+  constexpr int kRounds = 12;
+  constexpr int kConnections = 48;
+  for (int round = 0; round < kRounds; ++round) {
+    TempDir dir;
+    // More server threads than cores: a worker that closes a session can preempt shutdown.
+    ServerProcess server(dir.path(), {"--threads", "8"});
+    ASSERT_TRUE(server.started());
+    std::vector<std::unique_ptr<HttpClient>> clients;
+    for (int i = 0; i < kConnections; ++i) {
+      clients.push_back(std::make_unique<HttpClient>(server.port()));
+      ASSERT_EQ(clients.back()->Get("/health").status, 200u);
+    }
+    std::thread closer([&] {
+      for (auto& c : clients) c.reset();
+    });
+    int code = server.TerminateWithin(20);
+    closer.join();
+    ASSERT_EQ(code, 0) << "round " << round
+                       << (code == ServerProcess::kTimedOut ? ": shutdown hung" : "");
+  }
 }
 
 // A writer adds users while the process is killed; every add it saw acknowledged must be there
