@@ -76,6 +76,14 @@ absl::Status Engine::ApplyRecovered(const OpBatch& batch) {
   return ApplyBatch(batch);
 }
 
+absl::Status Engine::RecoverUsers(UserId first, absl::Span<const std::string> names) {
+  MutexLock lock(&write_mu_);
+  if (absl::Status s = users_.InsertRecovered(first, names); !s.ok()) return s;
+  uint64_t added = shards_.RegisterRange(first, names.size());
+  registered_count_.fetch_add(added, std::memory_order_relaxed);
+  return absl::OkStatus();
+}
+
 absl::Status Engine::InstallShard(MembershipShards::ShardState state) {
   MutexLock lock(&write_mu_);
   // Snapshot bytes come from disk: check that they describe a possible state before use.

@@ -259,6 +259,10 @@ class Engine {
     MutexLock lock(&write_mu_);
     users_.Reserve(users);
   }
+  // Recovery: creates and registers the users first, first + 1, … named `names` (a block of
+  // users created by one batch). Equivalent to ApplyRecovered of their kCreated events, with
+  // one lock hold per dictionary and membership shard instead of one per user.
+  absl::Status RecoverUsers(UserId first, absl::Span<const std::string> names);
   // Number of shards that may hold users (for CopyShard).
   uint32_t shard_count() const { return shards_.shard_count(); }
   // A copy of one shard's memberships and expiries (membership_shards.h).

@@ -1,5 +1,7 @@
 #include "engine/membership_shards.h"
 
+#include <algorithm>
+
 #include "absl/base/thread_annotations.h"
 
 namespace segd::engine {
@@ -158,6 +160,22 @@ bool MembershipShards::Register(UserId user) {
   Shard* shard = EnsureShard(user);
   WriterMutexLock lock(&shard->mu);
   return shard->registered.addChecked(user);
+}
+
+uint64_t MembershipShards::RegisterRange(UserId first, uint64_t count) {
+  uint64_t added = 0;
+  const uint64_t end = uint64_t{first} + count;
+  for (uint64_t lo = first; lo < end;) {
+    const uint64_t shard_end = ((lo >> kShardBits) + 1) << kShardBits;
+    const uint64_t hi = std::min(end, shard_end);
+    Shard* shard = EnsureShard(static_cast<UserId>(lo));
+    WriterMutexLock lock(&shard->mu);
+    const uint64_t before = shard->registered.cardinality();
+    shard->registered.addRange(lo, hi);
+    added += shard->registered.cardinality() - before;
+    lo = hi;
+  }
+  return added;
 }
 
 bool MembershipShards::Unregister(UserId user) {

@@ -115,6 +115,9 @@ class MembershipShards {
 
   // Adds/removes users to/from the registry. Returns whether the state changed.
   bool Register(UserId user);
+  // Adds users first … first + count - 1 to the registry, one lock hold per shard. Returns how
+  // many were not registered before.
+  uint64_t RegisterRange(UserId first, uint64_t count);
   bool Unregister(UserId user);
 
   // Shrinks the bitmaps of `segment` (run containers where they pay, spare capacity freed).

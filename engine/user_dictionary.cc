@@ -64,26 +64,36 @@ std::optional<UserId> UserDictionary::Find(absl::string_view external_id) const 
   return *it;
 }
 
+// Groups names by index shard (a counting sort): the names of shard s are
+// names[order[starts[s]]], …, names[order[starts[s + 1] - 1]], in their original order.
+struct UserDictionary::ShardOrder {
+  std::array<uint32_t, kIndexShards + 1> starts{};
+  std::vector<uint32_t> order;
+
+  template <typename Names>
+  explicit ShardOrder(const Names& names) : order(names.size()) {
+    std::vector<uint8_t> shard_of(names.size());
+    for (size_t i = 0; i < names.size(); ++i) {
+      shard_of[i] = static_cast<uint8_t>(HashName(names[i]) >> (64 - kIndexShardBits));
+      ++starts[shard_of[i] + 1];
+    }
+    for (int s = 0; s < kIndexShards; ++s) starts[s + 1] += starts[s];
+    std::array<uint32_t, kIndexShards> next;
+    std::copy(starts.begin(), starts.end() - 1, next.begin());
+    for (size_t i = 0; i < names.size(); ++i) order[next[shard_of[i]]++] = static_cast<uint32_t>(i);
+  }
+};
+
 void UserDictionary::FindMany(absl::Span<const absl::string_view> names,
                               absl::Span<std::optional<UserId>> out) const {
-  // Counting sort of the names by index shard, then one lock per shard.
-  std::array<uint32_t, kIndexShards + 1> starts{};
-  std::vector<uint8_t> shard_of(names.size());
-  for (size_t i = 0; i < names.size(); ++i) {
-    shard_of[i] = static_cast<uint8_t>(HashName(names[i]) >> (64 - kIndexShardBits));
-    ++starts[shard_of[i] + 1];
-  }
-  for (int s = 0; s < kIndexShards; ++s) starts[s + 1] += starts[s];
-  std::vector<uint32_t> order(names.size());
-  std::array<uint32_t, kIndexShards> next;
-  std::copy(starts.begin(), starts.end() - 1, next.begin());
-  for (size_t i = 0; i < names.size(); ++i) order[next[shard_of[i]]++] = static_cast<uint32_t>(i);
+  // One lock per shard touched.
+  const ShardOrder by_shard(names);
   for (int s = 0; s < kIndexShards; ++s) {
-    if (starts[s] == starts[s + 1]) continue;
+    if (by_shard.starts[s] == by_shard.starts[s + 1]) continue;
     const IndexShard& shard = index_[s];
     ReaderMutexLock lock(&shard.mu);
-    for (uint32_t k = starts[s]; k < starts[s + 1]; ++k) {
-      uint32_t i = order[k];
+    for (uint32_t k = by_shard.starts[s]; k < by_shard.starts[s + 1]; ++k) {
+      uint32_t i = by_shard.order[k];
       auto it = shard.ids.find(names[i]);
       out[i] = it == shard.ids.end() ? std::nullopt : std::optional<UserId>(*it);
     }
@@ -153,7 +163,7 @@ const char* UserDictionary::StoreName(absl::string_view name) {
   return out;
 }
 
-void UserDictionary::Publish(UserId id, const char* stored) {
+void UserDictionary::SetName(UserId id, const char* stored) {
   size_t chunk_index = id >> kChunkBits;
   const char** chunk = chunks_[chunk_index].load(std::memory_order_relaxed);
   if (chunk == nullptr) {
@@ -161,6 +171,10 @@ void UserDictionary::Publish(UserId id, const char* stored) {
     chunks_[chunk_index].store(chunk, std::memory_order_release);
   }
   chunk[id & (kChunkSize - 1)] = stored;
+}
+
+void UserDictionary::Publish(UserId id, const char* stored) {
+  SetName(id, stored);
   // The name must be visible before the id enters the index or size_ covers it.
   size_.store(id + 1, std::memory_order_release);
   absl::string_view name = ReadStored(stored);
@@ -192,6 +206,46 @@ absl::Status UserDictionary::InsertWithId(absl::string_view external_id, UserId 
     return absl::DataLossError(absl::StrCat("user '", external_id, "' replayed twice"));
   }
   Publish(id, StoreName(external_id));
+  return absl::OkStatus();
+}
+
+absl::Status UserDictionary::InsertRecovered(UserId first, absl::Span<const std::string> names) {
+  if (first != size()) {
+    return absl::DataLossError(absl::StrCat("user id ", first, " replayed out of order, expected ",
+                                            size()));
+  }
+  if (names.empty()) return absl::OkStatus();
+  if (uint64_t{first} + names.size() - 1 > kMaxUserId) {
+    return absl::DataLossError("recovered user ids beyond the dictionary's range");
+  }
+  // Names first (the arena and the id table), then size_, then the index: as in Publish, a
+  // name is visible before its id can be found.
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (absl::Status s = Validate(names[i]); !s.ok()) {
+      return absl::DataLossError(absl::StrCat("recovered user ", first + i, ": ", s.message()));
+    }
+    SetName(static_cast<UserId>(first + i), StoreName(names[i]));
+  }
+  size_.store(static_cast<uint32_t>(first + names.size()), std::memory_order_release);
+  // One lock hold per shard.
+  const ShardOrder by_shard(names);
+  for (int s = 0; s < kIndexShards; ++s) {
+    if (by_shard.starts[s] == by_shard.starts[s + 1]) continue;
+    IndexShard& shard = index_[s];
+    WriterMutexLock lock(&shard.mu);
+    for (uint32_t k = by_shard.starts[s]; k < by_shard.starts[s + 1]; ++k) {
+      const uint32_t i = by_shard.order[k];
+      // Looked up by name (ids always differ), inserted in the same probe.
+      bool inserted = false;
+      shard.ids.lazy_emplace(absl::string_view(names[i]), [&](const auto& construct) {
+        construct(static_cast<UserId>(first + i));
+        inserted = true;
+      });
+      if (!inserted) {
+        return absl::DataLossError(absl::StrCat("user '", names[i], "' replayed twice"));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include <vector>
@@ -62,6 +63,10 @@ class UserDictionary {
 
   // Recovery: inserts `external_id` as `id`. REQUIRES: id == size() (ids are replayed in order).
   absl::Status InsertWithId(absl::string_view external_id, UserId id);
+  // Recovery: inserts names[i] as first + i for every i, taking each index shard's lock once
+  // for the whole batch. DataLoss if first != size(), a name repeats one already present, or a
+  // name is invalid; the dictionary is then partly filled and must be discarded.
+  absl::Status InsertRecovered(UserId first, absl::Span<const std::string> names);
 
   // Writer only: sizes the index for `users` ids in all, so that loading that many does not
   // rehash (recovery knows the count up front).
@@ -85,8 +90,12 @@ class UserDictionary {
   struct NameHash;
   struct NameEq;
   struct IndexShard;
+  struct ShardOrder;
 
   const char* StoreName(absl::string_view name);
+  // The id -> name table entry (not yet covered by size_ nor in the index).
+  void SetName(UserId id, const char* stored);
+  // SetName, then size_ = id + 1, then the index entry.
   void Publish(UserId id, const char* stored);
   static size_t HashName(absl::string_view name);
 

@@ -136,8 +136,9 @@ class OpLog final : public engine::OpSink {
   // Calls fn(seq, record) for each record matching `filter`, ordered by (at, seq), until fn
   // returns false. Streams: memory use is bounded whatever the number of rows. Reads one
   // consistent view of the log (writes during the scan are not seen). Cost: a range scan per
-  // listed user or segment (or one over the whole period), merged, plus one point lookup per
-  // row.
+  // listed user (whose index entries hold the records: nothing else is read), else per listed
+  // segment, else one over the period; segment and period entries are runs of records, each
+  // read from its ops block (one block read serves every run inside it).
   absl::Status ScanHistory(const HistoryFilter& filter,
                            absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const;
 

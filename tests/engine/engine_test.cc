@@ -402,3 +402,35 @@ TEST_F(EngineTest, UpdateSegmentPatchesFields) {
 
 }  // namespace
 }  // namespace segd::engine
+
+namespace segd::engine {
+namespace {
+
+// RecoverUsers is ApplyRecovered of kCreated events, batched: the same names, ids and
+// registry, also across a membership-shard boundary.
+TEST(EngineRecoveryTest, RecoverUsersEqualsReplayingTheirCreation) {
+  constexpr uint32_t kUsers = MembershipShards::kShardUsers + 1000;
+  std::vector<std::string> names;
+  OpBatch events;
+  for (uint32_t u = 0; u < kUsers; ++u) {
+    names.push_back("r" + std::to_string(u));
+    events.users.push_back({UserEvent::Kind::kCreated, u, names.back()});
+  }
+  Engine batched(EngineOptions{nullptr, nullptr, 1});
+  Engine replayed(EngineOptions{nullptr, nullptr, 1});
+  ASSERT_TRUE(batched.RecoverUsers(0, absl::MakeConstSpan(names).subspan(0, 10)).ok());
+  ASSERT_TRUE(batched.RecoverUsers(10, absl::MakeConstSpan(names).subspan(10)).ok());
+  ASSERT_TRUE(replayed.ApplyRecovered(events).ok());
+  EXPECT_EQ(batched.Stats().registered_users, kUsers);
+  EXPECT_EQ(batched.Stats().registered_users, replayed.Stats().registered_users);
+  for (uint32_t u : {0u, 9u, 10u, MembershipShards::kShardUsers - 1, MembershipShards::kShardUsers,
+                     kUsers - 1}) {
+    EXPECT_EQ(batched.FindUser(names[u]), u);
+    EXPECT_EQ(batched.UserName(u), names[u]);
+    EXPECT_FALSE(*batched.RegisterUser(names[u]));  // already registered
+  }
+  EXPECT_EQ(batched.RecoverUsers(5, {"late"}).code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace segd::engine

@@ -68,5 +68,43 @@ TEST(UserDictionaryTest, InsertWithIdRequiresOrder) {
   EXPECT_EQ(dict.Find("b"), 1u);
 }
 
+TEST(UserDictionaryTest, InsertRecoveredMatchesOneByOneInsertion) {
+  UserDictionary batched;
+  UserDictionary single;
+  std::vector<std::string> first_block;
+  for (int i = 0; i < 5000; ++i) first_block.push_back("user-" + std::to_string(i * 7919));
+  std::vector<std::string> second_block = {"x", "y", "\xc3\xa9t\xc3\xa9"};
+  ASSERT_TRUE(batched.InsertRecovered(0, first_block).ok());
+  ASSERT_TRUE(batched.InsertRecovered(5000, second_block).ok());
+  for (const auto* block : {&first_block, &second_block}) {
+    for (const std::string& name : *block) ASSERT_TRUE(single.Insert(name).ok());
+  }
+  ASSERT_EQ(batched.size(), single.size());
+  for (UserId id = 0; id < single.size(); ++id) {
+    ASSERT_EQ(batched.Name(id), single.Name(id));
+    ASSERT_EQ(batched.Find(single.Name(id)), id);
+  }
+  EXPECT_FALSE(batched.Find("user-1").has_value());
+  // Later inserts continue after the recovered ids.
+  EXPECT_EQ(*batched.Insert("new"), 5003u);
+}
+
+TEST(UserDictionaryTest, InsertRecoveredRejectsGapsRepeatsAndBadNames) {
+  UserDictionary dict;
+  ASSERT_TRUE(dict.InsertRecovered(0, std::vector<std::string>{"a", "b"}).ok());
+  EXPECT_EQ(dict.InsertRecovered(3, std::vector<std::string>{"c"}).code(),
+            absl::StatusCode::kDataLoss);
+  UserDictionary repeats;
+  EXPECT_EQ(repeats.InsertRecovered(0, std::vector<std::string>{"a", "b", "a"}).code(),
+            absl::StatusCode::kDataLoss);
+  UserDictionary known;
+  ASSERT_TRUE(known.InsertRecovered(0, std::vector<std::string>{"a"}).ok());
+  EXPECT_EQ(known.InsertRecovered(1, std::vector<std::string>{"a"}).code(),
+            absl::StatusCode::kDataLoss);
+  UserDictionary bad;
+  EXPECT_EQ(bad.InsertRecovered(0, std::vector<std::string>{"ok", std::string("a\0b", 3)}).code(),
+            absl::StatusCode::kDataLoss);
+}
+
 }  // namespace
 }  // namespace segd::engine

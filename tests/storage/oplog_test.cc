@@ -8,8 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "engine/errors.h"
 #include "gtest/gtest.h"
+#include "rocksdb/db.h"
+#include "storage/oplog_format.h"
 #include "tests/testutil/engine_state.h"
 #include "tests/testutil/temp_dir.h"
 
@@ -288,6 +291,32 @@ TEST(OpLogTest, DirectoryThatIsNotADatabaseIsRefused) {
   auto log = OpLog::Open(dir.path(), {});
   ASSERT_FALSE(log.ok());
   EXPECT_NE(log.status().message().find(dir.path()), std::string::npos) << log.status();
+}
+
+TEST(OpLogTest, OtherFormatVersionIsRefusedNamingBoth) {
+  TempDir dir;
+  MustOpen(dir.path()).reset();
+  {
+    // Rewrite the version key as an older segd would have left it.
+    std::vector<std::string> names;
+    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.Sub("log"), &names).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(rocksdb::DB::Open({}, dir.Sub("log"), families, &handles, &raw).ok());
+    std::string one("\0\0\0\1", 4);
+    EXPECT_TRUE(raw->Put(rocksdb::WriteOptions(), "format", one).ok());
+    for (rocksdb::ColumnFamilyHandle* h : handles) raw->DestroyColumnFamilyHandle(h);
+    delete raw;
+  }
+  auto log = OpLog::Open(dir.path(), {});
+  ASSERT_FALSE(log.ok());
+  EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition) << log.status();
+  EXPECT_NE(log.status().message().find("version 1;"), std::string::npos) << log.status();
+  EXPECT_NE(log.status().message().find(absl::StrCat("version ", kFormatVersion, " only")),
+            std::string::npos)
+      << log.status();
 }
 
 TEST(OpLogTest, ParseDurability) {
