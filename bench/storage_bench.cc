@@ -131,6 +131,66 @@ void BM_LogReportOneUser(benchmark::State& state) {
 }
 BENCHMARK(BM_LogReportOneUser)->UseRealTime();
 
+// One user's month out of a long log: SEGD_BENCH_LOG_RECORDS (default 100M) membership
+// records over 90 days, written straight to the log in batches of 10,000 (random users among
+// 10M, random segments among 1,000, time advancing evenly), about 10 records per user in all.
+// Each iteration scans the middle month for a different user, so the block cache rarely holds
+// the answer. The log is built once (several minutes at full size) and removed at exit.
+void BM_LogReportOneUserMonthInLongLog(benchmark::State& state) {
+  const char* env = std::getenv("SEGD_BENCH_LOG_RECORDS");
+  const uint64_t records = env ? std::strtoull(env, nullptr, 10) : 100'000'000;
+  constexpr uint32_t kUsers = 10'000'000;
+  constexpr engine::TimeMs kStart = 1'790'000'000'000;
+  constexpr engine::TimeMs kDay = 86'400'000;
+  static std::unique_ptr<OpLog> log;
+  static std::string dir;
+  static double build_rate = 0;
+  if (!log) {
+    auto build_start = std::chrono::steady_clock::now();
+    dir = FreshDir("long-log");
+    log = *OpLog::Open(dir, {Durability::kProcess});
+    std::mt19937_64 rng(7);
+    engine::OpBatch batch;
+    const double step = 90.0 * kDay / static_cast<double>(records);
+    for (uint64_t n = 0; n < records;) {
+      batch.memberships.clear();
+      for (int i = 0; i < 10'000 && n < records; ++i, ++n) {
+        auto at = kStart + static_cast<engine::TimeMs>(static_cast<double>(n) * step);
+        batch.memberships.push_back({at, engine::kNoExpiry, static_cast<uint32_t>(rng() % kUsers),
+                                     static_cast<uint32_t>(rng() % 1000),
+                                     (rng() & 3) ? engine::OpKind::kAdd : engine::OpKind::kRemove,
+                                     engine::OpReason::kImport});
+      }
+      if (!log->Write(batch).ok()) std::abort();
+    }
+    build_rate = static_cast<double>(records) /
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - build_start).count();
+    std::atexit([] {
+      log.reset();
+      std::filesystem::remove_all(dir);
+    });
+  }
+  const HistoryFilter month{.from = kStart + 30 * kDay, .to = kStart + 60 * kDay};
+  uint64_t rows = 0;
+  uint32_t user = 12345;
+  for (auto _ : state) {
+    HistoryFilter filter = month;
+    filter.users = {user};
+    user = (user + 7'654'321) % kUsers;
+    absl::Status s = log->ScanHistory(filter, [&](uint64_t, const engine::OpRecord&) {
+      ++rows;
+      return true;
+    });
+    if (!s.ok()) std::abort();
+  }
+  state.counters["rows_per_scan"] = static_cast<double>(rows) / state.iterations();
+  state.counters["log_records"] = static_cast<double>(records);
+  // Writing it: records each with its own time, random users and segments (4 index entries each).
+  state.counters["build_records_per_s"] = build_rate;
+  state.counters["log_MB"] = log->ApproximateBytes() / 1e6;
+}
+BENCHMARK(BM_LogReportOneUserMonthInLongLog)->Unit(benchmark::kMicrosecond)->UseRealTime();
+
 // Recovery by replay of the 2M-record log into a fresh engine (no snapshots yet).
 void BM_LogRecoverReplay(benchmark::State& state) {
   LoggedEngine& l = ReportLog();

@@ -72,9 +72,10 @@ TEST(OpLogFormatTest, BlocksRoundTrip) {
     for (OpRecord& r : records) {
       // Mostly repeated or growing times, sometimes far back or at the extremes.
       switch (rng() % 8) {
-        case 0: at -= static_cast<int64_t>(rng() % 1'000'000'000); break;
+        // Steps wrap (through unsigned) rather than overflow when `at` is at an extreme.
+        case 0: at = static_cast<int64_t>(static_cast<uint64_t>(at) - rng() % 1'000'000'000); break;
         case 1: at = (rng() % 2) ? INT64_MIN : INT64_MAX; break;
-        case 2: at += 1; break;
+        case 2: at = static_cast<int64_t>(static_cast<uint64_t>(at) + 1); break;
         default: break;
       }
       r.at = at;
