@@ -50,6 +50,9 @@ its variable.
   --snapshot-interval DURATION
                           write a snapshot this often while changes arrive, so that a restart
                           replays little of the log (default 10m; SEGD_SNAPSHOT_INTERVAL)
+  --snapshot-every N      also write one once N membership changes have been logged since the
+                          last, so that a restart replays at most about N records however fast
+                          they arrive; 0 for time only (default 1000000; SEGD_SNAPSHOT_EVERY)
   --shutdown-grace DURATION
                           on SIGTERM or SIGINT, how long in-flight requests may take to finish
                           (default 10s; SEGD_SHUTDOWN_GRACE)
@@ -172,6 +175,9 @@ const std::vector<Flag>& Flags() {
        Whole("--max-connections", &ServerConfig::max_connections, 1, 1000000)},
       {"snapshot-interval", "SEGD_SNAPSHOT_INTERVAL",
        Duration(&ServerConfig::snapshot_interval_seconds)},
+      {"snapshot-every", "SEGD_SNAPSHOT_EVERY",
+       Whole("--snapshot-every", &ServerConfig::snapshot_every_records, 0,
+             uint64_t{1} << 40)},
       {"shutdown-grace", "SEGD_SHUTDOWN_GRACE", Duration(&ServerConfig::shutdown_grace_seconds)},
   };
   return kFlags;

@@ -32,6 +32,7 @@ struct ServerConfig {
   int64_t read_timeout_seconds = 30;
   uint32_t max_connections = 10000;
   int64_t snapshot_interval_seconds = 600;
+  uint64_t snapshot_every_records = 1'000'000;  // 0: by time only
   int64_t shutdown_grace_seconds = 10;
 };
 

@@ -49,6 +49,9 @@ void Housekeeper::Run() {
   const auto snapshot_period = std::chrono::seconds(config_.snapshot_interval_seconds);
   auto next_sweep = steady_clock::now() + kSweepPeriod;
   auto next_snapshot = steady_clock::now() + snapshot_period;
+  // After a failed snapshot, the count alone does not retry sooner than this.
+  constexpr auto kSnapshotRetry = std::chrono::seconds(10);
+  auto retry_after = steady_clock::now();
   uint64_t snapshot_seq = log_.next_seq();
   bool expiry_failing = false;
   std::unique_lock lock(mu_);
@@ -69,13 +72,18 @@ void Housekeeper::Run() {
       if (swept > 0) Log(LogLevel::kInfo, "deleted %zu expired reports", swept);
       next_sweep = now + kSweepPeriod;
     }
-    if (now >= next_snapshot) {
+    // By time while changes arrive, and by count so that the tail a restart replays stays
+    // bounded under a heavy write load.
+    const bool due_by_count = config_.snapshot_every_records > 0 &&
+                              log_.next_seq() - snapshot_seq >= config_.snapshot_every_records;
+    if (now >= next_snapshot || (due_by_count && now >= retry_after)) {
       if (log_.next_seq() != snapshot_seq) {
         uint64_t seq = log_.next_seq();
         if (absl::Status s = Snapshot(); s.ok()) {
           snapshot_seq = seq;
         } else {
           Log(LogLevel::kError, "periodic snapshot failed: %s", std::string(s.message()).c_str());
+          retry_after = steady_clock::now() + kSnapshotRetry;
         }
       }
       next_snapshot = steady_clock::now() + snapshot_period;

@@ -3,7 +3,8 @@
 // Housekeeper: the server's background thread. It expires memberships as they fall due
 // (every 200 ms, so a membership ends within a second of its expiry), deletes stored reports
 // past their TTL (every minute), and writes a snapshot every snapshot interval when the log
-// has grown since the last one.
+// has grown since the last one, or sooner once --snapshot-every records have been logged since
+// the last (checked every 200 ms), so that the log a restart replays stays bounded.
 //
 // Thread safety: Start and Stop from the controlling thread; the work runs on its own thread.
 

@@ -139,6 +139,11 @@ TEST(ServerConfig, FlagsOverrideEnvironmentAndBadValuesAreNamed) {
                 ->config.history_retention_seconds,
             0);
   EXPECT_FALSE(ParseServerConfig({"--history-retention", "0"}, NoEnv).ok());
+  EXPECT_EQ(ParseServerConfig({}, NoEnv)->config.snapshot_every_records, 1'000'000u);
+  EXPECT_EQ(ParseServerConfig({"--snapshot-every", "0"}, NoEnv)->config.snapshot_every_records,
+            0u);
+  EXPECT_FALSE(ParseServerConfig({"--snapshot-every", "-5"}, NoEnv).ok());
+  EXPECT_FALSE(ParseServerConfig({"--snapshot-every", "1e6"}, NoEnv).ok());
 
   EXPECT_TRUE(ParseServerConfig({"--help"}, NoEnv)->help);
   auto bad = ParseServerConfig({"--port", "70000"}, NoEnv);
