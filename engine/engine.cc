@@ -78,7 +78,12 @@ absl::Status Engine::ApplyRecovered(const OpBatch& batch) {
 
 absl::Status Engine::RecoverUsers(UserId first, absl::Span<const std::string> names) {
   MutexLock lock(&write_mu_);
-  if (absl::Status s = users_.InsertRecovered(first, names); !s.ok()) return s;
+  std::vector<absl::string_view> views(names.begin(), names.end());
+  return CreateUsers(first, views);
+}
+
+absl::Status Engine::CreateUsers(UserId first, absl::Span<const absl::string_view> names) {
+  if (absl::Status s = users_.InsertConsecutive(first, names); !s.ok()) return s;
   uint64_t added = shards_.RegisterRange(first, names.size());
   registered_count_.fetch_add(added, std::memory_order_relaxed);
   return absl::OkStatus();
@@ -139,13 +144,27 @@ absl::Status Engine::ApplyBatch(const OpBatch& batch) {
     if (absl::Status s = catalog_.Upsert(meta); !s.ok()) return s;
     if (meta.deleted()) wheel_.CancelSegment(meta.id);
   }
-  for (const UserEvent& e : batch.users) {
+  std::vector<absl::string_view> created;
+  for (size_t i = 0; i < batch.users.size();) {
+    const UserEvent& e = batch.users[i];
     if (e.kind == UserEvent::Kind::kCreated) {
-      if (absl::Status s = users_.InsertWithId(e.external_id, e.user); !s.ok()) return s;
+      // A batch creates its new users with consecutive ids: each run of them goes into the
+      // dictionary and the registry at once.
+      created.clear();
+      size_t end = i;
+      do {
+        created.push_back(batch.users[end].external_id);
+        ++end;
+      } while (end < batch.users.size() && batch.users[end].kind == UserEvent::Kind::kCreated &&
+               batch.users[end].user == batch.users[end - 1].user + 1);
+      if (absl::Status s = CreateUsers(e.user, created); !s.ok()) return s;
+      i = end;
+      continue;
     }
     if (e.kind != UserEvent::Kind::kDeleted && shards_.Register(e.user)) {
       registered_count_.fetch_add(1, std::memory_order_relaxed);
     }
+    ++i;
   }
   ApplyMemberships(batch.memberships);
   for (const UserEvent& e : batch.users) {

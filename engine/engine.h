@@ -302,6 +302,9 @@ class Engine {
   // Hands `batch` to the sink, then applies it. REQUIRES: write_mu_ held.
   absl::Status Commit(OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   absl::Status ApplyBatch(const OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Creates and registers users first, first + 1, … named `names`.
+  absl::Status CreateUsers(UserId first, absl::Span<const absl::string_view> names)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   void ApplyMemberships(absl::Span<const OpRecord> records)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
 

@@ -209,7 +209,8 @@ absl::Status UserDictionary::InsertWithId(absl::string_view external_id, UserId 
   return absl::OkStatus();
 }
 
-absl::Status UserDictionary::InsertRecovered(UserId first, absl::Span<const std::string> names) {
+absl::Status UserDictionary::InsertConsecutive(UserId first,
+                                               absl::Span<const absl::string_view> names) {
   if (first != size()) {
     return absl::DataLossError(absl::StrCat("user id ", first, " replayed out of order, expected ",
                                             size()));
@@ -237,7 +238,7 @@ absl::Status UserDictionary::InsertRecovered(UserId first, absl::Span<const std:
       const uint32_t i = by_shard.order[k];
       // Looked up by name (ids always differ), inserted in the same probe.
       bool inserted = false;
-      shard.ids.lazy_emplace(absl::string_view(names[i]), [&](const auto& construct) {
+      shard.ids.lazy_emplace(names[i], [&](const auto& construct) {
         construct(static_cast<UserId>(first + i));
         inserted = true;
       });

@@ -63,10 +63,11 @@ class UserDictionary {
 
   // Recovery: inserts `external_id` as `id`. REQUIRES: id == size() (ids are replayed in order).
   absl::Status InsertWithId(absl::string_view external_id, UserId id);
-  // Recovery: inserts names[i] as first + i for every i, taking each index shard's lock once
-  // for the whole batch. DataLoss if first != size(), a name repeats one already present, or a
-  // name is invalid; the dictionary is then partly filled and must be discarded.
-  absl::Status InsertRecovered(UserId first, absl::Span<const std::string> names);
+  // Inserts names[i] as first + i for every i (the users one write batch creates, or one
+  // recovered block of them), taking each index shard's lock once for the whole batch.
+  // DataLoss if first != size(), a name repeats one already present, or a name is invalid; the
+  // dictionary is then partly filled and must be discarded.
+  absl::Status InsertConsecutive(UserId first, absl::Span<const absl::string_view> names);
 
   // Writer only: sizes the index for `users` ids in all, so that loading that many does not
   // rehash (recovery knows the count up front).

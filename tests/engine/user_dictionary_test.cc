@@ -68,14 +68,17 @@ TEST(UserDictionaryTest, InsertWithIdRequiresOrder) {
   EXPECT_EQ(dict.Find("b"), 1u);
 }
 
-TEST(UserDictionaryTest, InsertRecoveredMatchesOneByOneInsertion) {
+TEST(UserDictionaryTest, InsertConsecutiveMatchesOneByOneInsertion) {
   UserDictionary batched;
   UserDictionary single;
   std::vector<std::string> first_block;
+  std::vector<absl::string_view> first_views;
   for (int i = 0; i < 5000; ++i) first_block.push_back("user-" + std::to_string(i * 7919));
+  for (const std::string& name : first_block) first_views.push_back(name);
   std::vector<std::string> second_block = {"x", "y", "\xc3\xa9t\xc3\xa9"};
-  ASSERT_TRUE(batched.InsertRecovered(0, first_block).ok());
-  ASSERT_TRUE(batched.InsertRecovered(5000, second_block).ok());
+  std::vector<absl::string_view> second_views(second_block.begin(), second_block.end());
+  ASSERT_TRUE(batched.InsertConsecutive(0, first_views).ok());
+  ASSERT_TRUE(batched.InsertConsecutive(5000, second_views).ok());
   for (const auto* block : {&first_block, &second_block}) {
     for (const std::string& name : *block) ASSERT_TRUE(single.Insert(name).ok());
   }
@@ -89,20 +92,21 @@ TEST(UserDictionaryTest, InsertRecoveredMatchesOneByOneInsertion) {
   EXPECT_EQ(*batched.Insert("new"), 5003u);
 }
 
-TEST(UserDictionaryTest, InsertRecoveredRejectsGapsRepeatsAndBadNames) {
+TEST(UserDictionaryTest, InsertConsecutiveRejectsGapsRepeatsAndBadNames) {
   UserDictionary dict;
-  ASSERT_TRUE(dict.InsertRecovered(0, std::vector<std::string>{"a", "b"}).ok());
-  EXPECT_EQ(dict.InsertRecovered(3, std::vector<std::string>{"c"}).code(),
+  ASSERT_TRUE(dict.InsertConsecutive(0, std::vector<absl::string_view>{"a", "b"}).ok());
+  EXPECT_EQ(dict.InsertConsecutive(3, std::vector<absl::string_view>{"c"}).code(),
             absl::StatusCode::kDataLoss);
   UserDictionary repeats;
-  EXPECT_EQ(repeats.InsertRecovered(0, std::vector<std::string>{"a", "b", "a"}).code(),
+  EXPECT_EQ(repeats.InsertConsecutive(0, std::vector<absl::string_view>{"a", "b", "a"}).code(),
             absl::StatusCode::kDataLoss);
   UserDictionary known;
-  ASSERT_TRUE(known.InsertRecovered(0, std::vector<std::string>{"a"}).ok());
-  EXPECT_EQ(known.InsertRecovered(1, std::vector<std::string>{"a"}).code(),
+  ASSERT_TRUE(known.InsertConsecutive(0, std::vector<absl::string_view>{"a"}).ok());
+  EXPECT_EQ(known.InsertConsecutive(1, std::vector<absl::string_view>{"a"}).code(),
             absl::StatusCode::kDataLoss);
   UserDictionary bad;
-  EXPECT_EQ(bad.InsertRecovered(0, std::vector<std::string>{"ok", std::string("a\0b", 3)}).code(),
+  EXPECT_EQ(bad.InsertConsecutive(0, std::vector<absl::string_view>{"ok", absl::string_view("a\0b", 3)})
+                .code(),
             absl::StatusCode::kDataLoss);
 }
 
