@@ -51,8 +51,9 @@ its variable.
                           write a snapshot this often while changes arrive, so that a restart
                           replays little of the log (default 10m; SEGD_SNAPSHOT_INTERVAL)
   --snapshot-every N      also write one once N membership changes have been logged since the
-                          last, so that a restart replays at most about N records however fast
-                          they arrive; 0 for time only (default 1000000; SEGD_SNAPSHOT_EVERY)
+                          last (a tail replayed at start-up counts), so that a restart replays
+                          at most about N records however fast they arrive; 0 for time only
+                          (default 1000000; SEGD_SNAPSHOT_EVERY)
   --shutdown-grace DURATION
                           on SIGTERM or SIGINT, how long in-flight requests may take to finish
                           (default 10s; SEGD_SHUTDOWN_GRACE)

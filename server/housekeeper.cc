@@ -52,7 +52,9 @@ void Housekeeper::Run() {
   // After a failed snapshot, the count alone does not retry sooner than this.
   constexpr auto kSnapshotRetry = std::chrono::seconds(10);
   auto retry_after = steady_clock::now();
-  uint64_t snapshot_seq = log_.next_seq();
+  // Counted from the snapshot recovery started from: a long tail replayed at start-up is
+  // snapshotted soon, not only after as many new changes.
+  uint64_t snapshot_seq = log_.replay_start();
   bool expiry_failing = false;
   std::unique_lock lock(mu_);
   while (!wake_.wait_for(lock, kExpiryPeriod, [this] { return stop_; })) {

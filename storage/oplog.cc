@@ -469,6 +469,10 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   return stats;
 }
 
+uint64_t OpLog::replay_start() const {
+  return std::max<uint64_t>(1, retention_->protected_seq.load(std::memory_order_acquire));
+}
+
 engine::TimeMs OpLog::RetentionCutoff() const {
   int64_t retention = retention_->retention_ms.load(std::memory_order_acquire);
   if (retention <= 0) return std::numeric_limits<engine::TimeMs>::min();

@@ -149,6 +149,10 @@ class OpLog final : public engine::OpSink {
 
   // The sequence number the next record will get (records start at 1).
   uint64_t next_seq() const { return next_seq_.load(std::memory_order_acquire); }
+  // Where recovery would start replaying now: the newest snapshot's log position (after
+  // Recover or WriteSnapshot), or 1 if there is none. next_seq() - replay_start() records would
+  // be replayed. Any thread.
+  uint64_t replay_start() const;
   // Bytes the log holds: SST files plus memtables, over every column family. Cheap (RocksDB
   // properties); any thread.
   uint64_t ApproximateBytes() const;

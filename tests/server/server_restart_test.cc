@@ -88,6 +88,44 @@ TEST(ServerRestart, SnapshotsByCountBoundTheReplayAfterACrash) {
   EXPECT_EQ(Count(client, "bulk"), R"({"segment":"bulk","user_count":4001})");
 }
 
+// A long tail replayed at start-up counts towards --snapshot-every: the restarted server takes
+// a snapshot without waiting for new changes, so that a second crash replays nothing.
+TEST(ServerRestart, AReplayedTailIsSnapshottedSoonAfterStart) {
+  TempDir dir;
+  auto import_and_crash = [&](std::vector<std::string> flags, int users) {
+    ServerProcess server(dir.path(), std::move(flags));
+    ASSERT_TRUE(server.started());
+    HttpClient client(server.port());
+    ASSERT_EQ(client.Post("/v1/segments", R"({"name":"tail"})").status, 201u);
+    std::string lines;
+    for (int i = 0; i < users; ++i) lines += "t" + std::to_string(i) + "\n";
+    ASSERT_EQ(client.Request("POST", "/v1/segments/tail/users:import", lines, "text/plain").status,
+              200u);
+    EXPECT_EQ(server.Kill(), 128 + SIGKILL);
+  };
+  import_and_crash({"--snapshot-every", "0", "--snapshot-interval", "1h"}, 800);
+  {
+    ServerProcess server(dir.path(), {"--snapshot-every", "500", "--snapshot-interval", "1h"});
+    ASSERT_TRUE(server.started());
+    EXPECT_NE(server.start_line().find(" 800 records replayed"), std::string::npos)
+        << server.start_line();
+    HttpClient client(server.port());
+    bool snapshotted = false;
+    for (int tries = 0; tries < 100 && !snapshotted; ++tries) {
+      snapshotted = client.Get("/metrics").body.find("segd_snapshots_total 1") != std::string::npos;
+      if (!snapshotted) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    EXPECT_TRUE(snapshotted) << "no snapshot after replaying 800 records";
+    EXPECT_EQ(server.Kill(), 128 + SIGKILL);
+  }
+  ServerProcess again(dir.path());
+  ASSERT_TRUE(again.started());
+  EXPECT_NE(again.start_line().find(" 0 records replayed"), std::string::npos)
+      << again.start_line();
+  HttpClient client(again.port());
+  EXPECT_EQ(Count(client, "tail"), R"({"segment":"tail","user_count":800})");
+}
+
 // Connections that close while SIGTERM drains them: shutdown must not wait on a session that
 // ends at the same moment (it once could deadlock when it dropped the last reference to one).
 TEST(ServerRestart, SigtermWhileConnectionsCloseExitsPromptly) {
