@@ -12,9 +12,11 @@
 // 30 bytes per user for 12-byte ids. Sharding the index bounds the pause of a rehash to one
 // shard's worth of entries.
 //
-// Thread safety: Find, Name and size may be called from any thread at any time. Insert and
-// InsertWithId must be called by one thread at a time (the engine's writer); they never block
-// readers for longer than one index shard's rehash.
+// Thread safety: Find, FindMany, Name and size may be called from any thread at any time.
+// Insert, InsertWithId, InsertConsecutive and Reserve must be called by one thread at a time
+// (the engine's writer). Insert and InsertWithId never block readers for longer than one index
+// shard's rehash; InsertConsecutive holds each shard's lock while it inserts that shard's part
+// of the batch (about 1/64 of it).
 
 #include <atomic>
 #include <cstdint>
