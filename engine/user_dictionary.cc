@@ -228,22 +228,26 @@ absl::Status UserDictionary::InsertConsecutive(UserId first,
     SetName(static_cast<UserId>(first + i), StoreName(names[i]));
   }
   size_.store(static_cast<uint32_t>(first + names.size()), std::memory_order_release);
-  // One lock hold per shard.
+  // Shard by shard, at most kMaxInsertsPerLock names per hold of a shard's lock, so that a
+  // large batch does not keep that shard's readers waiting.
   const ShardOrder by_shard(names);
   for (int s = 0; s < kIndexShards; ++s) {
-    if (by_shard.starts[s] == by_shard.starts[s + 1]) continue;
     IndexShard& shard = index_[s];
-    WriterMutexLock lock(&shard.mu);
-    for (uint32_t k = by_shard.starts[s]; k < by_shard.starts[s + 1]; ++k) {
-      const uint32_t i = by_shard.order[k];
-      // Looked up by name (ids always differ), inserted in the same probe.
-      bool inserted = false;
-      shard.ids.lazy_emplace(names[i], [&](const auto& construct) {
-        construct(static_cast<UserId>(first + i));
-        inserted = true;
-      });
-      if (!inserted) {
-        return absl::DataLossError(absl::StrCat("user '", names[i], "' replayed twice"));
+    for (uint32_t from = by_shard.starts[s]; from < by_shard.starts[s + 1];
+         from += kMaxInsertsPerLock) {
+      const uint32_t to = std::min(by_shard.starts[s + 1], from + kMaxInsertsPerLock);
+      WriterMutexLock lock(&shard.mu);
+      for (uint32_t k = from; k < to; ++k) {
+        const uint32_t i = by_shard.order[k];
+        // Looked up by name (ids always differ), inserted in the same probe.
+        bool inserted = false;
+        shard.ids.lazy_emplace(names[i], [&](const auto& construct) {
+          construct(static_cast<UserId>(first + i));
+          inserted = true;
+        });
+        if (!inserted) {
+          return absl::DataLossError(absl::StrCat("user '", names[i], "' replayed twice"));
+        }
       }
     }
   }

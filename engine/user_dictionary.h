@@ -15,8 +15,8 @@
 // Thread safety: Find, FindMany, Name and size may be called from any thread at any time.
 // Insert, InsertWithId, InsertConsecutive and Reserve must be called by one thread at a time
 // (the engine's writer). Insert and InsertWithId never block readers for longer than one index
-// shard's rehash; InsertConsecutive holds each shard's lock while it inserts that shard's part
-// of the batch (about 1/64 of it).
+// shard's rehash; InsertConsecutive holds a shard's lock for at most 1,024 inserts (or that
+// shard's rehash).
 
 #include <atomic>
 #include <cstdint>
@@ -89,6 +89,8 @@ class UserDictionary {
   static constexpr size_t kChunkSize = size_t{1} << kChunkBits;
   static constexpr size_t kMaxChunks = (size_t{1} << 32) >> kChunkBits;
   static constexpr size_t kArenaBlockBytes = 1 << 20;
+  // InsertConsecutive releases a shard's lock after this many inserts.
+  static constexpr uint32_t kMaxInsertsPerLock = 1024;
 
   struct NameHash;
   struct NameEq;

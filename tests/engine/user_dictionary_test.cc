@@ -73,12 +73,14 @@ TEST(UserDictionaryTest, InsertConsecutiveMatchesOneByOneInsertion) {
   UserDictionary single;
   std::vector<std::string> first_block;
   std::vector<absl::string_view> first_views;
-  for (int i = 0; i < 5000; ++i) first_block.push_back("user-" + std::to_string(i * 7919));
+  // 100,000 names: each index shard gets more than one lock hold's worth (1,024).
+  constexpr int kFirst = 100'000;
+  for (int i = 0; i < kFirst; ++i) first_block.push_back("user-" + std::to_string(i * 7919));
   for (const std::string& name : first_block) first_views.push_back(name);
   std::vector<std::string> second_block = {"x", "y", "\xc3\xa9t\xc3\xa9"};
   std::vector<absl::string_view> second_views(second_block.begin(), second_block.end());
   ASSERT_TRUE(batched.InsertConsecutive(0, first_views).ok());
-  ASSERT_TRUE(batched.InsertConsecutive(5000, second_views).ok());
+  ASSERT_TRUE(batched.InsertConsecutive(kFirst, second_views).ok());
   for (const auto* block : {&first_block, &second_block}) {
     for (const std::string& name : *block) ASSERT_TRUE(single.Insert(name).ok());
   }
@@ -89,7 +91,7 @@ TEST(UserDictionaryTest, InsertConsecutiveMatchesOneByOneInsertion) {
   }
   EXPECT_FALSE(batched.Find("user-1").has_value());
   // Later inserts continue after the recovered ids.
-  EXPECT_EQ(*batched.Insert("new"), 5003u);
+  EXPECT_EQ(*batched.Insert("new"), kFirst + 3u);
 }
 
 TEST(UserDictionaryTest, InsertConsecutiveRejectsGapsRepeatsAndBadNames) {
