@@ -97,6 +97,7 @@ LoggedEngine& ReportLog() {
       for (int i = 0; i < 10000; ++i) items[i].user_id = "u" + std::to_string(batch / 4 * 10000 + i);
       if (!l->engine->Import(segments[batch % 4], items, 3600).ok()) std::abort();
     }
+    std::atexit([] { delete logged; });  // removes its directory
     return l;
   }();
   return *logged;
