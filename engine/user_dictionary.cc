@@ -196,34 +196,20 @@ absl::StatusOr<UserId> UserDictionary::Insert(absl::string_view external_id, boo
   return id;
 }
 
-absl::Status UserDictionary::InsertWithId(absl::string_view external_id, UserId id) {
-  if (id != size()) {
-    return absl::DataLossError(absl::StrCat("user id ", id, " replayed out of order, expected ",
-                                            size()));
-  }
-  if (absl::Status s = Validate(external_id); !s.ok()) return s;
-  if (Find(external_id)) {
-    return absl::DataLossError(absl::StrCat("user '", external_id, "' replayed twice"));
-  }
-  Publish(id, StoreName(external_id));
-  return absl::OkStatus();
-}
-
 absl::Status UserDictionary::InsertConsecutive(UserId first,
                                                absl::Span<const absl::string_view> names) {
   if (first != size()) {
-    return absl::DataLossError(absl::StrCat("user id ", first, " replayed out of order, expected ",
-                                            size()));
+    return absl::DataLossError(absl::StrCat("user id ", first, " out of order, expected ", size()));
   }
   if (names.empty()) return absl::OkStatus();
   if (uint64_t{first} + names.size() - 1 > kMaxUserId) {
-    return absl::DataLossError("recovered user ids beyond the dictionary's range");
+    return absl::DataLossError("user ids beyond the dictionary's range");
   }
   // Names first (the arena and the id table), then size_, then the index: as in Publish, a
   // name is visible before its id can be found.
   for (size_t i = 0; i < names.size(); ++i) {
     if (absl::Status s = Validate(names[i]); !s.ok()) {
-      return absl::DataLossError(absl::StrCat("recovered user ", first + i, ": ", s.message()));
+      return absl::DataLossError(absl::StrCat("user ", first + i, ": ", s.message()));
     }
     SetName(static_cast<UserId>(first + i), StoreName(names[i]));
   }
@@ -246,7 +232,7 @@ absl::Status UserDictionary::InsertConsecutive(UserId first,
           inserted = true;
         });
         if (!inserted) {
-          return absl::DataLossError(absl::StrCat("user '", names[i], "' replayed twice"));
+          return absl::DataLossError(absl::StrCat("user '", names[i], "' created twice"));
         }
       }
     }

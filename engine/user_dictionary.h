@@ -13,10 +13,9 @@
 // shard's worth of entries.
 //
 // Thread safety: Find, FindMany, Name and size may be called from any thread at any time.
-// Insert, InsertWithId, InsertConsecutive and Reserve must be called by one thread at a time
-// (the engine's writer). Insert and InsertWithId never block readers for longer than one index
-// shard's rehash; InsertConsecutive holds a shard's lock for at most 1,024 inserts (or that
-// shard's rehash).
+// Insert, InsertConsecutive and Reserve must be called by one thread at a time (the engine's
+// writer). Insert never blocks readers for longer than one index shard's rehash;
+// InsertConsecutive holds a shard's lock for at most 1,024 inserts (or that shard's rehash).
 
 #include <atomic>
 #include <cstdint>
@@ -63,8 +62,6 @@ class UserDictionary {
   // non-null) tells which. InvalidArgument for an id that is not 1–256 bytes.
   absl::StatusOr<UserId> Insert(absl::string_view external_id, bool* inserted = nullptr);
 
-  // Recovery: inserts `external_id` as `id`. REQUIRES: id == size() (ids are replayed in order).
-  absl::Status InsertWithId(absl::string_view external_id, UserId id);
   // Inserts names[i] as first + i for every i (the users one write batch creates, or one
   // recovered block of them), taking each index shard's lock once for the whole batch.
   // DataLoss if first != size(), a name repeats one already present, or a name is invalid; the

@@ -59,15 +59,6 @@ TEST(UserDictionaryTest, RejectsBadIds) {
   EXPECT_EQ(dict.size(), 0u);
 }
 
-TEST(UserDictionaryTest, InsertWithIdRequiresOrder) {
-  UserDictionary dict;
-  EXPECT_TRUE(dict.InsertWithId("a", 0).ok());
-  EXPECT_FALSE(dict.InsertWithId("b", 5).ok());
-  EXPECT_FALSE(dict.InsertWithId("a", 1).ok());
-  EXPECT_TRUE(dict.InsertWithId("b", 1).ok());
-  EXPECT_EQ(dict.Find("b"), 1u);
-}
-
 TEST(UserDictionaryTest, InsertConsecutiveMatchesOneByOneInsertion) {
   UserDictionary batched;
   UserDictionary single;

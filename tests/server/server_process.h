@@ -79,8 +79,7 @@ class ServerProcess {
       int status = 0;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {
         waited_ = true;
-        if (WIFEXITED(status)) return WEXITSTATUS(status);
-        return 128 + WTERMSIG(status);
+        return ExitCode(status);
       }
       usleep(10'000);
     }
@@ -95,8 +94,12 @@ class ServerProcess {
     int status = 0;
     waitpid(pid_, &status, 0);
     waited_ = true;
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    return 128 + WTERMSIG(status);
+    return ExitCode(status);
+  }
+
+  // The exit code, or 128 + the signal that ended the process.
+  static int ExitCode(int status) {
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
 
   pid_t pid_ = -1;
