@@ -19,25 +19,41 @@ absl::string_view ReadStored(const char* stored) {
 
 }  // namespace
 
-// Hashes and compares ids through their names, so the sets hold 4-byte ids, not strings.
-struct UserDictionary::NameHash {
-  using is_transparent = void;
-  const UserDictionary* dict;
-  size_t operator()(UserId id) const { return HashName(dict->Name(id)); }
-  size_t operator()(absl::string_view name) const { return HashName(name); }
+// An index entry: the id and 32 bits of its name's hash. The sets hash entries from those bits
+// alone, so growing a set never reads a name, and a probe reads a candidate's name only when
+// the stored bits match too.
+struct UserDictionary::Entry {
+  UserId id;
+  uint32_t hash_bits;
 };
 
-struct UserDictionary::NameEq {
+// A name being looked up, with its hash computed once.
+struct UserDictionary::Probe {
+  absl::string_view name;
+  uint64_t hash;
+};
+
+struct UserDictionary::EntryHash {
+  using is_transparent = void;
+  // Spreads the stored 32 bits over the 64 that absl's tables use (position and control byte).
+  static size_t Spread(uint32_t bits) { return uint64_t{bits} * 0x9E3779B97F4A7C15ull; }
+  size_t operator()(const Entry& e) const { return Spread(e.hash_bits); }
+  size_t operator()(const Probe& p) const { return Spread(static_cast<uint32_t>(p.hash)); }
+};
+
+struct UserDictionary::EntryEq {
   using is_transparent = void;
   const UserDictionary* dict;
-  bool operator()(UserId a, UserId b) const { return a == b; }
-  bool operator()(UserId a, absl::string_view b) const { return dict->Name(a) == b; }
-  bool operator()(absl::string_view a, UserId b) const { return a == dict->Name(b); }
+  bool operator()(const Entry& a, const Entry& b) const { return a.id == b.id; }
+  bool operator()(const Entry& a, const Probe& b) const {
+    return a.hash_bits == static_cast<uint32_t>(b.hash) && dict->Name(a.id) == b.name;
+  }
+  bool operator()(const Probe& a, const Entry& b) const { return (*this)(b, a); }
 };
 
 struct UserDictionary::IndexShard {
   mutable SharedMutex mu;
-  absl::flat_hash_set<UserId, NameHash, NameEq> ids ABSL_GUARDED_BY(mu);
+  absl::flat_hash_set<Entry, EntryHash, EntryEq> ids ABSL_GUARDED_BY(mu);
 };
 
 UserDictionary::UserDictionary()
@@ -45,7 +61,7 @@ UserDictionary::UserDictionary()
   for (size_t i = 0; i < kMaxChunks; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
   for (int i = 0; i < kIndexShards; ++i) {
     WriterMutexLock lock(&index_[i].mu);
-    index_[i].ids = absl::flat_hash_set<UserId, NameHash, NameEq>(0, NameHash{this}, NameEq{this});
+    index_[i].ids = absl::flat_hash_set<Entry, EntryHash, EntryEq>(0, EntryHash{}, EntryEq{this});
   }
 }
 
@@ -53,15 +69,15 @@ UserDictionary::~UserDictionary() {
   for (size_t i = 0; i < kMaxChunks; ++i) delete[] chunks_[i].load(std::memory_order_relaxed);
 }
 
-size_t UserDictionary::HashName(absl::string_view name) { return absl::HashOf(name); }
+uint64_t UserDictionary::HashName(absl::string_view name) { return absl::HashOf(name); }
 
 std::optional<UserId> UserDictionary::Find(absl::string_view external_id) const {
-  size_t h = HashName(external_id);
-  const IndexShard& shard = index_[h >> (64 - kIndexShardBits)];
+  const Probe probe{external_id, HashName(external_id)};
+  const IndexShard& shard = index_[probe.hash >> (64 - kIndexShardBits)];
   ReaderMutexLock lock(&shard.mu);
-  auto it = shard.ids.find(external_id);
+  auto it = shard.ids.find(probe);
   if (it == shard.ids.end()) return std::nullopt;
-  return *it;
+  return it->id;
 }
 
 // Groups names by index shard (a counting sort): the names of shard s are
@@ -69,12 +85,14 @@ std::optional<UserId> UserDictionary::Find(absl::string_view external_id) const 
 struct UserDictionary::ShardOrder {
   std::array<uint32_t, kIndexShards + 1> starts{};
   std::vector<uint32_t> order;
+  std::vector<uint64_t> hashes;  // hashes[i] = HashName(names[i])
 
   template <typename Names>
-  explicit ShardOrder(const Names& names) : order(names.size()) {
+  explicit ShardOrder(const Names& names) : order(names.size()), hashes(names.size()) {
     std::vector<uint8_t> shard_of(names.size());
     for (size_t i = 0; i < names.size(); ++i) {
-      shard_of[i] = static_cast<uint8_t>(HashName(names[i]) >> (64 - kIndexShardBits));
+      hashes[i] = HashName(names[i]);
+      shard_of[i] = static_cast<uint8_t>(hashes[i] >> (64 - kIndexShardBits));
       ++starts[shard_of[i] + 1];
     }
     for (int s = 0; s < kIndexShards; ++s) starts[s + 1] += starts[s];
@@ -94,8 +112,8 @@ void UserDictionary::FindMany(absl::Span<const absl::string_view> names,
     ReaderMutexLock lock(&shard.mu);
     for (uint32_t k = by_shard.starts[s]; k < by_shard.starts[s + 1]; ++k) {
       uint32_t i = by_shard.order[k];
-      auto it = shard.ids.find(names[i]);
-      out[i] = it == shard.ids.end() ? std::nullopt : std::optional<UserId>(*it);
+      auto it = shard.ids.find(Probe{names[i], by_shard.hashes[i]});
+      out[i] = it == shard.ids.end() ? std::nullopt : std::optional<UserId>(it->id);
     }
   }
 }
@@ -177,10 +195,10 @@ void UserDictionary::Publish(UserId id, const char* stored) {
   SetName(id, stored);
   // The name must be visible before the id enters the index or size_ covers it.
   size_.store(id + 1, std::memory_order_release);
-  absl::string_view name = ReadStored(stored);
-  IndexShard& shard = index_[HashName(name) >> (64 - kIndexShardBits)];
+  const uint64_t hash = HashName(ReadStored(stored));
+  IndexShard& shard = index_[hash >> (64 - kIndexShardBits)];
   WriterMutexLock lock(&shard.mu);
-  shard.ids.insert(id);
+  shard.ids.insert(Entry{id, static_cast<uint32_t>(hash)});
 }
 
 absl::StatusOr<UserId> UserDictionary::Insert(absl::string_view external_id, bool* inserted) {
@@ -227,8 +245,9 @@ absl::Status UserDictionary::InsertConsecutive(UserId first,
         const uint32_t i = by_shard.order[k];
         // Looked up by name (ids always differ), inserted in the same probe.
         bool inserted = false;
-        shard.ids.lazy_emplace(names[i], [&](const auto& construct) {
-          construct(static_cast<UserId>(first + i));
+        const uint64_t hash = by_shard.hashes[i];
+        shard.ids.lazy_emplace(Probe{names[i], hash}, [&](const auto& construct) {
+          construct(Entry{static_cast<UserId>(first + i), static_cast<uint32_t>(hash)});
           inserted = true;
         });
         if (!inserted) {
@@ -253,7 +272,7 @@ size_t UserDictionary::MemoryUsage() const {
   bytes += ((size() + kChunkSize - 1) >> kChunkBits) * kChunkSize * sizeof(const char*);
   for (int i = 0; i < kIndexShards; ++i) {
     ReaderMutexLock lock(&index_[i].mu);
-    bytes += index_[i].ids.capacity() * (sizeof(UserId) + 1);
+    bytes += index_[i].ids.capacity() * (sizeof(Entry) + 1);
   }
   return bytes;
 }
