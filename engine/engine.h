@@ -17,7 +17,9 @@
 //
 // Threads
 //   Every public method is thread-safe. Mutations (and ProcessExpiries) are serialized by one
-//   writer lock; readers never take it. Readers take one short reader lock at a time (a user
+//   writer lock. With a sink whose durability wait blocks (fsync), a write queue takes the lock
+//   for them (write_queue.h): concurrent mutations run as a group on one thread, in submission
+//   order, and share one durability wait. Readers never take the writer lock. Readers take one short reader lock at a time (a user
 //   shard, the catalog, a dictionary shard), and a writer applies bulk work in chunks of at
 //   most MembershipShards::kMaxChunk records per lock hold, so a reader waits at most one
 //   chunk (tens to hundreds of microseconds) even while a 10M-member segment is deleted.
@@ -47,6 +49,7 @@
 #include "engine/segment_catalog.h"
 #include "engine/types.h"
 #include "engine/user_dictionary.h"
+#include "engine/write_queue.h"
 
 namespace segd::engine {
 
@@ -281,22 +284,44 @@ class Engine {
   EngineMemory Memory() const;
 
  private:
-  // Runs `body` (a mutation's planning and Commit) under the writer lock, then, if it
-  // committed anything, waits for the sink's durability outside the lock.
+  // Runs `body` (a mutation's planning and Commit) under the writer lock, then, if anything
+  // was committed, waits for the sink's durability outside the lock. When that wait blocks,
+  // the mutation goes through the write queue instead: it runs in submission order, possibly
+  // on another waiting thread, and its group shares one durability wait (write_queue.h).
   template <typename Body>
   auto Durably(Body&& body) -> decltype(body()) {
-    bool committed = false;
-    decltype(body()) result = [&] {
-      MutexLock lock(&write_mu_);
-      uint64_t before = commits_;
-      auto r = body();
-      committed = commits_ != before;
-      return r;
-    }();
-    if (committed && result.ok()) {
-      if (absl::Status s = sink_->WaitDurable(); !s.ok()) return s;
+    if (!sink_->WaitDurableBlocks()) {
+      bool committed = false;
+      decltype(body()) result = [&] {
+        MutexLock lock(&write_mu_);
+        uint64_t before = commits_;
+        auto r = body();
+        committed = commits_ != before;
+        return r;
+      }();
+      if (committed && result.ok()) {
+        if (absl::Status s = sink_->WaitDurable(); !s.ok()) return s;
+      }
+      return result;
     }
-    return result;
+    using Result = decltype(body());
+    struct BodyTask final : WriteQueue::Task {
+      BodyTask(Body& b, Engine& e) : body(b), engine(e) {}
+      void Run() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
+        const uint64_t before = engine.commits_;
+        result.emplace(body());
+        committed = engine.commits_ != before;
+      }
+      void DurabilityFailed(const absl::Status& status) override {
+        if (result->ok()) result.emplace(status);
+      }
+      Body& body;
+      Engine& engine;
+      std::optional<Result> result;
+    };
+    BodyTask task(body, *this);
+    write_queue_.Submit(task);
+    return std::move(*task.result);
   }
 
   // Hands `batch` to the sink, then applies it. REQUIRES: write_mu_ held.
@@ -347,6 +372,8 @@ class Engine {
   const std::vector<SegmentMeta>& StickySegments() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   std::vector<SegmentMeta> sticky_ ABSL_GUARDED_BY(write_mu_);
   bool sticky_valid_ ABSL_GUARDED_BY(write_mu_) = false;
+
+  WriteQueue write_queue_{&write_mu_, sink_};
 };
 
 }  // namespace segd::engine

@@ -96,6 +96,11 @@ class OpSink {
   // returns: blocks until every batch written so far is as durable as the sink promises (for
   // example fsynced). Lets concurrent mutations share one sync. Default: nothing to wait for.
   virtual absl::Status WaitDurable() { return absl::OkStatus(); }
+  // Whether WaitDurable blocks (for example on an fsync). The engine then runs concurrent
+  // mutations as groups that share one wait (write_queue.h); otherwise each mutation takes the
+  // writer lock itself, which costs fewer context switches when nothing blocks. Must not
+  // change over the sink's life. Default: false.
+  virtual bool WaitDurableBlocks() const { return false; }
 };
 
 // A sink that accepts everything and keeps nothing.

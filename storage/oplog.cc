@@ -283,29 +283,48 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
 
 absl::Status OpLog::WaitDurable() {
   if (options_.durability != Durability::kFsync) return absl::OkStatus();
-  uint64_t target = written_batches_.load(std::memory_order_acquire);
-  std::unique_lock<std::mutex> lock(sync_mu_);
-  while (synced_batches_ < target) {
-    if (!sync_error_.ok()) return sync_error_;
-    if (syncing_) {
-      sync_cv_.wait(lock);
+  const uint64_t target = written_batches_.load(std::memory_order_acquire);
+  for (;;) {
+    const uint32_t round = sync_rounds_.Load();
+    if (synced_batches_.load(std::memory_order_acquire) >= target) return absl::OkStatus();
+    if (sync_failed_.load(std::memory_order_acquire)) return SyncError();
+    bool leading = false;
+    if (!sync_leader_.compare_exchange_strong(leading, true, std::memory_order_acq_rel)) {
+      // A sync is running; it may not cover this batch. Sleep until it ends.
+      sync_rounds_.Wait(round);
       continue;
     }
-    // Lead one sync for everything written so far; followers wait for it.
-    syncing_ = true;
-    uint64_t goal = written_batches_.load(std::memory_order_acquire);
-    lock.unlock();
-    rocksdb::Status s = db_->SyncWAL();
-    lock.lock();
-    syncing_ = false;
-    if (s.ok()) {
-      synced_batches_ = std::max(synced_batches_, goal);
-    } else {
-      sync_error_ = Fail(FromRocks(s, "fsync of the write-ahead log"));
+    // Lead one sync for everything written so far; the others wait for it.
+    const uint64_t goal = written_batches_.load(std::memory_order_acquire);
+    if (synced_batches_.load(std::memory_order_acquire) < target) {
+      rocksdb::Status s = db_->SyncWAL();
+      wal_syncs_.fetch_add(1, std::memory_order_relaxed);
+      if (s.ok()) {
+        synced_batches_.store(goal, std::memory_order_release);
+      } else {
+        std::lock_guard<std::mutex> lock(sync_error_mu_);
+        sync_error_ = Fail(FromRocks(s, "fsync of the write-ahead log"));
+        sync_failed_.store(true, std::memory_order_release);
+      }
     }
-    sync_cv_.notify_all();
+    sync_leader_.store(false, std::memory_order_release);
+    sync_rounds_.AdvanceAndWakeAll();
   }
-  return absl::OkStatus();
+}
+
+DurabilityCounters OpLog::durability_counters() const {
+  DurabilityCounters c;
+  c.durable_batches = options_.durability == Durability::kFsync
+                          ? synced_batches_.load(std::memory_order_acquire)
+                          : written_batches_.load(std::memory_order_acquire);
+  c.written_batches = written_batches_.load(std::memory_order_acquire);
+  c.wal_syncs = wal_syncs_.load(std::memory_order_relaxed);
+  return c;
+}
+
+absl::Status OpLog::SyncError() {
+  std::lock_guard<std::mutex> lock(sync_error_mu_);
+  return sync_error_;
 }
 
 absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {

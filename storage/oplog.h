@@ -14,16 +14,17 @@
 //   kFsync    as kProcess, and WaitDurable() — which the engine calls after releasing its
 //             writer lock, before acknowledging — returns only once the WAL is fsynced. One
 //             fsync covers every batch written before it started (group commit): concurrent
-//             requests share it.
+//             requests share it. The engine's write queue runs concurrent mutations as groups
+//             and calls WaitDurable once per group (engine/write_queue.h), so the waiters here
+//             are a few group leaders, not every request.
 // After any write or sync error the log refuses further writes (the server answers 503); reads
 // of memory state are unaffected and memory never holds what the log does not.
 //
 // Thread safety: Write is called by the engine's single writer (under its lock); WaitDurable,
-// ScanHistory and ForEachRecord from any thread at any time; WriteSnapshot from one thread at a
+// durability_counters, ScanHistory and ForEachRecord from any thread at any time; WriteSnapshot from one thread at a
 // time, concurrently with everything else; Recover once, before the engine is used.
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -36,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
 #include "engine/op_record.h"
+#include "engine/futex_word.h"
 
 namespace rocksdb {
 class DB;
@@ -99,6 +101,13 @@ struct SnapshotStats {
   double seconds = 0;
 };
 
+// How far writes and syncs have got; see OpLog::durability_counters().
+struct DurabilityCounters {
+  uint64_t written_batches = 0;  // batches handed to RocksDB
+  uint64_t durable_batches = 0;  // of those, the first this many are as durable as promised
+  uint64_t wal_syncs = 0;        // WAL syncs run for them (kFsync)
+};
+
 class OpLog final : public engine::OpSink {
  public:
   // Opens (creating if missing) the log in DATA_DIR/log. Errors, each with a message that names
@@ -113,6 +122,9 @@ class OpLog final : public engine::OpSink {
   // engine::OpSink. Write appends `batch` (see the header comment); Unavailable after a failure.
   absl::Status Write(const engine::OpBatch& batch) override;
   absl::Status WaitDurable() override;
+  bool WaitDurableBlocks() const override { return options_.durability == Durability::kFsync; }
+  // A consistent-enough view for tests and metrics: each counter is read once, without a lock.
+  DurabilityCounters durability_counters() const;
 
   // Rebuilds `engine`, which must be new and empty: dictionaries first, then the newest
   // snapshot if there is one, then the membership records after it in log order. Does not expire anything: call
@@ -191,12 +203,17 @@ class OpLog final : public engine::OpSink {
   std::atomic<bool> failed_{false};
   std::atomic<uint64_t> written_batches_{0};  // batches handed to RocksDB
 
-  // Group sync (kFsync).
-  std::mutex sync_mu_;
-  std::condition_variable sync_cv_;
-  uint64_t synced_batches_ = 0;  // guarded by sync_mu_
-  bool syncing_ = false;         // guarded by sync_mu_
-  absl::Status sync_error_;      // guarded by sync_mu_
+  // Group sync (kFsync): one waiter at a time leads a sync (sync_leader_) covering every batch
+  // written before it started; the others sleep on sync_rounds_, which each finished sync
+  // advances, then either find their batch covered or lead the next one.
+  std::atomic<uint64_t> synced_batches_{0};  // written only by the leader
+  std::atomic<uint64_t> wal_syncs_{0};
+  std::atomic<bool> sync_leader_{false};
+  FutexWord sync_rounds_;
+  std::atomic<bool> sync_failed_{false};
+  std::mutex sync_error_mu_;
+  absl::Status sync_error_;  // guarded by sync_error_mu_; set once, with sync_failed_
+  absl::Status SyncError();
 };
 
 }  // namespace segd::storage

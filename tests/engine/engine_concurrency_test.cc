@@ -8,6 +8,7 @@
 
 #include "engine/engine.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/recording_sink.h"
 
 namespace segd::engine {
 namespace {
@@ -39,6 +40,46 @@ TEST(EngineConcurrencyTest, OneUsersUpdateIsSeenWhole) {
   for (auto& t : readers) t.join();
   EXPECT_EQ(torn.load(), 0);
   EXPECT_GT(reads.load(), 0);
+}
+
+// With a sink whose durability wait blocks, mutations go through the write queue: each answers
+// only after a wait that covered its batch, waits are shared, and the state is the same as if
+// the mutations had run one by one.
+TEST(EngineConcurrencyTest, QueuedMutationsAnswerOnlyOnceDurable) {
+  testutil::RecordingSink sink(/*blocking_durability=*/true);
+  Engine engine(EngineOptions{nullptr, &sink, 1});
+  ASSERT_TRUE(engine.CreateSegment({.name = "a"}).ok());
+  ASSERT_TRUE(engine.CreateSegment({.name = "b"}).ok());
+  const int kThreads = 8, kEach = 60;
+  std::atomic<int> early{0}, failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        const std::string user = "t" + std::to_string(t) + "-" + std::to_string(i);
+        const size_t before = sink.accepted();
+        if (!engine.UpdateUserSegments(user, {.add = {{"a"}, {"b"}}}).ok()) failures++;
+        if (sink.durable() < before + 1) early++;
+        if (i % 3 == 0) {
+          const size_t before_remove = sink.accepted();
+          if (!engine.UpdateUserSegments(user, {.remove = {"b"}}).ok()) failures++;
+          if (sink.durable() < before_remove + 1) early++;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(early.load(), 0);
+  const uint64_t users = uint64_t{kThreads} * kEach;
+  EXPECT_EQ(*engine.Count("a"), users);
+  EXPECT_EQ(*engine.Count("b"), users - uint64_t{kThreads} * ((kEach + 2) / 3));
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(engine.UserSegments("t" + std::to_string(t) + "-0").size(), 1u);
+    EXPECT_EQ(engine.UserSegments("t" + std::to_string(t) + "-1").size(), 2u);
+  }
+  // Mutations that committed: 2 segment creations, every add, every third remove.
+  EXPECT_LT(sink.durability_waits(), sink.accepted());
 }
 
 TEST(EngineConcurrencyTest, ReadersDuringBulkWritesAndExpiry) {

@@ -1,8 +1,16 @@
 #pragma once
 
-// A sink for tests: keeps every batch it accepts, and can be told to fail.
+// A sink for tests: keeps every batch it accepts, and can be told to fail. Built with
+// blocking_durability, it also acts like an fsync-mode log: WaitDurable takes a while, counts
+// as durable every batch accepted before it started, and can be told to fail.
 
+#include <chrono>
+#include <cstdint>
+#include <thread>
 #include <vector>
+
+#include <algorithm>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "engine/mutex.h"
@@ -12,11 +20,47 @@ namespace segd::testutil {
 
 class RecordingSink final : public engine::OpSink {
  public:
+  explicit RecordingSink(bool blocking_durability = false)
+      : blocking_durability_(blocking_durability) {}
+
   absl::Status Write(const engine::OpBatch& batch) override {
     segd::MutexLock lock(&mu_);
     if (fail_) return absl::UnavailableError("sink told to fail");
     batches_.push_back(batch);
     return absl::OkStatus();
+  }
+  absl::Status WaitDurable() override {
+    if (!blocking_durability_) return absl::OkStatus();
+    size_t covered;
+    {
+      segd::MutexLock lock(&mu_);
+      ++durability_waits_;
+      covered = batches_.size();
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    segd::MutexLock lock(&mu_);
+    if (!durability_status_.ok()) return durability_status_;
+    durable_ = std::max(durable_, covered);
+    return absl::OkStatus();
+  }
+  bool WaitDurableBlocks() const override { return blocking_durability_; }
+
+  void set_durability_status(absl::Status status) {
+    segd::MutexLock lock(&mu_);
+    durability_status_ = std::move(status);
+  }
+  // Batches accepted so far, and how many of the first of them a WaitDurable has covered.
+  size_t accepted() const {
+    segd::MutexLock lock(&mu_);
+    return batches_.size();
+  }
+  size_t durable() const {
+    segd::MutexLock lock(&mu_);
+    return durable_;
+  }
+  uint64_t durability_waits() const {
+    segd::MutexLock lock(&mu_);
+    return durability_waits_;
   }
   void set_fail(bool fail) {
     segd::MutexLock lock(&mu_);
@@ -39,9 +83,13 @@ class RecordingSink final : public engine::OpSink {
   }
 
  private:
+  const bool blocking_durability_;
   mutable segd::Mutex mu_;
   bool fail_ = false;
   std::vector<engine::OpBatch> batches_;
+  absl::Status durability_status_;
+  size_t durable_ = 0;
+  uint64_t durability_waits_ = 0;
 };
 
 }  // namespace segd::testutil
