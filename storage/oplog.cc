@@ -28,6 +28,10 @@ constexpr char kUsersCf[] = "users";
 constexpr char kUnregisteredCf[] = "unregistered";
 constexpr char kSegmentsCf[] = "segments";
 constexpr char kSnapshotsCf[] = "snapshots";
+constexpr char kUserRunsCf[] = "user_runs";
+// Shorter runs of new users' records get by_user entries instead: a run entry saves little
+// there, and one user's history then needs no run lookup in the common case of small batches.
+constexpr size_t kMinUserRun = 8;
 constexpr char kFormatKey[] = "format";
 
 // The one place where a rocksdb::Status becomes an absl::Status.
@@ -69,7 +73,7 @@ OpLog::~OpLog() {
   if (!db_) return;
   for (auto* cf :
        {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_, segments_,
-        snapshots_}) {
+        snapshots_, user_runs_}) {
     if (cf) db_->DestroyColumnFamilyHandle(cf);
   }
   db_->Close().PermitUncheckedError();
@@ -152,6 +156,7 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   for (const char* name : {kUsersCf, kUnregisteredCf, kSegmentsCf, kSnapshotsCf}) {
     descriptors.emplace_back(name, cf_options);
   }
+  descriptors.emplace_back(kUserRunsCf, retained(detail::RetainedFamily::kUserRuns));
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
@@ -166,26 +171,35 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   log->unregistered_ = handles[6];
   log->segments_ = handles[7];
   log->snapshots_ = handles[8];
+  log->user_runs_ = handles[9];
   // Every handle Open returned, the default one included, is destroyed in ~OpLog.
 
   std::string format;
   s = log->db_->Get(rocksdb::ReadOptions(), log->default_, kFormatKey, &format);
+  bool write_version = false;
   if (s.IsNotFound()) {
+    write_version = true;
+  } else if (!s.ok()) {
+    return FromRocks(s, absl::StrCat("cannot read data directory '", dir, "'"));
+  } else if (format.size() != 4) {
+    return absl::DataLossError(absl::StrCat("data directory '", dir,
+                                            "' holds a malformed format version"));
+  } else if (uint32_t found = GetBigEndian32(format.data()); found == kUpgradableFormatVersion) {
+    // Version 2 lacks only user_runs, which is empty here. Mark the directory 3 before
+    // writing runs, so that a segd that reads version 2 only refuses it from now on.
+    write_version = true;
+  } else if (found != kFormatVersion) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data directory '", dir, "' holds log format version ", found, "; this segd reads versions ",
+        kUpgradableFormatVersion, " and ", kFormatVersion, " (see docs/oplog_format.md)"));
+  }
+  if (write_version) {
     std::string version;
     PutBigEndian32(&version, kFormatVersion);
     rocksdb::WriteOptions sync;
     sync.sync = true;
     s = log->db_->Put(sync, log->default_, kFormatKey, version);
     if (!s.ok()) return FromRocks(s, absl::StrCat("cannot write to data directory '", dir, "'"));
-  } else if (!s.ok()) {
-    return FromRocks(s, absl::StrCat("cannot read data directory '", dir, "'"));
-  } else if (format.size() != 4) {
-    return absl::DataLossError(absl::StrCat("data directory '", dir,
-                                            "' holds a malformed format version"));
-  } else if (uint32_t found = GetBigEndian32(format.data()); found != kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data directory '", dir, "' holds log format version ", found, "; this segd reads version ",
-        kFormatVersion, " only (see docs/oplog_format.md)"));
   }
 
   std::unique_ptr<rocksdb::Iterator> it(log->db_->NewIterator(rocksdb::ReadOptions(), log->ops_));
@@ -208,6 +222,42 @@ absl::Status OpLog::Fail(absl::Status status) {
                    status.message()));
 }
 
+void OpLog::PutUserIndex(rocksdb::WriteBatch& wb, absl::Span<const engine::OpRecord> block,
+                         uint64_t first_seq,
+                         absl::Span<const std::pair<engine::UserId, uint64_t>> created_ranges,
+                         uint64_t* users_in_runs_end) {
+  // The end of the created range holding `user`, or 0 if the batch did not create it.
+  auto created_end = [&](engine::UserId user) -> uint64_t {
+    for (const auto& [begin, end] : created_ranges) {
+      if (user >= begin && user < end) return end;
+    }
+    return 0;
+  };
+  for (size_t i = 0; i < block.size();) {
+    const engine::OpRecord& r = block[i];
+    size_t j = i + 1;
+    if (const uint64_t end = created_end(r.user); end != 0 && r.user >= *users_in_runs_end) {
+      // Records for the next users, equal to this one but for the user, all created here.
+      while (j < block.size() && uint64_t{block[j].user} == uint64_t{r.user} + (j - i) &&
+             block[j].user < end && block[j].at == r.at && block[j].segment == r.segment &&
+             block[j].op == r.op && block[j].reason == r.reason &&
+             block[j].expires_at == r.expires_at) {
+        ++j;
+      }
+      if (j - i >= kMinUserRun) {
+        const auto count = static_cast<uint32_t>(j - i);
+        wb.Put(user_runs_, UserRunKey(r.user + count - 1, first_seq + i), EncodeUserRun(r, count));
+        *users_in_runs_end = uint64_t{r.user} + count;
+        i = j;
+        continue;
+      }
+      j = i + 1;
+    }
+    wb.Put(by_user_, IdTimeSeqKey(r.user, r.at, first_seq + i), EncodeRecord(r));
+    i = j;
+  }
+}
+
 absl::Status OpLog::Write(const engine::OpBatch& batch) {
   if (failed_.load(std::memory_order_acquire)) {
     return absl::UnavailableError("the operation log failed earlier; mutations are refused");
@@ -219,8 +269,13 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   // Users a batch creates have consecutive ids: one `users` entry per run of them.
   std::string created;
   engine::UserId first_created = 0, next_created = 0;
+  // [first, end) ranges of the users this batch creates, for user_runs.
+  std::vector<std::pair<engine::UserId, uint64_t>> created_ranges;
   auto put_created = [&] {
-    if (!created.empty()) wb.Put(users_, IdKey(first_created), created);
+    if (!created.empty()) {
+      wb.Put(users_, IdKey(first_created), created);
+      created_ranges.emplace_back(first_created, uint64_t{next_created});
+    }
     created.clear();
   };
   for (const engine::UserEvent& e : batch.users) {
@@ -244,6 +299,8 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   put_created();
   uint64_t seq = next_seq_.load(std::memory_order_relaxed);
   const absl::Span<const engine::OpRecord> records(batch.memberships);
+  // Users at or after this one may start a run; keeps this batch's runs apart.
+  uint64_t users_in_runs_end = 0;
   for (size_t begin = 0; begin < records.size(); begin += kMaxBlockRecords) {
     const absl::Span<const engine::OpRecord> block = records.subspan(begin, kMaxBlockRecords);
     const uint64_t first = seq + begin;
@@ -263,10 +320,7 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
       wb.Put(by_segment_, IdTimeSeqKey(block[i].segment, block[i].at, first + i),
              EncodeRunLength(static_cast<uint32_t>(j - i)));
     }
-    for (size_t i = 0; i < block.size(); ++i) {
-      wb.Put(by_user_, IdTimeSeqKey(block[i].user, block[i].at, first + i),
-             EncodeRecord(block[i]));
-    }
+    PutUserIndex(wb, block, first, created_ranges, &users_in_runs_end);
   }
   seq += records.size();
   rocksdb::WriteOptions options;  // sync happens in WaitDurable, grouped
@@ -481,7 +535,7 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   rocksdb::FlushOptions flush;
   flush.allow_write_stall = true;
   s = db_->Flush(flush, {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_,
-                         segments_, snapshots_});
+                         segments_, snapshots_, user_runs_});
   if (!s.ok()) return FromRocks(s, "flushing after a snapshot");
   stats.seq = meta.seq;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -501,7 +555,7 @@ engine::TimeMs OpLog::RetentionCutoff() const {
 absl::Status OpLog::TEST_CompactHistory() {
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (rocksdb::ColumnFamilyHandle* cf : {ops_, by_time_, by_user_, by_segment_}) {
+  for (rocksdb::ColumnFamilyHandle* cf : {ops_, by_time_, by_user_, by_segment_, user_runs_}) {
     if (rocksdb::Status s = db_->Flush(rocksdb::FlushOptions(), cf); !s.ok()) {
       return FromRocks(s, "flush");
     }
@@ -516,12 +570,22 @@ uint64_t OpLog::ApproximateBytes() const {
   uint64_t total = 0;
   for (rocksdb::ColumnFamilyHandle* cf :
        {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_, segments_,
-        snapshots_}) {
+        snapshots_, user_runs_}) {
     uint64_t value = 0;
     if (db_->GetIntProperty(cf, "rocksdb.total-sst-files-size", &value)) total += value;
     if (db_->GetIntProperty(cf, "rocksdb.cur-size-all-mem-tables", &value)) total += value;
   }
   return total;
+}
+
+std::pair<uint64_t, uint64_t> OpLog::TEST_UserIndexEntries() const {
+  auto count = [&](rocksdb::ColumnFamilyHandle* cf) {
+    uint64_t n = 0;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+    return n;
+  };
+  return {count(by_user_), count(user_runs_)};
 }
 
 absl::Status OpLog::TEST_DropSnapshots() {
@@ -637,6 +701,39 @@ struct Cursor {
 
 }  // namespace
 
+absl::Status OpLog::FindUserRunRecords(
+    const rocksdb::Snapshot* snapshot, absl::Span<const uint32_t> users, engine::TimeMs from,
+    engine::TimeMs to, std::vector<std::pair<uint64_t, engine::OpRecord>>* out) const {
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> runs(db_->NewIterator(options, user_runs_));
+  for (uint32_t user : users) {
+    // Runs never share a user, so the first run ending at or after `user` is the only one
+    // that can hold it.
+    runs->Seek(IdKey(user));
+    if (!runs->Valid()) {
+      if (!runs->status().ok()) return FromRocks(runs->status(), "reading the user runs");
+      continue;
+    }
+    if (runs->key().size() != 12) return absl::DataLossError("corrupt key in the user runs");
+    engine::OpRecord record;
+    uint32_t count = 0;
+    if (absl::Status s = DecodeUserRun(View(runs->value()), &record, &count); !s.ok()) return s;
+    if (user < record.user) continue;
+    if (user - record.user >= count) {
+      return absl::DataLossError("a user run does not end where its key says");
+    }
+    if (record.at < from || record.at >= to) continue;
+    const uint64_t seq = GetBigEndian64(runs->key().data() + 4) + (user - record.user);
+    record.user = user;
+    out->emplace_back(seq, record);
+  }
+  std::sort(out->begin(), out->end(), [](const auto& a, const auto& b) {
+    return a.second.at < b.second.at || (a.second.at == b.second.at && a.first < b.first);
+  });
+  return absl::OkStatus();
+}
+
 absl::Status OpLog::ScanHistory(
     const HistoryFilter& filter,
     absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const {
@@ -723,6 +820,34 @@ absl::Status OpLog::ScanHistory(
     return true;
   };
 
+  // The listed users' records that sit in user_runs (users a batch created): at most one per
+  // user, merged in by (at, seq) below.
+  std::vector<std::pair<uint64_t, engine::OpRecord>> run_records;
+  if (index == by_user_) {
+    if (absl::Status s = FindUserRunRecords(snapshot, ids, from, filter.to, &run_records);
+        !s.ok()) {
+      db_->ReleaseSnapshot(snapshot);
+      return s;
+    }
+    if (filter_segments) {
+      std::erase_if(run_records, [&](const auto& row) {
+        return !std::binary_search(wanted_segments.begin(), wanted_segments.end(),
+                                   row.second.segment);
+      });
+    }
+  }
+  size_t next_run_record = 0;
+  bool stopped = false;
+  // Emits the run records before (at, seq); false once `fn` asked to stop.
+  auto emit_run_records_before = [&](int64_t at, uint64_t seq) {
+    for (; next_run_record < run_records.size(); ++next_run_record) {
+      const auto& [run_seq, record] = run_records[next_run_record];
+      if (record.at > at || (record.at == at && run_seq >= seq)) return true;
+      if (!fn(run_seq, record)) return false;
+    }
+    return true;
+  };
+
   // A k-way merge by (at, seq); k is small (one per listed id), so a linear pick is enough.
   // Runs never overlap and all records of a run share its time, so merging runs by their
   // first record keeps (at, seq) order.
@@ -738,15 +863,23 @@ absl::Status OpLog::ScanHistory(
       if (a.at < b.at || (a.at == b.at && a.seq < b.seq)) best = k;
     }
     Cursor& c = cursors[live[best]];
-    if (!emit(c)) break;
+    if (!emit_run_records_before(c.at, c.seq) || !emit(c)) {
+      stopped = true;
+      break;
+    }
     c.it->Next();
     if (!c.Load()) {
       if (!c.it->status().ok()) {
         status = FromRocks(c.it->status(), "reading the history index");
+        stopped = true;
         break;
       }
       live.erase(live.begin() + best);
     }
+  }
+  if (!stopped) {
+    emit_run_records_before(std::numeric_limits<int64_t>::max(),
+                            std::numeric_limits<uint64_t>::max());
   }
   cursors.clear();
   ops_it.reset();

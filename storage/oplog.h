@@ -27,6 +27,7 @@
 #include <atomic>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,8 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Snapshot;
+class WriteBatch;
 }  // namespace rocksdb
 
 namespace segd::storage {
@@ -171,9 +174,25 @@ class OpLog final : public engine::OpSink {
   // The RocksDB directory (DATA_DIR/log).
   const std::string& dir() const { return dir_; }
 
+  // Tests: how many by_user and user_runs entries the log holds.
+  std::pair<uint64_t, uint64_t> TEST_UserIndexEntries() const;
+
  private:
   OpLog(std::string dir, OpLogOptions options);
   absl::Status Fail(absl::Status status);
+  // The user index entries of one block: by_user entries, or user_runs entries for runs of
+  // records for users this batch created (`created_ranges`, [first, end)). Runs start at or
+  // after *users_in_runs_end, which each run advances, so a batch's runs share no user.
+  void PutUserIndex(rocksdb::WriteBatch& wb, absl::Span<const engine::OpRecord> block,
+                    uint64_t first_seq,
+                    absl::Span<const std::pair<engine::UserId, uint64_t>> created_ranges,
+                    uint64_t* users_in_runs_end);
+  // Appends, for each of `users` whose record in user_runs has `at` in [from, to), its (seq,
+  // record), then sorts *out by (at, seq).
+  absl::Status FindUserRunRecords(const rocksdb::Snapshot* snapshot,
+                                  absl::Span<const uint32_t> users, engine::TimeMs from,
+                                  engine::TimeMs to,
+                                  std::vector<std::pair<uint64_t, engine::OpRecord>>* out) const;
 
   const std::string dir_;
   const OpLogOptions options_;
@@ -186,6 +205,7 @@ class OpLog final : public engine::OpSink {
   rocksdb::ColumnFamilyHandle* unregistered_ = nullptr;
   rocksdb::ColumnFamilyHandle* segments_ = nullptr;
   rocksdb::ColumnFamilyHandle* snapshots_ = nullptr;
+  rocksdb::ColumnFamilyHandle* user_runs_ = nullptr;
   std::mutex snapshot_mu_;  // one snapshot at a time
   // Every write to RocksDB holds this, so the engine's batches and a snapshot's puts are never
   // merged into one RocksDB write group. An engine write then waits at most for one shard's

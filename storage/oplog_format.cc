@@ -1,6 +1,7 @@
 #include "storage/oplog_format.h"
 
 #include <cstring>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 
@@ -210,6 +211,32 @@ absl::Status DecodeBlock(absl::string_view bytes, std::vector<engine::OpRecord>*
     if (!ReadRecordTail(in, &r)) return Corrupt("record block");
   }
   if (!in.done()) return Corrupt("record block");
+  return absl::OkStatus();
+}
+
+std::string UserRunKey(uint32_t last_user, uint64_t first_seq) {
+  std::string key;
+  key.reserve(12);
+  PutBigEndian32(&key, last_user);
+  PutBigEndian64(&key, first_seq);
+  return key;
+}
+
+std::string EncodeUserRun(const engine::OpRecord& first, uint32_t count) {
+  std::string out;
+  PutVarint(&out, count);
+  PutSigned(&out, first.at);
+  PutRecordTail(&out, first);
+  return out;
+}
+
+absl::Status DecodeUserRun(absl::string_view bytes, engine::OpRecord* first, uint32_t* count) {
+  Reader in(bytes);
+  if (!in.Varint32(count) || *count < 2 || *count > kMaxBlockRecords || !in.Signed(&first->at) ||
+      !ReadRecordTail(in, first) || !in.done() ||
+      uint64_t{first->user} + *count - 1 > std::numeric_limits<uint32_t>::max()) {
+    return Corrupt("user run");
+  }
   return absl::OkStatus();
 }
 

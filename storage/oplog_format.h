@@ -9,6 +9,10 @@
 //                                         write batch (see EncodeBlock)
 //   by_time     at(8) seq(8)           -> varint n: records seq … seq+n-1 all have this `at`
 //   by_user     user(4) at(8) seq(8)   -> the record (EncodeRecord)
+//   user_runs   last_user(4) seq(8)    -> a run of records for users a write batch created:
+//                                         records seq, seq+1, … are for users first, first+1,
+//                                         …, last_user and equal but for the user (see
+//                                         EncodeUserRun); they have no by_user entries
 //   by_segment  segment(4) at(8) seq(8)-> varint n: records seq … seq+n-1 all have this
 //                                         segment and `at`
 //   users       user(4)                -> the external ids of users user, user+1, … created by
@@ -24,7 +28,10 @@
 // of reports. by_time and by_segment hold one entry per run of consecutive records of a block
 // (an import of 10,000 users into one segment is three entries in each, not 10,000); by_user
 // holds one entry per record, with the record, so that one user's history reads that index
-// alone.
+// alone, except for the records of user_runs: an import of 10,000 new users into a segment is
+// three user_runs entries. A user is created by one batch only, and a batch's runs never
+// share a user, so runs never overlap in users: the first user_runs key at or after a user is
+// the only run that can hold that user.
 //
 // Thread safety: the functions are pure and reentrant.
 
@@ -41,7 +48,9 @@
 
 namespace segd::storage {
 
-inline constexpr uint32_t kFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 3;
+// Version 2 is version 3 without user_runs: read as is, and marked 3 when opened.
+inline constexpr uint32_t kUpgradableFormatVersion = 2;
 
 // Most records in one ops block (a write batch of more is split into several blocks).
 inline constexpr size_t kMaxBlockRecords = 4096;
@@ -71,6 +80,13 @@ absl::StatusOr<engine::OpRecord> DecodeRecord(absl::string_view bytes);
 std::string EncodeBlock(absl::Span<const engine::OpRecord> records);
 // Replaces *out with the block's records. DataLoss on malformed bytes; never reads past them.
 absl::Status DecodeBlock(absl::string_view bytes, std::vector<engine::OpRecord>* out);
+
+// A user_runs entry. The key: the run's last user and its first record's seq. The value:
+// varint count (2 … kMaxBlockRecords), then the run's first record (EncodeRecord).
+std::string UserRunKey(uint32_t last_user, uint64_t first_seq);
+std::string EncodeUserRun(const engine::OpRecord& first, uint32_t count);
+// DataLoss on malformed bytes, or a run whose users would pass the last id.
+absl::Status DecodeUserRun(absl::string_view bytes, engine::OpRecord* first, uint32_t* count);
 
 // The value of a by_time or by_segment entry: how many records the run holds.
 std::string EncodeRunLength(uint32_t records);

@@ -41,6 +41,15 @@ class RetentionFilter final : public rocksdb::CompactionFilter {
         if (key.size() != 20) return false;
         ParseTimeSeq(absl::string_view(key.data(), key.size()), 4, &at, &seq);
         break;
+      case RetainedFamily::kUserRuns: {
+        engine::OpRecord first;
+        uint32_t count = 0;
+        if (!DecodeUserRun(absl::string_view(value.data(), value.size()), &first, &count).ok()) {
+          return false;
+        }
+        at = first.at;
+        break;
+      }
     }
     return at < cutoff_;
   }

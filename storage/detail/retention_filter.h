@@ -8,7 +8,8 @@
 // What each column family's entries carry: `ops` keys are sequence numbers and values are
 // blocks of records (a block is dropped when its newest record is past the retention);
 // `by_time` keys start with the time; `by_user` and `by_segment` keys are a 4-byte id followed
-// by the time. Other column families get no filter.
+// by the time; `user_runs` values hold the time (in the run's record). Other column families
+// get no filter.
 //
 // Thread safety: RocksDB calls the factory and filters from its compaction threads; the
 // retention and the protected position are atomics the OpLog may change at any time.
@@ -29,7 +30,7 @@ struct RetentionState {
   engine::Clock* clock = nullptr;
 };
 
-enum class RetainedFamily { kOps, kByTime, kById };
+enum class RetainedFamily { kOps, kByTime, kById, kUserRuns };
 
 class RetentionFilterFactory final : public rocksdb::CompactionFilterFactory {
  public:

@@ -71,6 +71,15 @@ class HistoryScanTest : public ::testing::Test {
       std::optional<int64_t> ttl;
       if (round % 3 == 0) ttl = 5;
       ASSERT_TRUE(engine_->Import(segment, items, ttl).ok());
+      // New users only, so their records form user_runs; one item with its own TTL splits
+      // a run, and users seen before sit between new ones.
+      std::vector<engine::ImportItem> fresh;
+      for (size_t i = 0; i < kMaxBlockRecords + 500; ++i) {
+        fresh.push_back({"n" + std::to_string(round) + "-" + std::to_string(i)});
+        if (i == 700) fresh.back().ttl_seconds = 100;
+        if (i % 1000 == 999) fresh.push_back({"u" + std::to_string(rng() % 9000)});
+      }
+      ASSERT_TRUE(engine_->Import(round % 2 ? "b" : "c", fresh, std::nullopt).ok());
       clock_.Advance(8000);  // past the TTL: its expiries are logged later, at their due time
       // Single users changing several segments at once: runs of one record per segment.
       for (int i = 0; i < 50; ++i) {
@@ -84,6 +93,7 @@ class HistoryScanTest : public ::testing::Test {
     }
     ASSERT_TRUE(log_->ForEachRecord(1, [&](uint64_t seq, const OpRecord& r) {
                       whole_.emplace_back(seq, r);
+                      users_ = std::max(users_, r.user + 1);
                       return true;
                     }).ok());
   }
@@ -93,6 +103,7 @@ class HistoryScanTest : public ::testing::Test {
   std::unique_ptr<OpLog> log_;
   std::unique_ptr<Engine> engine_;
   std::vector<Row> whole_;
+  uint32_t users_ = 0;  // every user id is below this
 };
 
 TEST_F(HistoryScanTest, TheLogHoldsEveryRecordInOrder) {
@@ -132,9 +143,9 @@ TEST_F(HistoryScanTest, EveryFilterMatchesTheModel) {
       {.from = kStart + 12'000, .to = end, .segments = {1}},
   };
   std::mt19937_64 rng(11);
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < 60; ++i) {
     HistoryFilter f;
-    for (int k = 0; k < 1 + i % 4; ++k) f.users.push_back(static_cast<uint32_t>(rng() % 9000));
+    for (int k = 0; k < 1 + i % 4; ++k) f.users.push_back(static_cast<uint32_t>(rng() % users_));
     if (i % 3 == 0) f.segments = {static_cast<uint32_t>(rng() % 3)};
     if (i % 2 == 0) {
       f.from = kStart + static_cast<int64_t>(rng() % 40'000);
@@ -150,6 +161,17 @@ TEST_F(HistoryScanTest, EveryFilterMatchesTheModel) {
     if (i < 6) {
       EXPECT_FALSE(want.empty()) << "filter " << i << " should select something";
     }
+  }
+}
+
+// Every user's own history, for each user of one fresh import (runs, their edges, the user
+// with its own TTL, the known users between) and around it.
+TEST_F(HistoryScanTest, EachUsersHistoryMatchesTheModel) {
+  const std::optional<engine::UserId> first = engine_->FindUser("n3-0");
+  ASSERT_TRUE(first.has_value());
+  for (uint32_t user = *first - 3; user < *first + kMaxBlockRecords + 520; ++user) {
+    const HistoryFilter f{.users = {user}};
+    ASSERT_EQ(Scan(*log_, f), Model(whole_, f)) << "user " << user;
   }
 }
 

@@ -128,6 +128,34 @@ TEST(OpLogFormatTest, RunLengths) {
   EXPECT_FALSE(DecodeRunLength(EncodeRunLength(3) + "x").ok());
 }
 
+TEST(OpLogFormatTest, UserRunsRoundTripAndRejectCorruption) {
+  const engine::OpRecord first{.at = -5, .expires_at = 77, .user = 100, .segment = 3,
+                               .op = engine::OpKind::kAdd, .reason = engine::OpReason::kImport};
+  for (uint32_t count : {2u, 128u, static_cast<uint32_t>(kMaxBlockRecords)}) {
+    engine::OpRecord decoded;
+    uint32_t decoded_count = 0;
+    ASSERT_TRUE(DecodeUserRun(EncodeUserRun(first, count), &decoded, &decoded_count).ok());
+    EXPECT_EQ(decoded, first);
+    EXPECT_EQ(decoded_count, count);
+  }
+  engine::OpRecord r;
+  uint32_t n;
+  EXPECT_FALSE(DecodeUserRun(EncodeUserRun(first, 1), &r, &n).ok());
+  EXPECT_FALSE(DecodeUserRun(EncodeUserRun(first, kMaxBlockRecords + 1), &r, &n).ok());
+  EXPECT_FALSE(DecodeUserRun("", &r, &n).ok());
+  EXPECT_FALSE(DecodeUserRun(EncodeUserRun(first, 5) + "x", &r, &n).ok());
+  const std::string whole = EncodeUserRun(first, 5);
+  EXPECT_FALSE(DecodeUserRun(whole.substr(0, whole.size() - 1), &r, &n).ok());
+  engine::OpRecord at_the_end = first;
+  at_the_end.user = 0xFFFFFFFEu;
+  EXPECT_TRUE(DecodeUserRun(EncodeUserRun(at_the_end, 2), &r, &n).ok());
+  EXPECT_FALSE(DecodeUserRun(EncodeUserRun(at_the_end, 3), &r, &n).ok());
+  // Keys sort by last user, then by sequence number.
+  EXPECT_LT(UserRunKey(5, 900), UserRunKey(6, 1));
+  EXPECT_LT(UserRunKey(0x01000000, 1), UserRunKey(0x01000000, 2));
+  EXPECT_LT(UserRunKey(0xFF, 1), UserRunKey(0x100, 0));
+}
+
 TEST(OpLogFormatTest, SegmentsAndUsersRoundTrip) {
   engine::SegmentMeta m;
   m.id = 9;

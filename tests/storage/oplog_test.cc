@@ -3,6 +3,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 #include <random>
 #include <string>
@@ -293,30 +294,103 @@ TEST(OpLogTest, DirectoryThatIsNotADatabaseIsRefused) {
   EXPECT_NE(log.status().message().find(dir.path()), std::string::npos) << log.status();
 }
 
+// Opens DIR/log directly with RocksDB, as another segd would, and returns the format version
+// it holds after writing `version` there (when given).
+uint32_t FormatVersionAt(const TempDir& dir, std::optional<uint32_t> version = std::nullopt) {
+  std::vector<std::string> names;
+  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.Sub("log"), &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  EXPECT_TRUE(rocksdb::DB::Open({}, dir.Sub("log"), families, &handles, &raw).ok());
+  if (raw == nullptr) return 0;
+  if (version) {
+    std::string bytes;
+    PutBigEndian32(&bytes, *version);
+    EXPECT_TRUE(raw->Put(rocksdb::WriteOptions(), "format", bytes).ok());
+  }
+  std::string found;
+  EXPECT_TRUE(raw->Get(rocksdb::ReadOptions(), "format", &found).ok());
+  for (rocksdb::ColumnFamilyHandle* h : handles) raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+  return found.size() == 4 ? GetBigEndian32(found.data()) : 0;
+}
+
 TEST(OpLogTest, OtherFormatVersionIsRefusedNamingBoth) {
   TempDir dir;
   MustOpen(dir.path()).reset();
-  {
-    // Rewrite the version key as an older segd would have left it.
-    std::vector<std::string> names;
-    ASSERT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.Sub("log"), &names).ok());
-    std::vector<rocksdb::ColumnFamilyDescriptor> families;
-    for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-    std::vector<rocksdb::ColumnFamilyHandle*> handles;
-    rocksdb::DB* raw = nullptr;
-    ASSERT_TRUE(rocksdb::DB::Open({}, dir.Sub("log"), families, &handles, &raw).ok());
-    std::string one("\0\0\0\1", 4);
-    EXPECT_TRUE(raw->Put(rocksdb::WriteOptions(), "format", one).ok());
-    for (rocksdb::ColumnFamilyHandle* h : handles) raw->DestroyColumnFamilyHandle(h);
-    delete raw;
-  }
+  EXPECT_EQ(FormatVersionAt(dir, 1), 1u);  // as a much older segd would have left it
   auto log = OpLog::Open(dir.path(), {});
   ASSERT_FALSE(log.ok());
   EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition) << log.status();
   EXPECT_NE(log.status().message().find("version 1;"), std::string::npos) << log.status();
-  EXPECT_NE(log.status().message().find(absl::StrCat("version ", kFormatVersion, " only")),
+  EXPECT_NE(log.status().message().find(absl::StrCat("versions ", kUpgradableFormatVersion,
+                                                     " and ", kFormatVersion)),
             std::string::npos)
       << log.status();
+}
+
+// A version 2 directory (no user_runs) is read as it is and marked version 3 when opened, so
+// that a segd that reads version 2 only refuses it once runs may be in it.
+TEST(OpLogTest, VersionTwoIsOpenedAndMarkedThree) {
+  TempDir dir;
+  {
+    auto log = MustOpen(dir.path());
+    Engine engine(EngineOptions{nullptr, log.get(), 1});
+    ASSERT_TRUE(engine.CreateSegment({.name = "a"}).ok());
+    ASSERT_TRUE(engine.UpdateUserSegments("old", {.add = {{"a"}}}).ok());
+  }
+  EXPECT_EQ(FormatVersionAt(dir, kUpgradableFormatVersion), kUpgradableFormatVersion);
+  {
+    auto log = MustOpen(dir.path());
+    Engine engine(EngineOptions{nullptr, log.get(), 1});
+    ASSERT_TRUE(log->Recover(engine).ok());
+    EXPECT_EQ(engine.UserSegments("old").size(), 1u);
+  }
+  EXPECT_EQ(FormatVersionAt(dir), kFormatVersion);
+}
+
+// An import of new users indexes them as runs (one user_runs entry per block), not one
+// by_user entry each; users seen before, interleaved new ones and short runs get by_user
+// entries. Each user's history is found either way.
+TEST(OpLogTest, ImportsOfNewUsersIndexThemAsRuns) {
+  TempDir dir;
+  auto log = MustOpen(dir.path());
+  Engine engine(EngineOptions{nullptr, log.get(), 1});
+  ASSERT_TRUE(engine.CreateSegment({.name = "a"}).ok());
+  std::vector<engine::ImportItem> items;
+  for (int i = 0; i < 10000; ++i) items.push_back({"n-" + std::to_string(i)});
+  ASSERT_TRUE(engine.Import("a", items, std::nullopt).ok());
+  EXPECT_EQ(log->TEST_UserIndexEntries(), std::make_pair(uint64_t{0}, uint64_t{3}));
+
+  items.clear();
+  for (int i = 0; i < 50; ++i) {
+    items.push_back({"n-" + std::to_string(i * 7)});
+    items.push_back({"m-" + std::to_string(i)});
+  }
+  ASSERT_TRUE(engine.Import("a", items, std::nullopt).ok());
+  ASSERT_TRUE(engine.UpdateUserSegments("single", {.add = {{"a"}}}).ok());
+  EXPECT_EQ(log->TEST_UserIndexEntries(), std::make_pair(uint64_t{101}, uint64_t{3}));
+
+  auto history = [&](const std::string& name) {
+    std::vector<uint64_t> seqs;
+    EXPECT_TRUE(log->ScanHistory({.users = {*engine.FindUser(name)}},
+                                 [&](uint64_t seq, const engine::OpRecord& r) {
+                                   EXPECT_EQ(r.user, *engine.FindUser(name));
+                                   seqs.push_back(seq);
+                                   return true;
+                                 })
+                    .ok());
+    return seqs;
+  };
+  // Records 1 … 10,000 are the first import, in item order; 10,001 … 10,100 the second.
+  EXPECT_EQ(history("n-0"), (std::vector<uint64_t>{1, 10001}));
+  EXPECT_EQ(history("n-4095"), (std::vector<uint64_t>{4096}));
+  EXPECT_EQ(history("n-4096"), (std::vector<uint64_t>{4097}));
+  EXPECT_EQ(history("n-9999"), (std::vector<uint64_t>{10000}));
+  EXPECT_EQ(history("m-0"), (std::vector<uint64_t>{10002}));
+  EXPECT_EQ(history("single"), (std::vector<uint64_t>{10101}));
 }
 
 TEST(OpLogTest, ParseDurability) {

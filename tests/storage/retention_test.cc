@@ -50,6 +50,10 @@ void TenDays(Engine& engine, ManualClock& clock) {
     if (day % 2 == 1) {
       ASSERT_TRUE(engine.UpdateUserSegments(user, {.remove = {"s"}}).ok());
     }
+    // 20 new users: one user_runs entry a day.
+    std::vector<engine::ImportItem> items;
+    for (int i = 0; i < 20; ++i) items.push_back({"d" + std::to_string(day) + "-" + std::to_string(i)});
+    ASSERT_TRUE(engine.Import("s", items, std::nullopt).ok());
     clock.Advance(kDay);
   }
 }
@@ -58,12 +62,16 @@ TEST(RetentionTest, OldRecordsLeaveReportsAndDiskButRecoveryIsUnchanged) {
   TempDir dir;
   ManualClock clock(kStart);
   std::vector<std::string> users = {"keep"};
-  for (int i = 0; i < 10; ++i) users.push_back("u" + std::to_string(i));
+  for (int i = 0; i < 10; ++i) {
+    users.push_back("u" + std::to_string(i));
+    users.push_back("d" + std::to_string(i) + "-7");
+  }
   {
     auto log = OpLog::Open(dir.path(), {.retention_ms = 3 * kDay + 1, .clock = &clock});
     ASSERT_TRUE(log.ok());
     Engine engine(EngineOptions{&clock, log->get(), 1});
     TenDays(engine, clock);
+    EXPECT_EQ((*log)->TEST_UserIndexEntries().second, 10u);
     const size_t total = AllRecords(**log).size();
     // Now is day 10: records of days 7, 8, 9 are within three days; older ones are out of
     // reports at once, before any compaction.
@@ -81,6 +89,12 @@ TEST(RetentionTest, OldRecordsLeaveReportsAndDiskButRecoveryIsUnchanged) {
     EXPECT_LT(kept.size(), total);
     for (const auto& r : kept) EXPECT_GE(r.at, clock.NowMs() - 3 * kDay - 1);
     EXPECT_EQ(History(**log).size(), recent.size());  // the index entries went too
+    EXPECT_EQ((*log)->TEST_UserIndexEntries().second, 3u);  // the runs of days 7, 8 and 9
+    HistoryFilter old_run_user, recent_run_user;
+    old_run_user.users = {*engine.FindUser("d1-7")};
+    recent_run_user.users = {*engine.FindUser("d8-7")};
+    EXPECT_TRUE(History(**log, old_run_user).empty());
+    EXPECT_EQ(History(**log, recent_run_user).size(), 1u);
     // A per-user report sees only the user's recent rows.
     HistoryFilter only_old_user;
     only_old_user.users = {*engine.FindUser("u1")};
