@@ -389,10 +389,19 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
     // Users this import creates or adds, so that a repeated line counts as an update.
     absl::flat_hash_map<absl::string_view, UserId> planned_ids;
     absl::flat_hash_set<UserId> added_here;
+    planned_ids.reserve(items.size());
+    added_here.reserve(items.size());
+    batch.memberships.reserve(items.size());
     const std::vector<SegmentId> skip = {segment_id};
     UserId next_new_id = users_.size();
+    // Dictionary lookups of a large dictionary miss the cache; starting the lookup a few items
+    // ahead overlaps those misses.
+    constexpr size_t kPrefetchDistance = 8;
     for (size_t i = 0; i < items.size(); ++i) {
       const ImportItem& item = items[i];
+      if (i + kPrefetchDistance < items.size()) {
+        users_.Prefetch(items[i + kPrefetchDistance].user_id);
+      }
       if (absl::Status s = ValidateTtl(item.ttl_seconds); !s.ok()) {
         result.invalid.emplace_back(i, s);
         continue;

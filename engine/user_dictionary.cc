@@ -80,6 +80,12 @@ std::optional<UserId> UserDictionary::Find(absl::string_view external_id) const 
   return it->id;
 }
 
+void UserDictionary::Prefetch(absl::string_view external_id) const {
+  const Probe probe{external_id, HashName(external_id)};
+  const IndexShard& shard = index_[probe.hash >> (64 - kIndexShardBits)];
+  ABSL_TS_UNCHECKED_READ(shard.ids).prefetch(probe);
+}
+
 // Groups names by index shard (a counting sort): the names of shard s are
 // names[order[starts[s]]], …, names[order[starts[s + 1] - 1]], in their original order.
 struct UserDictionary::ShardOrder {
@@ -242,6 +248,10 @@ absl::Status UserDictionary::InsertConsecutive(UserId first,
       const uint32_t to = std::min(by_shard.starts[s + 1], from + kMaxInsertsPerLock);
       WriterMutexLock lock(&shard.mu);
       for (uint32_t k = from; k < to; ++k) {
+        if (k + kPrefetchDistance < to) {
+          const uint32_t ahead = by_shard.order[k + kPrefetchDistance];
+          shard.ids.prefetch(Probe{names[ahead], by_shard.hashes[ahead]});
+        }
         const uint32_t i = by_shard.order[k];
         // Looked up by name (ids always differ), inserted in the same probe.
         bool inserted = false;

@@ -52,6 +52,11 @@ class UserDictionary {
   void FindMany(absl::Span<const absl::string_view> names,
                 absl::Span<std::optional<UserId>> out) const;
 
+  // A hint that Find(external_id) or an insert of it follows soon: starts loading the index
+  // memory it will probe. Writer only (it reads the index without a lock, which is safe
+  // because only the writer changes it).
+  void Prefetch(absl::string_view external_id) const;
+
   // The external id of `id`. REQUIRES: id < size(). The view stays valid for the dictionary's
   // lifetime.
   absl::string_view Name(UserId id) const;
@@ -89,6 +94,8 @@ class UserDictionary {
   static constexpr size_t kArenaBlockBytes = 1 << 20;
   // InsertConsecutive releases a shard's lock after this many inserts.
   static constexpr uint32_t kMaxInsertsPerLock = 1024;
+  // How many names ahead a batch insert prefetches the index memory it will probe.
+  static constexpr uint32_t kPrefetchDistance = 8;
 
   struct Entry;
   struct Probe;
