@@ -50,6 +50,16 @@ absl::Status MetricsText(const HandlerContext& ctx, Call& call) {
         ctx.log.next_seq() - 1);
   Gauge(out, "segd_log_bytes", "Bytes of the operation log on disk and in memtables.", "gauge",
         ctx.log.ApproximateBytes());
+  const storage::DurabilityCounters durability = ctx.log.durability_counters();
+  Gauge(out, "segd_log_write_batches_total",
+        "Write batches handed to the operation log (one per mutation that changed something).",
+        "counter", durability.written_batches);
+  Gauge(out, "segd_log_durable_batches_total",
+        "Of those, how many are as durable as --durability promises.", "counter",
+        durability.durable_batches);
+  Gauge(out, "segd_log_wal_syncs_total",
+        "Write-ahead log syncs (fsync mode); batches per sync is the group commit's size.",
+        "counter", durability.wal_syncs);
   Gauge(out, "segd_snapshots_total", "Snapshots written since start.", "counter",
         f.snapshots.load());
   Gauge(out, "segd_snapshot_failures_total", "Snapshots that failed.", "counter",

@@ -200,6 +200,45 @@ TEST(ServerRestart, AcknowledgedChangesSurviveKillDashNineWithFsync) {
   KillDuringWrites({"--durability", "fsync"});
 }
 
+// The value of an unlabelled metric in a /metrics body, or -1.
+double MetricValue(const std::string& body, const std::string& name) {
+  const std::string line = "\n" + name + " ";
+  size_t at = body.find(line);
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + line.size()));
+}
+
+// Concurrent fsync-mode writers share WAL syncs, and every answered write is durable.
+TEST(ServerRestart, FsyncModeSharesSyncsAmongConcurrentWriters) {
+  TempDir dir;
+  ServerProcess server(dir.path(), {"--durability", "fsync"});
+  ASSERT_TRUE(server.started());
+  HttpClient client(server.port());
+  ASSERT_EQ(client.Post("/v1/segments", R"({"name":"g"})").status, 201u);
+  const int kWriters = 8, kEach = 30;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kWriters; ++t) {
+    writers.emplace_back([&, t] {
+      HttpClient w(server.port());
+      for (int i = 0; i < kEach; ++i) {
+        const std::string user = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if (w.Post("/v1/users/" + user + "/segments", R"({"add":["g"]})").status != 200) failures++;
+      }
+    });
+  }
+  for (auto& w : writers) w.join();
+  EXPECT_EQ(failures.load(), 0);
+  const std::string metrics = client.Get("/metrics").body;
+  const double batches = MetricValue(metrics, "segd_log_write_batches_total");
+  const double durable = MetricValue(metrics, "segd_log_durable_batches_total");
+  const double syncs = MetricValue(metrics, "segd_log_wal_syncs_total");
+  EXPECT_EQ(batches, 1 + kWriters * kEach) << metrics;
+  EXPECT_EQ(durable, batches);
+  EXPECT_GT(syncs, 0);
+  EXPECT_LT(syncs, batches);
+}
+
 TEST(ServerRestart, FsyncModeKeepsPipelinedWritesInOrder) {
   TempDir dir;
   ServerProcess server(dir.path(), {"--durability", "fsync"});
