@@ -31,14 +31,16 @@ void WriteQueue::Lead(Task& self) {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t n = 1; n < kMaxGroup && last->next_ != nullptr; ++n) last = last->next_;
   }
+  // The writer lock is taken per task, not per group: whoever else needs it (a snapshot's
+  // quiescent point, recovery) waits for one mutation, not for a group of large imports.
   bool any_committed = false;
-  {
-    MutexLock writer(writer_mu_);
-    for (Task* t = &self;; t = t->next_) {
+  for (Task* t = &self;; t = t->next_) {
+    {
+      MutexLock writer(writer_mu_);
       t->Run();
-      any_committed |= t->committed;
-      if (t == last) break;
     }
+    any_committed |= t->committed;
+    if (t == last) break;
   }
   // Hand the lead to the next task, so the next group runs during this group's sync.
   {

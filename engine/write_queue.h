@@ -5,9 +5,9 @@
 //
 // A mutation is a Task. Submit appends it to a queue. The thread whose task is at the front
 // leads: it takes every task queued at that moment (at most kMaxGroup), runs them one after
-// another under the engine's writer lock, hands the lead to the next task in the queue, and
-// then waits once for the sink's durability (OpSink::WaitDurable) on behalf of the whole group
-// before it wakes each task's thread. So
+// another, each under the engine's writer lock, hands the lead to the next task in the queue,
+// and then waits once for the sink's durability (OpSink::WaitDurable) on behalf of the whole
+// group before it wakes each task's thread. So
 //   - each waiting thread sleeps once and is woken once, instead of queueing on the writer
 //     lock and again on the sync (on two cores, context switches were most of the cost of a
 //     small fsync-mode mutation);
