@@ -19,10 +19,11 @@
 //   Every public method is thread-safe. Mutations (and ProcessExpiries) are serialized by one
 //   writer lock. With a sink whose durability wait blocks (fsync), a write queue takes the lock
 //   for them (write_queue.h): concurrent mutations run as a group on one thread, in submission
-//   order, and share one durability wait. Readers never take the writer lock. Readers take one short reader lock at a time (a user
-//   shard, the catalog, a dictionary shard), and a writer applies bulk work in chunks of at
-//   most MembershipShards::kMaxChunk records per lock hold, so a reader waits at most one
-//   chunk (tens to hundreds of microseconds) even while a 10M-member segment is deleted.
+//   order, and share one durability wait. Readers never take the writer lock; they take one
+//   short reader lock at a time (a user shard, the catalog, a dictionary shard), and a writer
+//   applies bulk work in chunks of at most MembershipShards::kMaxChunk records per lock hold,
+//   so a reader waits at most one chunk (tens to hundreds of microseconds) even while a
+//   10M-member segment is deleted.
 //   Consistency for readers: everything about one user changes at once (one shard); a bulk
 //   operation over many users becomes visible shard by shard.
 //   The OpSink is called with the writer lock held; it must not call back into the engine.
@@ -290,20 +291,6 @@ class Engine {
   // on another waiting thread, and its group shares one durability wait (write_queue.h).
   template <typename Body>
   auto Durably(Body&& body) -> decltype(body()) {
-    if (!sink_->WaitDurableBlocks()) {
-      bool committed = false;
-      decltype(body()) result = [&] {
-        MutexLock lock(&write_mu_);
-        uint64_t before = commits_;
-        auto r = body();
-        committed = commits_ != before;
-        return r;
-      }();
-      if (committed && result.ok()) {
-        if (absl::Status s = sink_->WaitDurable(); !s.ok()) return s;
-      }
-      return result;
-    }
     using Result = decltype(body());
     struct BodyTask final : WriteQueue::Task {
       BodyTask(Body& b, Engine& e) : body(b), engine(e) {}
@@ -320,6 +307,16 @@ class Engine {
       std::optional<Result> result;
     };
     BodyTask task(body, *this);
+    if (!sink_->WaitDurableBlocks()) {
+      {
+        MutexLock lock(&write_mu_);
+        task.Run();
+      }
+      if (task.committed) {
+        if (absl::Status s = sink_->WaitDurable(); !s.ok()) task.DurabilityFailed(s);
+      }
+      return std::move(*task.result);
+    }
     write_queue_.Submit(task);
     return std::move(*task.result);
   }

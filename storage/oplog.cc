@@ -190,8 +190,8 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     write_version = true;
   } else if (found != kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "data directory '", dir, "' holds log format version ", found, "; this segd reads versions ",
-        kUpgradableFormatVersion, " and ", kFormatVersion, " (see docs/oplog_format.md)"));
+        "data directory '", dir, "' holds log format version ", found,
+        "; this segd reads versions ", kUpgradableFormatVersion, " and ", kFormatVersion, " (see docs/oplog_format.md)"));
   }
   if (write_version) {
     std::string version;
@@ -767,6 +767,11 @@ absl::Status OpLog::ScanHistory(
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   std::vector<engine::SegmentId> wanted_segments(filter.segments.begin(), filter.segments.end());
   std::sort(wanted_segments.begin(), wanted_segments.end());
+  // Whether a record from the user index passes the segment filter.
+  auto segment_wanted = [&](engine::SegmentId segment) {
+    return !filter_segments ||
+           std::binary_search(wanted_segments.begin(), wanted_segments.end(), segment);
+  };
 
   std::vector<Cursor> cursors;
   auto open_cursor = [&](std::string prefix) {
@@ -795,8 +800,7 @@ absl::Status OpLog::ScanHistory(
         status = record.status();
         return false;
       }
-      if (filter_segments && !std::binary_search(wanted_segments.begin(), wanted_segments.end(),
-                                                 record->segment)) {
+      if (!segment_wanted(record->segment)) {
         return true;
       }
       return fn(c.seq, *record);
@@ -829,12 +833,8 @@ absl::Status OpLog::ScanHistory(
       db_->ReleaseSnapshot(snapshot);
       return s;
     }
-    if (filter_segments) {
-      std::erase_if(run_records, [&](const auto& row) {
-        return !std::binary_search(wanted_segments.begin(), wanted_segments.end(),
-                                   row.second.segment);
-      });
-    }
+    std::erase_if(run_records,
+                  [&](const auto& row) { return !segment_wanted(row.second.segment); });
   }
   size_t next_run_record = 0;
   bool stopped = false;

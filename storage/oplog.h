@@ -21,8 +21,9 @@
 // of memory state are unaffected and memory never holds what the log does not.
 //
 // Thread safety: Write is called by the engine's single writer (under its lock); WaitDurable,
-// durability_counters, ScanHistory and ForEachRecord from any thread at any time; WriteSnapshot from one thread at a
-// time, concurrently with everything else; Recover once, before the engine is used.
+// durability_counters, ScanHistory and ForEachRecord from any thread at any time;
+// WriteSnapshot from one thread at a time, concurrently with everything else; Recover once,
+// before the engine is used.
 
 #include <atomic>
 #include <cstdint>
