@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 
 #include "absl/container/flat_hash_map.h"
@@ -66,9 +67,38 @@ SegmentInfo Engine::InfoOf(const SegmentMeta& meta) const {
 
 absl::Status Engine::Commit(OpBatch& batch) {
   if (batch.empty()) return absl::OkStatus();
+  if (combining_) {
+    // Only single-user mutations are combined; none of them changes segments.
+    assert(batch.segments.empty());
+    if (combined_.empty()) combined_.at = batch.at;
+    for (UserEvent& e : batch.users) {
+      if (e.kind == UserEvent::Kind::kCreated) ++combined_new_users_;
+      combined_.users.push_back(std::move(e));
+    }
+    combined_.memberships.insert(combined_.memberships.end(), batch.memberships.begin(),
+                                 batch.memberships.end());
+    ++commits_;
+    return absl::OkStatus();
+  }
   if (absl::Status s = sink_->Write(batch); !s.ok()) return s;
   ++commits_;
   return ApplyBatch(batch);
+}
+
+void Engine::BeginCombined() { combining_ = true; }
+
+absl::Status Engine::EndCombined() {
+  combining_ = false;
+  absl::Status status;
+  if (!combined_.empty()) {
+    status = sink_->Write(combined_);
+    if (status.ok()) status = ApplyBatch(combined_);
+  }
+  // Keep the vectors' capacity for the next combined commit.
+  combined_.users.clear();
+  combined_.memberships.clear();
+  combined_new_users_ = 0;
+  return status;
 }
 
 absl::Status Engine::ApplyRecovered(const OpBatch& batch) {
@@ -264,12 +294,12 @@ absl::StatusOr<bool> Engine::RegisterUser(absl::string_view user_id) {
     OpBatch batch;
     batch.at = Now();
     bool newly_registered;
-    UserId next_new_id = users_.size();
+    UserId next_new_id = NextNewUserId();
     auto id = PlanUser(user_id, batch.at, batch, {}, &next_new_id, &newly_registered);
     if (!id.ok()) return id.status();
     if (absl::Status s = Commit(batch); !s.ok()) return s;
     return newly_registered;
-  });
+  }, user_id);
 }
 
 absl::StatusOr<std::vector<std::string>> Engine::DeleteUser(absl::string_view user_id) {
@@ -289,7 +319,7 @@ absl::StatusOr<std::vector<std::string>> Engine::DeleteUser(absl::string_view us
     if (absl::Status s = Commit(batch); !s.ok()) return s;
     std::sort(names.begin(), names.end());
     return names;
-  });
+  }, user_id);
 }
 
 absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view user_id,
@@ -350,7 +380,7 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
 
     UserUpdateResult result;
     bool newly_registered;
-    UserId next_new_id = users_.size();
+    UserId next_new_id = NextNewUserId();
     // What the request says about a segment wins over a sticky decision made on registering.
     std::vector<SegmentId> explicit_ids = add_ids;
     explicit_ids.insert(explicit_ids.end(), remove_ids.begin(), remove_ids.end());
@@ -371,7 +401,7 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
     }
     if (absl::Status s = Commit(batch); !s.ok()) return s;
     return result;
-  });
+  }, user_id);
 }
 
 absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
@@ -393,7 +423,7 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
     added_here.reserve(items.size());
     batch.memberships.reserve(items.size());
     const std::vector<SegmentId> skip = {segment_id};
-    UserId next_new_id = users_.size();
+    UserId next_new_id = NextNewUserId();
     // Dictionary lookups of a large dictionary miss the cache; starting the lookup a few items
     // ahead overlaps those misses.
     constexpr size_t kPrefetchDistance = 8;

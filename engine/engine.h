@@ -19,11 +19,16 @@
 //   Every public method is thread-safe. Mutations (and ProcessExpiries) are serialized by one
 //   writer lock. With a sink whose durability wait blocks (fsync), a write queue takes the lock
 //   for them (write_queue.h): concurrent mutations run as a group on one thread, in submission
-//   order, and share one durability wait. Readers never take the writer lock; they take one
-//   short reader lock at a time (a user shard, the catalog, a dictionary shard), and a writer
-//   applies bulk work in chunks of at most MembershipShards::kMaxChunk records per lock hold,
-//   so a reader waits at most one chunk (tens to hundreds of microseconds) even while a
-//   10M-member segment is deleted.
+//   order, and share one durability wait; adjacent single-user mutations (RegisterUser,
+//   DeleteUser, UpdateUserSegments) of distinct users share one sink batch (a combined
+//   commit), planned one after another and applied together. A single-user mutation's planning
+//   reads only that user's state, the segment catalog (which they never change) and the next
+//   free user id (NextNewUserId counts what the combined commit has collected), so planning it
+//   before the batches collected ahead of it are applied gives the same result as after.
+//   Readers never take the writer lock; they take one short reader lock at a time (a user
+//   shard, the catalog, a dictionary shard), and a writer applies bulk work in chunks of at
+//   most MembershipShards::kMaxChunk records per lock hold, so a reader waits at most one chunk
+//   (tens to hundreds of microseconds) even while a 10M-member segment is deleted.
 //   Consistency for readers: everything about one user changes at once (one shard); a bulk
 //   operation over many users becomes visible shard by shard.
 //   The OpSink is called with the writer lock held; it must not call back into the engine.
@@ -156,7 +161,7 @@ struct EngineMemory {
   size_t expiry_wheel = 0;
 };
 
-class Engine {
+class Engine final : private WriteQueue::Combiner {
  public:
   static constexpr uint32_t kMaxPageLimit = 100000;
   static constexpr uint32_t kMaxQueryLimit = 100000;
@@ -280,6 +285,8 @@ class Engine {
 
   // Counters; never waits for the writer.
   EngineStats Stats() const;
+  // Mutations in the write queue, including the group running now (tests).
+  size_t TEST_QueuedMutations() { return write_queue_.TEST_Queued(); }
   // Byte counts of every structure. Diagnostic: walks every shard and waits for the writer
   // lock (for the wheel); do not call it on a hot path.
   EngineMemory Memory() const;
@@ -289,8 +296,10 @@ class Engine {
   // was committed, waits for the sink's durability outside the lock. When that wait blocks,
   // the mutation goes through the write queue instead: it runs in submission order, possibly
   // on another waiting thread, and its group shares one durability wait (write_queue.h).
+  // `combine_key` (the user of a single-user mutation, or empty) lets the queue combine its
+  // commit with others' (write_queue.h).
   template <typename Body>
-  auto Durably(Body&& body) -> decltype(body()) {
+  auto Durably(Body&& body, absl::string_view combine_key = {}) -> decltype(body()) {
     using Result = decltype(body());
     struct BodyTask final : WriteQueue::Task {
       BodyTask(Body& b, Engine& e) : body(b), engine(e) {}
@@ -307,6 +316,7 @@ class Engine {
       std::optional<Result> result;
     };
     BodyTask task(body, *this);
+    task.combine_key = combine_key;
     if (!sink_->WaitDurableBlocks()) {
       {
         MutexLock lock(&write_mu_);
@@ -321,8 +331,17 @@ class Engine {
     return std::move(*task.result);
   }
 
-  // Hands `batch` to the sink, then applies it. REQUIRES: write_mu_ held.
+  // Hands `batch` to the sink, then applies it; inside a combined commit, moves it into the
+  // combined batch instead, for EndCombined. REQUIRES: write_mu_ held.
   absl::Status Commit(OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // WriteQueue::Combiner, called by the queue's leader with write_mu_ held.
+  void BeginCombined() override ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  absl::Status EndCombined() override ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  // The id the next new user gets: after the dictionary's users and those the open combined
+  // commit creates.
+  UserId NextNewUserId() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    return static_cast<UserId>(users_.size() + combined_new_users_);
+  }
   absl::Status ApplyBatch(const OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Creates and registers users first, first + 1, … named `names`.
   absl::Status CreateUsers(UserId first, absl::Span<const absl::string_view> names)
@@ -333,7 +352,7 @@ class Engine {
   // Resolves (or plans the creation of) a user for a mutation. Appends a kCreated or
   // kRegistered event and sticky auto-percent adds to `batch` when the user was not registered.
   // `skip_sticky` names segments the caller adds explicitly. *next_new_id is the id a new user
-  // gets; it starts at users_.size() for each batch and is advanced here.
+  // gets; it starts at NextNewUserId() for each batch and is advanced here.
   absl::StatusOr<UserId> PlanUser(absl::string_view user_id, TimeMs now, OpBatch& batch,
                                   const std::vector<SegmentId>& skip_sticky,
                                   UserId* next_new_id, bool* newly_registered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -364,13 +383,18 @@ class Engine {
   std::mt19937_64 rng_ ABSL_GUARDED_BY(write_mu_);
   std::vector<MembershipShards::Applied> applied_scratch_ ABSL_GUARDED_BY(write_mu_);
   uint64_t commits_ ABSL_GUARDED_BY(write_mu_) = 0;  // batches committed, for Durably
+  // The open combined commit: whether one is open, what its tasks committed, and how many users
+  // they create.
+  bool combining_ ABSL_GUARDED_BY(write_mu_) = false;
+  OpBatch combined_ ABSL_GUARDED_BY(write_mu_);
+  size_t combined_new_users_ ABSL_GUARDED_BY(write_mu_) = 0;
   // Active sticky segments, recomputed after any batch that changes segment metadata: every
   // newly registered user is checked against them, so they are not re-listed per user.
   const std::vector<SegmentMeta>& StickySegments() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   std::vector<SegmentMeta> sticky_ ABSL_GUARDED_BY(write_mu_);
   bool sticky_valid_ ABSL_GUARDED_BY(write_mu_) = false;
 
-  WriteQueue write_queue_{&write_mu_, sink_};
+  WriteQueue write_queue_{&write_mu_, sink_, this};
 };
 
 }  // namespace segd::engine

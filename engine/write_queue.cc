@@ -23,7 +23,7 @@ void WriteQueue::Submit(Task& task) {
   Lead(task);
 }
 
-void WriteQueue::Lead(Task& self) {
+void WriteQueue::Lead(Task& self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // The group: every task queued now, up to kMaxGroup. Their next_ links are stable from here
   // on: only the queue's tail gains a successor, and `last` is not read past.
   Task* last = &self;
@@ -31,17 +31,33 @@ void WriteQueue::Lead(Task& self) {
     std::lock_guard<std::mutex> lock(mu_);
     for (size_t n = 1; n < kMaxGroup && last->next_ != nullptr; ++n) last = last->next_;
   }
-  // The writer lock is taken per task, not per group: whoever else needs it (a snapshot's
-  // quiescent point, recovery) waits for one mutation, not for a group of large imports.
   bool any_committed = false;
+  Task* combined_first = nullptr;  // first task of the open combined commit, if any
+  Task* previous = nullptr;
   for (Task* t = &self;; t = t->next_) {
-    {
+    const bool combinable = !t->combine_key.empty();
+    if (combined_first != nullptr &&
+        (!combinable || combined_keys_.contains(t->combine_key))) {
+      EndCombined(combined_first, previous);
+      combined_first = nullptr;
+    }
+    if (combinable) {
+      if (combined_first == nullptr) {
+        writer_mu_->Lock();
+        combiner_->BeginCombined();
+        combined_first = t;
+      }
+      combined_keys_.insert(t->combine_key);
+      t->Run();
+    } else {
       MutexLock writer(writer_mu_);
       t->Run();
     }
     any_committed |= t->committed;
     if (t == last) break;
+    previous = t;
   }
+  if (combined_first != nullptr) EndCombined(combined_first, last);
   // Hand the lead to the next task, so the next group runs during this group's sync.
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -60,6 +76,24 @@ void WriteQueue::Lead(Task& self) {
     if (!durable.ok() && t->committed) t->DurabilityFailed(durable);
     if (t != &self) t->state_.StoreAndWakeAll(Task::kDone);
     t = next;
+  }
+}
+
+size_t WriteQueue::TEST_Queued() {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (Task* t = head_; t != nullptr; t = t->next_) ++n;
+  return n;
+}
+
+void WriteQueue::EndCombined(Task* first, Task* last) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  const absl::Status status = combiner_->EndCombined();
+  writer_mu_->Unlock();
+  combined_keys_.clear();
+  if (status.ok()) return;
+  for (Task* t = first;; t = t->next_) {
+    if (t->committed) t->DurabilityFailed(status);
+    if (t == last) break;
   }
 }
 

@@ -1,13 +1,13 @@
 #pragma once
 
 // WriteQueue: the engine's mutations, run one group at a time by whichever waiting thread
-// leads, with one durability wait per group.
+// leads, with one durability wait per group and, where tasks allow it, one commit for many.
 //
 // A mutation is a Task. Submit appends it to a queue. The thread whose task is at the front
 // leads: it takes every task queued at that moment (at most kMaxGroup), runs them one after
-// another, each under the engine's writer lock, hands the lead to the next task in the queue,
-// and then waits once for the sink's durability (OpSink::WaitDurable) on behalf of the whole
-// group before it wakes each task's thread. So
+// another under the engine's writer lock, hands the lead to the next task in the queue, and
+// then waits once for the sink's durability (OpSink::WaitDurable) on behalf of the whole group
+// before it wakes each task's thread. So
 //   - each waiting thread sleeps once and is woken once, instead of queueing on the writer
 //     lock and again on the sync (on two cores, context switches were most of the cost of a
 //     small fsync-mode mutation);
@@ -17,6 +17,18 @@
 // A task that committed nothing still waits for its group's durability: what it read may have
 // come from a batch of the same group.
 //
+// Combined commits. A task with a non-empty combine_key (a single-user mutation, keyed by the
+// user) may share one commit with the adjacent combinable tasks of its group: the leader calls
+// Combiner::BeginCombined, runs them back to back under one hold of the writer lock (their
+// commits only collect batches), and Combiner::EndCombined writes everything they collected as
+// one sink batch and applies it. A run of combined tasks ends before a task without a key,
+// before a task whose key is already in it, and at the end of the group, so no task is
+// planned against a change that is collected but not yet applied: tasks of distinct keys must
+// not read what the others change (engine.h keys them by user for exactly this). If the
+// combined commit fails, every task of it that committed gets that error (DurabilityFailed),
+// and memory holds none of it. The writer lock is otherwise taken per task, so a snapshot's
+// quiescent point waits for one import or one combined commit, never a whole group.
+//
 // Thread safety: Submit may be called from any thread at any time, except from inside a Task's
 // Run (it would wait for itself).
 
@@ -24,7 +36,9 @@
 #include <cstdint>
 #include <mutex>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "engine/futex_word.h"
 #include "engine/mutex.h"
 #include "engine/op_record.h"
@@ -36,6 +50,17 @@ class WriteQueue {
   // Largest number of tasks one leader runs before handing over.
   static constexpr size_t kMaxGroup = 128;
 
+  // Commits the batches of several tasks as one. Both are called by the leader with the
+  // writer lock held.
+  class Combiner {
+   public:
+    virtual ~Combiner() = default;
+    // From now until EndCombined, a task's commit collects its batch instead of writing it.
+    virtual void BeginCombined() = 0;
+    // Writes what was collected as one batch and applies it. On error none of it is applied.
+    virtual absl::Status EndCombined() = 0;
+  };
+
   class Task {
    public:
     virtual ~Task() = default;
@@ -46,6 +71,8 @@ class WriteQueue {
     virtual void DurabilityFailed(const absl::Status& status) = 0;
 
     bool committed = false;
+    // Non-empty: the task may share a commit with adjacent tasks of other keys (see above).
+    absl::string_view combine_key;
 
    private:
     friend class WriteQueue;
@@ -54,8 +81,9 @@ class WriteQueue {
     Task* next_ = nullptr;  // guarded by WriteQueue::mu_ while queued
   };
 
-  // Not owned; both must outlive the queue.
-  WriteQueue(Mutex* writer_mu, OpSink* sink) : writer_mu_(writer_mu), sink_(sink) {}
+  // Not owned; all must outlive the queue.
+  WriteQueue(Mutex* writer_mu, OpSink* sink, Combiner* combiner)
+      : writer_mu_(writer_mu), sink_(sink), combiner_(combiner) {}
   WriteQueue(const WriteQueue&) = delete;
   WriteQueue& operator=(const WriteQueue&) = delete;
 
@@ -63,12 +91,22 @@ class WriteQueue {
   // committed anything, once the sink reported that group durable.
   void Submit(Task& task);
 
+  // Tasks queued and not yet taken by a leader's group, plus the running groups' (tests).
+  size_t TEST_Queued();
+
  private:
   // Runs the group headed by `self`, hands the lead on, waits for durability, wakes the group.
   void Lead(Task& self);
+  // Ends the combined commit of the tasks first … last (inclusive) and releases the writer
+  // lock that BeginCombined was called under.
+  void EndCombined(Task* first, Task* last);
 
   Mutex* const writer_mu_;
   OpSink* const sink_;
+  Combiner* const combiner_;
+  // Keys of the open combined commit. Used only by the leader, while it runs its group (the
+  // next leader starts after the hand-over, which follows the runs).
+  absl::flat_hash_set<absl::string_view> combined_keys_;
   std::mutex mu_;
   Task* head_ = nullptr;  // guarded by mu_
   Task* tail_ = nullptr;  // guarded by mu_

@@ -1,5 +1,5 @@
 // WriteQueue: order, mutual exclusion with the writer lock, the hand-off of the lead before the
-// durability wait, and who sees a durability failure. Run under ThreadSanitizer too: the
+// durability wait, combined commits, and who sees a durability or commit failure. Run under ThreadSanitizer too: the
 // tasks' shared state is deliberately unsynchronised except by the queue and the writer lock.
 
 #include "engine/write_queue.h"
@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -75,10 +76,146 @@ class FnTask final : public WriteQueue::Task {
   bool commits_;
 };
 
+// Records which keyed tasks ran inside each combined commit. Touched only under the writer
+// lock (TSan checks that the queue holds it).
+class RecordingCombiner final : public WriteQueue::Combiner {
+ public:
+  void BeginCombined() override {
+    EXPECT_FALSE(open);
+    open = true;
+    commits.emplace_back();
+  }
+  absl::Status EndCombined() override {
+    EXPECT_TRUE(open);
+    open = false;
+    return end_status;
+  }
+  // Called from a task's Run.
+  void Ran(const std::string& key) {
+    if (open) {
+      commits.back().push_back(key);
+    } else {
+      outside.push_back(key);
+    }
+  }
+
+  bool open = false;
+  std::vector<std::vector<std::string>> commits;
+  std::vector<std::string> outside;  // tasks run outside any combined commit
+  absl::Status end_status;
+};
+
+// A task whose Run records its key with the combiner and in `order`.
+class KeyedTask final : public WriteQueue::Task {
+ public:
+  KeyedTask(std::string key, bool commits, RecordingCombiner* combiner,
+            std::vector<std::string>* order)
+      : key_(std::move(key)), commits_(commits), combiner_(combiner), order_(order) {
+    combine_key = key_;
+  }
+  void Run() override {
+    combiner_->Ran(key_);
+    order_->push_back(key_);
+    committed = commits_;
+  }
+  void DurabilityFailed(const absl::Status& status) override { result = status; }
+  absl::Status result;
+
+ private:
+  std::string key_;
+  bool commits_;
+  RecordingCombiner* combiner_;
+  std::vector<std::string>* order_;
+};
+
+// Submits a keyless task that holds the lead until `keys.size()` more tasks are queued behind
+// it, one per thread, so that they all run as the next part of its group. Returns the tasks'
+// results by key and fills `order` with the order they ran in.
+std::vector<absl::Status> RunBehindOneTask(WriteQueue& queue, RecordingCombiner& combiner,
+                                           const std::vector<std::pair<std::string, bool>>& keys,
+                                           std::vector<std::string>* order) {
+  FnTask first(
+      [&] {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+        while (queue.TEST_Queued() < 1 + keys.size() &&
+               std::chrono::steady_clock::now() < deadline) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+      },
+      /*commits=*/true);
+  std::thread leader([&] { queue.Submit(first); });
+  while (queue.TEST_Queued() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::vector<absl::Status> results(keys.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    threads.emplace_back([&, i] {
+      KeyedTask task(keys[i].first, keys[i].second, &combiner, order);
+      queue.Submit(task);
+      results[i] = task.result;
+    });
+  }
+  for (auto& t : threads) t.join();
+  leader.join();
+  return results;
+}
+
+TEST(WriteQueueTest, CombinesAdjacentKeyedTasksUntilAKeyRepeatsOrAKeylessTaskRuns) {
+  Mutex writer_mu;
+  NullSink sink;
+  RecordingCombiner combiner;
+  WriteQueue queue(&writer_mu, &sink, &combiner);
+  const std::vector<std::pair<std::string, bool>> keys = {
+      {"a", true}, {"b", true}, {"c", true}, {"a", true}, {"d", true},
+      {"", true},  {"e", true}, {"b", true}, {"f", false}};
+  std::vector<std::string> order;
+  for (const absl::Status& s : RunBehindOneTask(queue, combiner, keys, &order)) {
+    EXPECT_TRUE(s.ok()) << s;
+  }
+  ASSERT_EQ(order.size(), keys.size());
+  // What the rule gives for the order they ran in: a commit ends before a keyless task and
+  // before a key it already has.
+  std::vector<std::vector<std::string>> expected;
+  bool open = false;
+  for (const std::string& key : order) {
+    if (key.empty()) {
+      open = false;
+      continue;
+    }
+    if (!open || std::count(expected.back().begin(), expected.back().end(), key) > 0) {
+      expected.emplace_back();
+      open = true;
+    }
+    expected.back().push_back(key);
+  }
+  EXPECT_EQ(combiner.commits, expected);
+  EXPECT_EQ(combiner.outside, std::vector<std::string>{""});
+  // Eight keyed tasks, six keys: at least one commit served more than one of them.
+  EXPECT_LT(combiner.commits.size(), 8u);
+}
+
+TEST(WriteQueueTest, AFailedCombinedCommitFailsOnlyItsTasksThatCommitted) {
+  Mutex writer_mu;
+  NullSink sink;
+  RecordingCombiner combiner;
+  combiner.end_status = absl::UnavailableError("write failed");
+  WriteQueue queue(&writer_mu, &sink, &combiner);
+  const std::vector<std::pair<std::string, bool>> keys = {
+      {"a", true}, {"b", false}, {"", true}, {"c", true}, {"a", true}};
+  std::vector<std::string> order;
+  const std::vector<absl::Status> results = RunBehindOneTask(queue, combiner, keys, &order);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const bool combined_and_committed = !keys[i].first.empty() && keys[i].second;
+    EXPECT_EQ(results[i].code(), combined_and_committed ? absl::StatusCode::kUnavailable
+                                                        : absl::StatusCode::kOk)
+        << "task " << i << " (key '" << keys[i].first << "')";
+  }
+}
+
 TEST(WriteQueueTest, RunsEveryTaskOnceInSubmissionOrderHoldingTheWriterLock) {
   Mutex writer_mu;
   NullSink sink;
-  WriteQueue queue(&writer_mu, &sink);
+  RecordingCombiner combiner;
+  WriteQueue queue(&writer_mu, &sink, &combiner);
   // Written by tasks without a lock of their own: only the writer lock serialises them, which
   // the checker thread below also takes. TSan reports any access the lock does not order.
   std::vector<std::pair<int, int>> ran;
@@ -117,7 +254,8 @@ TEST(WriteQueueTest, RunsEveryTaskOnceInSubmissionOrderHoldingTheWriterLock) {
 TEST(WriteQueueTest, TheNextGroupRunsWhileOneWaitsForDurability) {
   Mutex writer_mu;
   GateSink sink;
-  WriteQueue queue(&writer_mu, &sink);
+  RecordingCombiner combiner;
+  WriteQueue queue(&writer_mu, &sink, &combiner);
   std::atomic<int> ran{0}, returned{0};
   auto submit = [&] {
     FnTask task([&] { ran.fetch_add(1); }, /*commits=*/true);
@@ -151,7 +289,8 @@ TEST(WriteQueueTest, ADurabilityFailureReachesOnlyTasksThatCommitted) {
   GateSink sink;
   sink.Open();
   sink.set_status(absl::UnavailableError("sync failed"));
-  WriteQueue queue(&writer_mu, &sink);
+  RecordingCombiner combiner;
+  WriteQueue queue(&writer_mu, &sink, &combiner);
   FnTask committing([] {}, /*commits=*/true);
   queue.Submit(committing);
   EXPECT_EQ(committing.result.code(), absl::StatusCode::kUnavailable);
