@@ -1,7 +1,6 @@
 #include "engine/engine.h"
 
 #include <algorithm>
-#include <cassert>
 #include <cmath>
 
 #include "absl/container/flat_hash_map.h"
@@ -69,7 +68,9 @@ absl::Status Engine::Commit(OpBatch& batch) {
   if (batch.empty()) return absl::OkStatus();
   if (combining_) {
     // Only single-user mutations are combined; none of them changes segments.
-    assert(batch.segments.empty());
+    if (!batch.segments.empty()) {
+      return absl::InternalError("a combined commit got a segment change");
+    }
     if (combined_.empty()) combined_.at = batch.at;
     for (UserEvent& e : batch.users) {
       if (e.kind == UserEvent::Kind::kCreated) ++combined_new_users_;
