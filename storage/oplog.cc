@@ -10,6 +10,7 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
+#include "rocksdb/perf_level.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
@@ -184,14 +185,16 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   } else if (format.size() != 4) {
     return absl::DataLossError(absl::StrCat("data directory '", dir,
                                             "' holds a malformed format version"));
-  } else if (uint32_t found = GetBigEndian32(format.data()); found == kUpgradableFormatVersion) {
-    // Version 2 lacks only user_runs, which is empty here. Mark the directory 3 before
-    // writing runs, so that a segd that reads version 2 only refuses it from now on.
+  } else if (uint32_t found = GetBigEndian32(format.data());
+             found >= kOldestReadFormatVersion && found < kFormatVersion) {
+    // Older versions lack only what this segd adds (user_runs, continued runs) and read as
+    // they are. Mark the directory current before writing any of it, so that a segd that
+    // reads only the older versions refuses it from now on.
     write_version = true;
   } else if (found != kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "data directory '", dir, "' holds log format version ", found,
-        "; this segd reads versions ", kUpgradableFormatVersion, " and ", kFormatVersion, " (see docs/oplog_format.md)"));
+        "data directory '", dir, "' holds log format version ", found, "; this segd reads versions ",
+        kOldestReadFormatVersion, " to ", kFormatVersion, " (see docs/oplog_format.md)"));
   }
   if (write_version) {
     std::string version;
@@ -262,6 +265,10 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   if (failed_.load(std::memory_order_acquire)) {
     return absl::UnavailableError("the operation log failed earlier; mutations are refused");
   }
+  // RocksDB counts per-thread statistics by default (perf_context, which segd never reads).
+  // Each counter is a thread-local access through the shared library; off, the write path
+  // measured about 5% faster. The level is per thread, so it is set here on every write.
+  rocksdb::SetPerfLevel(rocksdb::kDisable);
   rocksdb::WriteBatch wb;
   for (const engine::SegmentMeta& meta : batch.segments) {
     wb.Put(segments_, IdKey(meta.id), EncodeSegment(meta));
@@ -301,6 +308,10 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   const absl::Span<const engine::OpRecord> records(batch.memberships);
   // Users at or after this one may start a run; keeps this batch's runs apart.
   uint64_t users_in_runs_end = 0;
+  // A run that starts where the previous one ended, with its time (and segment), continues
+  // that one's index entry instead of starting its own. Runs inside a block are maximal, so
+  // only a block's first run can continue the previous block's (or batch's) last.
+  LastRun last = last_run_;
   for (size_t begin = 0; begin < records.size(); begin += kMaxBlockRecords) {
     const absl::Span<const engine::OpRecord> block = records.subspan(begin, kMaxBlockRecords);
     const uint64_t first = seq + begin;
@@ -309,17 +320,23 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
     for (size_t i = 0, j; i < block.size(); i = j) {
       for (j = i + 1; j < block.size() && block[j].at == block[i].at; ++j) {
       }
-      wb.Put(by_time_, TimeSeqKey(block[i].at, first + i),
-             EncodeRunLength(static_cast<uint32_t>(j - i)));
+      if (first + i != last.end_seq || block[i].at != last.at) {
+        wb.Put(by_time_, TimeSeqKey(block[i].at, first + i),
+               EncodeRunLength(static_cast<uint32_t>(j - i)));
+      }
     }
     for (size_t i = 0, j; i < block.size(); i = j) {
       for (j = i + 1; j < block.size() && block[j].at == block[i].at &&
                       block[j].segment == block[i].segment;
            ++j) {
       }
-      wb.Put(by_segment_, IdTimeSeqKey(block[i].segment, block[i].at, first + i),
-             EncodeRunLength(static_cast<uint32_t>(j - i)));
+      if (first + i != last.end_seq || block[i].at != last.at ||
+          block[i].segment != last.segment) {
+        wb.Put(by_segment_, IdTimeSeqKey(block[i].segment, block[i].at, first + i),
+               EncodeRunLength(static_cast<uint32_t>(j - i)));
+      }
     }
+    last = {first + block.size(), block.back().at, block.back().segment};
     PutUserIndex(wb, block, first, created_ranges, &users_in_runs_end);
   }
   seq += records.size();
@@ -330,6 +347,7 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
     s = db_->Write(options, &wb);
   }
   if (!s.ok()) return Fail(FromRocks(s, "write"));
+  last_run_ = last;
   next_seq_.store(seq, std::memory_order_release);
   written_batches_.fetch_add(1, std::memory_order_acq_rel);
   return absl::OkStatus();
@@ -578,14 +596,19 @@ uint64_t OpLog::ApproximateBytes() const {
   return total;
 }
 
+uint64_t OpLog::TEST_CountEntries(rocksdb::ColumnFamilyHandle* cf) const {
+  uint64_t n = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  return n;
+}
+
 std::pair<uint64_t, uint64_t> OpLog::TEST_UserIndexEntries() const {
-  auto count = [&](rocksdb::ColumnFamilyHandle* cf) {
-    uint64_t n = 0;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
-    return n;
-  };
-  return {count(by_user_), count(user_runs_)};
+  return {TEST_CountEntries(by_user_), TEST_CountEntries(user_runs_)};
+}
+
+std::pair<uint64_t, uint64_t> OpLog::TEST_RunIndexEntries() const {
+  return {TEST_CountEntries(by_time_), TEST_CountEntries(by_segment_)};
 }
 
 absl::Status OpLog::TEST_DropSnapshots() {
@@ -690,6 +713,7 @@ struct Cursor {
   std::string end;  // first key past the range
   int64_t at = 0;
   uint64_t seq = 0;
+  bool loaded = false;  // whether it is at an entry in range (the last Load's answer)
 
   bool Load() {
     if (!it->Valid() || it->key().compare(end) >= 0) return false;
@@ -790,36 +814,58 @@ absl::Status OpLog::ScanHistory(
   std::unique_ptr<rocksdb::Iterator> ops_it(db_->NewIterator(options, ops_));
   BlockReader blocks(ops_it.get());
 
-  // Emits one index entry: a record (by_user) or a run of records (by_time, by_segment).
-  // Returns false to stop.
+  // Emits one index entry: a record (by_user) or a run of records (by_time, by_segment), and
+  // moves the cursor to its next entry. Returns false to stop.
   absl::Status status;
-  auto emit = [&](const Cursor& c) -> bool {
+  const bool by_segment = index == by_segment_;
+  auto emit = [&](Cursor& c) -> bool {
     if (index == by_user_) {
       auto record = DecodeRecord(View(c.it->value()));
       if (!record.ok()) {
         status = record.status();
         return false;
       }
-      if (!segment_wanted(record->segment)) {
-        return true;
-      }
-      return fn(c.seq, *record);
+      const uint64_t seq = c.seq;
+      c.it->Next();
+      c.loaded = c.Load();
+      return !segment_wanted(record->segment) || fn(seq, *record);
     }
     auto run = DecodeRunLength(View(c.it->value()));
     if (!run.ok()) {
       status = run.status();
       return false;
     }
+    const engine::TimeMs at = c.at;
+    const uint64_t seq = c.seq;
+    // A run's own n records, then any that later batches continued it with: the records after
+    // them with the same time (and segment), up to the next entry of that time (and segment),
+    // which starts a run of its own ("Continued runs" in docs/oplog_format.md).
+    c.it->Next();
+    c.loaded = c.Load();
+    const uint64_t next_entry =
+        c.loaded && c.at == at ? c.seq : std::numeric_limits<uint64_t>::max();
     const engine::OpRecord* records = nullptr;
-    if (absl::Status got = blocks.Get(c.seq, *run, &records); !got.ok()) {
+    if (absl::Status got = blocks.Get(seq, *run, &records); !got.ok()) {
       // Retention may have removed records whose index entry a compaction has not reached
       // yet (the cutoff moves on while a scan runs): those rows have left the history.
-      if (absl::IsNotFound(got) && c.at < RetentionCutoff()) return true;
+      if (absl::IsNotFound(got) && at < RetentionCutoff()) return true;
       status = absl::IsNotFound(got) ? absl::DataLossError("index entry without a record") : got;
       return false;
     }
     for (uint32_t i = 0; i < *run; ++i) {
-      if (!fn(c.seq + i, records[i])) return false;
+      if (!fn(seq + i, records[i])) return false;
+    }
+    const engine::SegmentId segment = by_segment ? GetBigEndian32(c.prefix.data()) : 0;
+    for (uint64_t next = seq + *run; next < next_entry; ++next) {
+      const engine::OpRecord* record = nullptr;
+      absl::Status got = blocks.Get(next, 1, &record);
+      if (absl::IsNotFound(got)) break;  // the end of the log this scan sees
+      if (!got.ok()) {
+        status = got;
+        return false;
+      }
+      if (record->at != at || (by_segment && record->segment != segment)) break;
+      if (!fn(next, *record)) return false;
     }
     return true;
   };
@@ -853,7 +899,8 @@ absl::Status OpLog::ScanHistory(
   // first record keeps (at, seq) order.
   std::vector<size_t> live;
   for (size_t i = 0; i < cursors.size(); ++i) {
-    if (cursors[i].Load()) live.push_back(i);
+    cursors[i].loaded = cursors[i].Load();
+    if (cursors[i].loaded) live.push_back(i);
   }
   while (!live.empty()) {
     size_t best = 0;
@@ -867,8 +914,7 @@ absl::Status OpLog::ScanHistory(
       stopped = true;
       break;
     }
-    c.it->Next();
-    if (!c.Load()) {
+    if (!c.loaded) {
       if (!c.it->status().ok()) {
         status = FromRocks(c.it->status(), "reading the history index");
         stopped = true;

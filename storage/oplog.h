@@ -177,10 +177,13 @@ class OpLog final : public engine::OpSink {
 
   // Tests: how many by_user and user_runs entries the log holds.
   std::pair<uint64_t, uint64_t> TEST_UserIndexEntries() const;
+  // Tests: how many by_time and by_segment entries the log holds.
+  std::pair<uint64_t, uint64_t> TEST_RunIndexEntries() const;
 
  private:
   OpLog(std::string dir, OpLogOptions options);
   absl::Status Fail(absl::Status status);
+  uint64_t TEST_CountEntries(rocksdb::ColumnFamilyHandle* cf) const;
   // The user index entries of one block: by_user entries, or user_runs entries for runs of
   // records for users this batch created (`created_ranges`, [first, end)). Runs start at or
   // after *users_in_runs_end, which each run advances, so a batch's runs share no user.
@@ -222,6 +225,16 @@ class OpLog final : public engine::OpSink {
 
   std::atomic<uint64_t> next_seq_{1};
   std::atomic<bool> failed_{false};
+  // The run of records the last Write ended with, which the next batch's first records may
+  // continue without new by_time and by_segment entries (docs/oplog_format.md, "Continued
+  // runs"). Reset by every Open, so the first batch after it starts new entries. Touched only
+  // by Write, which the engine calls from one thread at a time.
+  struct LastRun {
+    uint64_t end_seq = 0;  // the seq after the run; 0: no run to continue
+    engine::TimeMs at = 0;
+    engine::SegmentId segment = 0;
+  };
+  LastRun last_run_;
   std::atomic<uint64_t> written_batches_{0};  // batches handed to RocksDB
 
   // Group sync (kFsync): one waiter at a time leads a sync (sync_leader_) covering every batch

@@ -48,9 +48,10 @@
 
 namespace segd::storage {
 
-inline constexpr uint32_t kFormatVersion = 3;
-// Version 2 is version 3 without user_runs: read as is, and marked 3 when opened.
-inline constexpr uint32_t kUpgradableFormatVersion = 2;
+inline constexpr uint32_t kFormatVersion = 4;
+// The oldest version read. Versions 2 and 3 are version 4 without continued runs (and 2 also
+// without user_runs): read as they are, and marked 4 when opened (docs/oplog_format.md).
+inline constexpr uint32_t kOldestReadFormatVersion = 2;
 
 // Most records in one ops block (a write batch of more is split into several blocks).
 inline constexpr size_t kMaxBlockRecords = 4096;

@@ -1,7 +1,9 @@
 // ScanHistory and ForEachRecord against a model: every filter's answer must equal the whole log
 // filtered and ordered by (at, seq). The workload crosses record-block boundaries (imports
-// larger than a block), mixes segments inside one block, and logs expiries at their due time,
-// which is earlier than records already logged (times in the log are not monotonic).
+// larger than a block), mixes segments inside one block, logs expiries at their due time,
+// which is earlier than records already logged (times in the log are not monotonic), and
+// writes many single-record batches at one time, whose index runs continue from batch to batch
+// (also across a reopen of the log, which starts a new run of the same time).
 
 #include <algorithm>
 #include <random>
@@ -54,11 +56,18 @@ std::vector<Row> Model(const std::vector<Row>& log, const HistoryFilter& filter)
 
 class HistoryScanTest : public ::testing::Test {
  protected:
-  void SetUp() override {
+  void Open() {
+    engine_.reset();
+    log_.reset();
     auto opened = OpLog::Open(dir_.path(), {});
     ASSERT_TRUE(opened.ok()) << opened.status();
     log_ = *std::move(opened);
     engine_ = std::make_unique<Engine>(EngineOptions{&clock_, log_.get(), 1});
+    ASSERT_TRUE(log_->Recover(*engine_).ok());
+  }
+
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(Open());
     for (const char* s : {"a", "b", "c"}) ASSERT_TRUE(engine_->CreateSegment({.name = s}).ok());
     std::mt19937_64 rng(7);
     for (int round = 0; round < 6; ++round) {
@@ -86,6 +95,18 @@ class HistoryScanTest : public ::testing::Test {
         std::string user = "u" + std::to_string(rng() % 9000);
         ASSERT_TRUE(engine_->UpdateUserSegments(user, {.add = {{"c"}, {"a"}}, .remove = {"b"}}).ok());
         if (i % 10 == 0) clock_.Advance(1);
+      }
+      // One record per request at one time: mostly one segment (by_segment runs continue),
+      // sometimes another (a run of the first segment ends, and a later one starts anew);
+      // on some rounds the log is reopened halfway, at the same time.
+      for (int i = 0; i < 120; ++i) {
+        if (i == 60 && round % 2 == 1) {
+          ASSERT_NO_FATAL_FAILURE(Open());
+        }
+        std::string user = i % 3 ? "s" + std::to_string(round) + "-" + std::to_string(i)
+                                 : "u" + std::to_string(rng() % 9000);
+        const char* segment = i % 17 == 5 ? "b" : "a";
+        ASSERT_TRUE(engine_->UpdateUserSegments(user, {.add = {{segment}}}).ok());
       }
       clock_.Advance(10'000);
       // Expiries are logged at their due time, before the records just written.

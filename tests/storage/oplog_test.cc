@@ -325,30 +325,33 @@ TEST(OpLogTest, OtherFormatVersionIsRefusedNamingBoth) {
   ASSERT_FALSE(log.ok());
   EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition) << log.status();
   EXPECT_NE(log.status().message().find("version 1;"), std::string::npos) << log.status();
-  EXPECT_NE(log.status().message().find(absl::StrCat("versions ", kUpgradableFormatVersion,
-                                                     " and ", kFormatVersion)),
+  EXPECT_NE(log.status().message().find(absl::StrCat("versions ", kOldestReadFormatVersion,
+                                                     " to ", kFormatVersion)),
             std::string::npos)
       << log.status();
 }
 
-// A version 2 directory (no user_runs) is read as it is and marked version 3 when opened, so
-// that a segd that reads version 2 only refuses it once runs may be in it.
-TEST(OpLogTest, VersionTwoIsOpenedAndMarkedThree) {
-  TempDir dir;
-  {
-    auto log = MustOpen(dir.path());
-    Engine engine(EngineOptions{nullptr, log.get(), 1});
-    ASSERT_TRUE(engine.CreateSegment({.name = "a"}).ok());
-    ASSERT_TRUE(engine.UpdateUserSegments("old", {.add = {{"a"}}}).ok());
+// A version 2 or 3 directory (no user_runs, no continued runs) is read as it is and marked
+// current when opened, so that a segd that reads only the older versions refuses it once
+// runs or continued runs may be in it.
+TEST(OpLogTest, OlderVersionsAreOpenedAndMarkedCurrent) {
+  for (uint32_t older = kOldestReadFormatVersion; older < kFormatVersion; ++older) {
+    TempDir dir;
+    {
+      auto log = MustOpen(dir.path());
+      Engine engine(EngineOptions{nullptr, log.get(), 1});
+      ASSERT_TRUE(engine.CreateSegment({.name = "a"}).ok());
+      ASSERT_TRUE(engine.UpdateUserSegments("old", {.add = {{"a"}}}).ok());
+    }
+    EXPECT_EQ(FormatVersionAt(dir, older), older);
+    {
+      auto log = MustOpen(dir.path());
+      Engine engine(EngineOptions{nullptr, log.get(), 1});
+      ASSERT_TRUE(log->Recover(engine).ok());
+      EXPECT_EQ(engine.UserSegments("old").size(), 1u) << "version " << older;
+    }
+    EXPECT_EQ(FormatVersionAt(dir), kFormatVersion) << "version " << older;
   }
-  EXPECT_EQ(FormatVersionAt(dir, kUpgradableFormatVersion), kUpgradableFormatVersion);
-  {
-    auto log = MustOpen(dir.path());
-    Engine engine(EngineOptions{nullptr, log.get(), 1});
-    ASSERT_TRUE(log->Recover(engine).ok());
-    EXPECT_EQ(engine.UserSegments("old").size(), 1u);
-  }
-  EXPECT_EQ(FormatVersionAt(dir), kFormatVersion);
 }
 
 // An import of new users indexes them as runs (one user_runs entry per block), not one
@@ -391,6 +394,57 @@ TEST(OpLogTest, ImportsOfNewUsersIndexThemAsRuns) {
   EXPECT_EQ(history("n-9999"), (std::vector<uint64_t>{10000}));
   EXPECT_EQ(history("m-0"), (std::vector<uint64_t>{10002}));
   EXPECT_EQ(history("single"), (std::vector<uint64_t>{10101}));
+}
+
+// Single-record requests at one time into one segment continue the time and segment index
+// runs of the request before them instead of adding entries; a request at another time or
+// into another segment starts new ones, and so does the first request after a reopen. Reports
+// by period and by segment still list every record once, in log order.
+TEST(OpLogTest, RequestsAtOneTimeContinueTheIndexRuns) {
+  TempDir dir;
+  ManualClock clock(1'800'000'000'000);
+  auto log = MustOpen(dir.path());
+  auto engine = std::make_unique<Engine>(EngineOptions{&clock, log.get(), 1});
+  ASSERT_TRUE(engine->CreateSegment({.name = "a"}).ok());
+  ASSERT_TRUE(engine->CreateSegment({.name = "b"}).ok());
+  auto add = [&](const std::string& user, const std::string& segment) {
+    ASSERT_TRUE(engine->UpdateUserSegments(user, {.add = {{segment}}}).ok());
+  };
+  for (int i = 0; i < 100; ++i) add("u" + std::to_string(i), "a");
+  EXPECT_EQ(log->TEST_RunIndexEntries(), std::make_pair(uint64_t{1}, uint64_t{1}));
+  add("u0", "b");   // same time, another segment: one more by_segment run
+  add("u1", "a");   // back to a: its earlier run is interrupted, so a new one
+  EXPECT_EQ(log->TEST_RunIndexEntries(), std::make_pair(uint64_t{1}, uint64_t{3}));
+  clock.Advance(1);
+  add("u2", "a");   // a new time: new runs in both
+  EXPECT_EQ(log->TEST_RunIndexEntries(), std::make_pair(uint64_t{2}, uint64_t{4}));
+
+  engine.reset();
+  log.reset();
+  log = MustOpen(dir.path());
+  engine = std::make_unique<Engine>(EngineOptions{&clock, log.get(), 1});
+  ASSERT_TRUE(log->Recover(*engine).ok());
+  add("u3", "a");   // same time and segment as the last record, but after a reopen
+  add("u4", "a");
+  EXPECT_EQ(log->TEST_RunIndexEntries(), std::make_pair(uint64_t{3}, uint64_t{5}));
+
+  auto seqs = [&](const HistoryFilter& filter) {
+    std::vector<uint64_t> out;
+    EXPECT_TRUE(log->ScanHistory(filter, [&](uint64_t seq, const engine::OpRecord&) {
+                     out.push_back(seq);
+                     return true;
+                   }).ok());
+    return out;
+  };
+  std::vector<uint64_t> all(105);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = i + 1;
+  EXPECT_EQ(seqs({}), all);
+  std::vector<uint64_t> in_a = all;
+  std::erase(in_a, uint64_t{101});
+  EXPECT_EQ(seqs({.segments = {engine->GetSegment("a")->meta.id}}), in_a);
+  EXPECT_EQ(seqs({.segments = {engine->GetSegment("b")->meta.id}}), std::vector<uint64_t>{101});
+  // A period that starts at the later time holds the records from there on only.
+  EXPECT_EQ(seqs({.from = clock.NowMs()}), (std::vector<uint64_t>{103, 104, 105}));
 }
 
 TEST(OpLogTest, ParseDurability) {
