@@ -354,7 +354,7 @@ class Engine final : private WriteQueue::Combiner {
   // `skip_sticky` names segments the caller adds explicitly. *next_new_id is the id a new user
   // gets; it starts at NextNewUserId() for each batch and is advanced here.
   absl::StatusOr<UserId> PlanUser(absl::string_view user_id, TimeMs now, OpBatch& batch,
-                                  const std::vector<SegmentId>& skip_sticky,
+                                  absl::Span<const SegmentId> skip_sticky,
                                   UserId* next_new_id, bool* newly_registered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Expiry of a new membership: explicit, or from a TTL, or the segment's default.
   TimeMs ExpiryFor(TimeMs now, std::optional<int64_t> ttl, std::optional<TimeMs> expires_at,

@@ -220,6 +220,17 @@ absl::StatusOr<UserId> UserDictionary::Insert(absl::string_view external_id, boo
   return id;
 }
 
+absl::Status UserDictionary::InsertNew(IndexShard& shard, const Probe& probe, UserId id) {
+  // Looked up by name (ids always differ), inserted in the same probe.
+  bool inserted = false;
+  shard.ids.lazy_emplace(probe, [&](const auto& construct) {
+    construct(Entry{id, static_cast<uint32_t>(probe.hash)});
+    inserted = true;
+  });
+  if (!inserted) return absl::DataLossError(absl::StrCat("user '", probe.name, "' created twice"));
+  return absl::OkStatus();
+}
+
 absl::Status UserDictionary::InsertConsecutive(UserId first,
                                                absl::Span<const absl::string_view> names) {
   if (first != size()) {
@@ -238,6 +249,13 @@ absl::Status UserDictionary::InsertConsecutive(UserId first,
     SetName(static_cast<UserId>(first + i), StoreName(names[i]));
   }
   size_.store(static_cast<uint32_t>(first + names.size()), std::memory_order_release);
+  if (names.size() == 1) {
+    // One new user (the usual single-user request): no grouping by shard to pay for.
+    const uint64_t hash = HashName(names[0]);
+    IndexShard& shard = index_[hash >> (64 - kIndexShardBits)];
+    WriterMutexLock lock(&shard.mu);
+    return InsertNew(shard, Probe{names[0], hash}, first);
+  }
   // Shard by shard, at most kMaxInsertsPerLock names per hold of a shard's lock, so that a
   // large batch does not keep that shard's readers waiting.
   const ShardOrder by_shard(names);
@@ -253,16 +271,9 @@ absl::Status UserDictionary::InsertConsecutive(UserId first,
           shard.ids.prefetch(Probe{names[ahead], by_shard.hashes[ahead]});
         }
         const uint32_t i = by_shard.order[k];
-        // Looked up by name (ids always differ), inserted in the same probe.
-        bool inserted = false;
-        const uint64_t hash = by_shard.hashes[i];
-        shard.ids.lazy_emplace(Probe{names[i], hash}, [&](const auto& construct) {
-          construct(Entry{static_cast<UserId>(first + i), static_cast<uint32_t>(hash)});
-          inserted = true;
-        });
-        if (!inserted) {
-          return absl::DataLossError(absl::StrCat("user '", names[i], "' created twice"));
-        }
+        absl::Status s =
+            InsertNew(shard, Probe{names[i], by_shard.hashes[i]}, static_cast<UserId>(first + i));
+        if (!s.ok()) return s;
       }
     }
   }

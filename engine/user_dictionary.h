@@ -105,6 +105,9 @@ class UserDictionary {
   struct ShardOrder;
 
   const char* StoreName(absl::string_view name);
+  // Adds `probe`'s name as `id` to `shard`, which must not hold the name yet (DataLoss if it
+  // does). REQUIRES: shard.mu held for writing.
+  static absl::Status InsertNew(IndexShard& shard, const Probe& probe, UserId id);
   // The id -> name table entry (not yet covered by size_ nor in the index).
   void SetName(UserId id, const char* stored);
   // SetName, then size_ = id + 1, then the index entry.
