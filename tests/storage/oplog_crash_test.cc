@@ -2,13 +2,16 @@
 // back in a second thread, is killed with SIGKILL at random moments, again and again on the
 // same data directory. After each kill the log must hold every
 // acknowledged operation, and exactly the schedule's first K operations for some K (no gaps, no
-// strays, nothing reordered); the recovered state must be the schedule's state after K.
+// strays, nothing reordered); the recovered state must be the schedule's state after K, and the
+// history indexes must list exactly those records (the time and segment index runs continue
+// from request to request, and a kill cuts them anywhere).
 
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -66,6 +69,32 @@ uint64_t ReadAcks(int fd, std::chrono::steady_clock::time_point deadline, uint64
   return acked;
 }
 
+// The period index (whole log) and each segment's index list exactly `whole`'s records of
+// that filter, in (at, seq) order.
+void ExpectIndexesMatch(const OpLog& log,
+                        const std::vector<std::pair<uint64_t, engine::OpRecord>>& whole) {
+  using Row = std::pair<uint64_t, engine::OpRecord>;
+  std::vector<Row> in_time_order = whole;
+  std::stable_sort(in_time_order.begin(), in_time_order.end(),
+                   [](const Row& a, const Row& b) { return a.second.at < b.second.at; });
+  for (int segment = -1; segment < 3; ++segment) {
+    HistoryFilter filter;
+    if (segment >= 0) filter.segments = {static_cast<engine::SegmentId>(segment)};
+    std::vector<Row> want, got;
+    for (const Row& row : in_time_order) {
+      if (segment < 0 || row.second.segment == static_cast<engine::SegmentId>(segment)) {
+        want.push_back(row);
+      }
+    }
+    ASSERT_TRUE(log.ScanHistory(filter, [&](uint64_t seq, const engine::OpRecord& r) {
+                     got.emplace_back(seq, r);
+                     return true;
+                   }).ok());
+    ASSERT_EQ(got.size(), want.size()) << "segment filter " << segment;
+    ASSERT_TRUE(got == want) << "segment filter " << segment;
+  }
+}
+
 TEST(OpLogCrashTest, KillNineNeverLosesAcknowledgedOperations) {
   testutil::TempDir dir;
   const std::string data = dir.Sub("data");
@@ -104,7 +133,9 @@ TEST(OpLogCrashTest, KillNineNeverLosesAcknowledgedOperations) {
     uint64_t k = (*log)->next_seq() - 1;
     ASSERT_GE(k, acked_total) << "round " << round << ": acknowledged operations lost";
     uint64_t expect = 0;
+    std::vector<std::pair<uint64_t, engine::OpRecord>> whole;
     ASSERT_TRUE((*log)->ForEachRecord(1, [&](uint64_t seq, const engine::OpRecord& r) {
+                        whole.emplace_back(seq, r);
                         EXPECT_EQ(seq, expect + 1);
                         bool remove = expect % 4 == 3;
                         EXPECT_EQ(r.op, remove ? engine::OpKind::kRemove : engine::OpKind::kAdd)
@@ -113,6 +144,7 @@ TEST(OpLogCrashTest, KillNineNeverLosesAcknowledgedOperations) {
                         return true;
                       }).ok());
     ASSERT_EQ(expect, k);
+    ASSERT_NO_FATAL_FAILURE(ExpectIndexesMatch(**log, whole));
     engine::Engine engine(engine::EngineOptions{nullptr, log->get(), 1});
     auto recovered = (*log)->Recover(engine);
     ASSERT_TRUE(recovered.ok()) << recovered.status();
