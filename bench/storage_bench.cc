@@ -68,6 +68,35 @@ void BM_LoggedSingleWriters(benchmark::State& state) {
 }
 BENCHMARK(BM_LoggedSingleWriters)->Arg(0)->Arg(1)->Threads(50)->UseRealTime();
 
+// The same with users that exist already: 1M users are imported into segment "b" first, and
+// each call adds a random one of them to "a" (a new membership or a renewal; either way one
+// logged record). Unlike new users, whose index entries append, an existing user's by_user
+// entry lands at a random place in its memtable. Arg: 0 = process, 1 = fsync.
+void BM_LoggedSingleWritersExistingUsers(benchmark::State& state) {
+  constexpr int kUsers = 1'000'000;
+  if (state.thread_index() == 0) {
+    shared_engine = new LoggedEngine("existing", state.range(0) ? Durability::kFsync
+                                                                 : Durability::kProcess);
+    if (!shared_engine->engine->CreateSegment({.name = "b"}).ok()) std::abort();
+    std::vector<engine::ImportItem> items(10000);
+    for (int batch = 0; batch < kUsers / 10000; ++batch) {
+      for (int i = 0; i < 10000; ++i) items[i].user_id = "user-" + std::to_string(batch * 10000 + i);
+      if (!shared_engine->engine->Import("b", items, std::nullopt).ok()) std::abort();
+    }
+  }
+  std::mt19937_64 rng(state.thread_index());
+  for (auto _ : state) {
+    std::string user = "user-" + std::to_string(rng() % kUsers);
+    if (!shared_engine->engine->UpdateUserSegments(user, {.add = {{"a"}}}).ok()) std::abort();
+  }
+  state.SetItemsProcessed(state.iterations());
+  if (state.thread_index() == 0) {
+    delete shared_engine;
+    shared_engine = nullptr;
+  }
+}
+BENCHMARK(BM_LoggedSingleWritersExistingUsers)->Arg(0)->Threads(50)->UseRealTime();
+
 // Bulk: imports of 10,000 new users per request into one segment, process durability.
 void BM_LoggedBulkImport(benchmark::State& state) {
   LoggedEngine logged("bulk", Durability::kProcess);
