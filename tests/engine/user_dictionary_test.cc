@@ -70,9 +70,11 @@ TEST(UserDictionaryTest, InsertConsecutiveMatchesOneByOneInsertion) {
   for (const std::string& name : first_block) first_views.push_back(name);
   std::vector<std::string> second_block = {"x", "y", "\xc3\xa9t\xc3\xa9"};
   std::vector<absl::string_view> second_views(second_block.begin(), second_block.end());
+  std::vector<std::string> third_block = {"solo"};  // one name: the single-user path
   ASSERT_TRUE(batched.InsertConsecutive(0, first_views).ok());
   ASSERT_TRUE(batched.InsertConsecutive(kFirst, second_views).ok());
-  for (const auto* block : {&first_block, &second_block}) {
+  ASSERT_TRUE(batched.InsertConsecutive(kFirst + 3, std::vector<absl::string_view>{"solo"}).ok());
+  for (const auto* block : {&first_block, &second_block, &third_block}) {
     for (const std::string& name : *block) ASSERT_TRUE(single.Insert(name).ok());
   }
   ASSERT_EQ(batched.size(), single.size());
@@ -82,7 +84,7 @@ TEST(UserDictionaryTest, InsertConsecutiveMatchesOneByOneInsertion) {
   }
   EXPECT_FALSE(batched.Find("user-1").has_value());
   // Later inserts continue after the recovered ids.
-  EXPECT_EQ(*batched.Insert("new"), kFirst + 3u);
+  EXPECT_EQ(*batched.Insert("new"), kFirst + 4u);
 }
 
 TEST(UserDictionaryTest, InsertConsecutiveRejectsGapsRepeatsAndBadNames) {
