@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "engine/types.h"
 
@@ -75,8 +76,9 @@ struct SegmentMeta {
 struct OpBatch {
   TimeMs at = 0;
   std::vector<SegmentMeta> segments;
-  std::vector<UserEvent> users;
-  std::vector<OpRecord> memberships;
+  // Most batches are one request for one user: their events and records stay inline.
+  absl::InlinedVector<UserEvent, 1> users;
+  absl::InlinedVector<OpRecord, 2> memberships;
 
   bool empty() const { return segments.empty() && users.empty() && memberships.empty(); }
 };

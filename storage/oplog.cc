@@ -53,6 +53,10 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
   return absl::InternalError(message);
 }
 
+rocksdb::Slice AsSlice(const IdTimeSeqKeyBytes& key) {
+  return rocksdb::Slice(key.bytes, sizeof(key.bytes));
+}
+
 absl::string_view View(const rocksdb::Slice& slice) {
   return absl::string_view(slice.data(), slice.size());
 }
@@ -199,8 +203,9 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     write_version = true;
   } else if (found != kFormatVersion) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "data directory '", dir, "' holds log format version ", found, "; this segd reads versions ",
-        kOldestReadFormatVersion, " to ", kFormatVersion, " (see docs/oplog_format.md)"));
+        "data directory '", dir, "' holds log format version ", found,
+        "; this segd reads versions ", kOldestReadFormatVersion, " to ", kFormatVersion,
+        " (see docs/oplog_format.md)"));
   }
   if (write_version) {
     std::string version;
@@ -262,7 +267,7 @@ void OpLog::PutUserIndex(rocksdb::WriteBatch& wb, absl::Span<const engine::OpRec
       }
       j = i + 1;
     }
-    wb.Put(by_user_, IdTimeSeqKey(r.user, r.at, first_seq + i), EncodeRecord(r));
+    wb.Put(by_user_, AsSlice(MakeIdTimeSeqKey(r.user, r.at, first_seq + i)), EncodeRecord(r));
     i = j;
   }
 }
@@ -342,7 +347,7 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
       }
       if (first + i != last.end_seq || block[i].at != last.at ||
           block[i].segment != last.segment) {
-        wb.Put(by_segment_, IdTimeSeqKey(block[i].segment, block[i].at, first + i),
+        wb.Put(by_segment_, AsSlice(MakeIdTimeSeqKey(block[i].segment, block[i].at, first + i)),
                EncodeRunLength(static_cast<uint32_t>(j - i)));
       }
     }

@@ -117,12 +117,17 @@ std::string TimeSeqKey(int64_t at, uint64_t seq) {
   return key;
 }
 
-std::string IdTimeSeqKey(uint32_t id, int64_t at, uint64_t seq) {
-  std::string key;
-  PutBigEndian32(&key, id);
-  PutBigEndian64(&key, static_cast<uint64_t>(at) ^ (uint64_t{1} << 63));
-  PutBigEndian64(&key, seq);
+IdTimeSeqKeyBytes MakeIdTimeSeqKey(uint32_t id, int64_t at, uint64_t seq) {
+  IdTimeSeqKeyBytes key;
+  const uint64_t time = static_cast<uint64_t>(at) ^ (uint64_t{1} << 63);
+  for (int i = 0; i < 4; ++i) key.bytes[i] = static_cast<char>(id >> (8 * (3 - i)));
+  for (int i = 0; i < 8; ++i) key.bytes[4 + i] = static_cast<char>(time >> (8 * (7 - i)));
+  for (int i = 0; i < 8; ++i) key.bytes[12 + i] = static_cast<char>(seq >> (8 * (7 - i)));
   return key;
+}
+
+std::string IdTimeSeqKey(uint32_t id, int64_t at, uint64_t seq) {
+  return std::string(MakeIdTimeSeqKey(id, at, seq).view());
 }
 
 void ParseTimeSeq(absl::string_view key, size_t prefix_bytes, int64_t* at, uint64_t* seq) {

@@ -67,6 +67,13 @@ std::string IdKey(uint32_t id);
 std::string TimeSeqKey(int64_t at, uint64_t seq);
 // (id, at, seq), for by_user and by_segment.
 std::string IdTimeSeqKey(uint32_t id, int64_t at, uint64_t seq);
+// The same key in a fixed buffer, for the write path (20 bytes is past std::string's inline
+// capacity, and a heap allocation per record showed in profiles).
+struct IdTimeSeqKeyBytes {
+  char bytes[20];
+  absl::string_view view() const { return absl::string_view(bytes, sizeof(bytes)); }
+};
+IdTimeSeqKeyBytes MakeIdTimeSeqKey(uint32_t id, int64_t at, uint64_t seq);
 // The (at, seq) at the end of an index key of `prefix_bytes` + 16 bytes.
 void ParseTimeSeq(absl::string_view key, size_t prefix_bytes, int64_t* at, uint64_t* seq);
 
