@@ -730,6 +730,12 @@ struct Cursor {
   uint64_t seq = 0;
   bool loaded = false;  // whether it is at an entry in range (the last Load's answer)
 
+  // Moves to the next entry and loads it.
+  void Advance() {
+    it->Next();
+    loaded = Load();
+  }
+
   bool Load() {
     if (!it->Valid() || it->key().compare(end) >= 0) return false;
     if (it->key().size() != prefix.size() + 16) return false;
@@ -841,8 +847,7 @@ absl::Status OpLog::ScanHistory(
         return false;
       }
       const uint64_t seq = c.seq;
-      c.it->Next();
-      c.loaded = c.Load();
+      c.Advance();
       return !segment_wanted(record->segment) || fn(seq, *record);
     }
     auto run = DecodeRunLength(View(c.it->value()));
@@ -855,8 +860,7 @@ absl::Status OpLog::ScanHistory(
     // A run's own n records, then any that later batches continued it with: the records after
     // them with the same time (and segment), up to the next entry of that time (and segment),
     // which starts a run of its own ("Continued runs" in docs/oplog_format.md).
-    c.it->Next();
-    c.loaded = c.Load();
+    c.Advance();
     const uint64_t next_entry =
         c.loaded && c.at == at ? c.seq : std::numeric_limits<uint64_t>::max();
     const engine::OpRecord* records = nullptr;

@@ -84,12 +84,25 @@ absl::Status Corrupt(absl::string_view what) {
 
 }  // namespace
 
+namespace {
+
+// Writes the low `bytes` bytes of v to out[0 .. bytes), most significant first.
+void StoreBigEndian(char* out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out[i] = static_cast<char>(v >> (8 * (bytes - 1 - i)));
+}
+
+}  // namespace
+
 void PutBigEndian32(std::string* out, uint32_t v) {
-  for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
+  char bytes[4];
+  StoreBigEndian(bytes, v, 4);
+  out->append(bytes, 4);
 }
 
 void PutBigEndian64(std::string* out, uint64_t v) {
-  for (int i = 7; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
+  char bytes[8];
+  StoreBigEndian(bytes, v, 8);
+  out->append(bytes, 8);
 }
 
 uint32_t GetBigEndian32(const char* p) {
@@ -119,10 +132,9 @@ std::string TimeSeqKey(int64_t at, uint64_t seq) {
 
 IdTimeSeqKeyBytes MakeIdTimeSeqKey(uint32_t id, int64_t at, uint64_t seq) {
   IdTimeSeqKeyBytes key;
-  const uint64_t time = static_cast<uint64_t>(at) ^ (uint64_t{1} << 63);
-  for (int i = 0; i < 4; ++i) key.bytes[i] = static_cast<char>(id >> (8 * (3 - i)));
-  for (int i = 0; i < 8; ++i) key.bytes[4 + i] = static_cast<char>(time >> (8 * (7 - i)));
-  for (int i = 0; i < 8; ++i) key.bytes[12 + i] = static_cast<char>(seq >> (8 * (7 - i)));
+  StoreBigEndian(key.bytes, id, 4);
+  StoreBigEndian(key.bytes + 4, static_cast<uint64_t>(at) ^ (uint64_t{1} << 63), 8);
+  StoreBigEndian(key.bytes + 12, seq, 8);
   return key;
 }
 
