@@ -16,6 +16,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "roaring/roaring.h"
+#include "storage/detail/prefix_list_memtable.h"
 #include "storage/detail/retention_filter.h"
 #include "storage/oplog_format.h"
 
@@ -113,7 +114,8 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   // Every write to RocksDB holds rocks_write_mu_, so its write groups never hold more than one
   // batch and memtables are never written by two threads at once: concurrent memtable writes
   // are machinery segd cannot use. Off, single-record writes measured about 1.06x (seven
-  // alternating pairs, docs/benchmarks.md).
+  // alternating pairs, docs/benchmarks.md). by_user's memtable requires it off as well: it
+  // takes inserts from one thread at a time (RocksDB refuses to open otherwise).
   db_options.allow_concurrent_memtable_write = false;
   log->retention_ = std::make_shared<detail::RetentionState>();
   log->retention_->retention_ms.store(std::max<int64_t>(0, options.retention_ms));
@@ -139,20 +141,25 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   descriptors.emplace_back(kOpsCf, retained(detail::RetainedFamily::kOps));
   descriptors.emplace_back(kByTimeCf, retained(detail::RetainedFamily::kByTime));
   {
-    // by_user gets records for users spread over the whole id space, so each insert lands at
-    // a random place in the memtable's skiplist. In RocksDB's default 64 MiB memtable that
-    // is a chain of cache misses per insert (4-5 µs here), and a restart after a crash pays
-    // it again while replaying the write-ahead log. A memtable that stays within the CPU's
-    // cache costs a fraction of that (a 1M-record tail replays in 0.8 s instead of 4.2 s);
-    // the price is more, smaller level-0 files for compaction to merge.
+    // by_user gets records for users spread over the whole id space. In RocksDB's skiplist
+    // memtable each such insert searches the whole table, a chain of cache misses (4-5 µs
+    // here, the largest single cost of a write for an existing user), paid again when a
+    // restart replays the write-ahead log. Its memtable keeps one list per user instead
+    // (detail/prefix_list_memtable.h): an insert is a hash lookup and an append. Writes for
+    // existing users measured 1.3-1.6x with it (docs/benchmarks.md). The hash table has one
+    // slot per 128 bytes of memtable, about one per user a full memtable holds.
+    // The 16 MiB size was chosen for the skiplist, to keep its searches within the CPU's
+    // cache; with lists the insert cost no longer depends on it. A larger memtable would
+    // mean fewer level-0 files, and more write-ahead log for a restart to replay; not yet
+    // measured.
     rocksdb::ColumnFamilyOptions by_user = retained(detail::RetainedFamily::kById);
     by_user.write_buffer_size = 16 << 20;
-    // Smaller memtables mean more level-0 files, each of which a user's scan would seek. A
-    // Bloom filter on the user (the 4-byte key prefix) lets the scan skip the files, and the
-    // memtable, that hold nothing of that user. Scans stay within one user's prefix
-    // (ScanHistory sets prefix_same_as_start).
+    // The user is the 4-byte key prefix. Scans stay within one user's prefix (ScanHistory
+    // sets prefix_same_as_start), so a memtable answers them from that user's list, and a
+    // Bloom filter on the prefix lets them skip the files that hold nothing of that user.
+    // (A memtable Bloom filter would answer what the memtable's hash table already does.)
     by_user.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
-    by_user.memtable_prefix_bloom_size_ratio = 0.05;
+    by_user.memtable_factory = detail::NewPrefixListMemTableFactory(by_user.write_buffer_size / 128);
     rocksdb::BlockBasedTableOptions by_user_table = table_options;
     by_user_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     by_user_table.whole_key_filtering = false;
@@ -613,7 +620,9 @@ uint64_t OpLog::ApproximateBytes() const {
 
 uint64_t OpLog::TEST_CountEntries(rocksdb::ColumnFamilyHandle* cf) const {
   uint64_t n = 0;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf));
+  rocksdb::ReadOptions options;
+  options.total_order_seek = true;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, cf));
   for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
   return n;
 }
