@@ -72,7 +72,10 @@ uint64_t OrderOf(const Slice& prefix) {
 // Iterators in RocksDB's arena mode are destroyed but never freed by RocksDB, and the Arena
 // they would live in is not part of RocksDB's public headers. Their storage comes from this
 // thread-local cache instead: a destroyed iterator returns its storage to the cache of the
-// thread that destroys it, which can reuse it only once that destructor has returned.
+// thread that destroys it, which can reuse it only once that destructor has returned. Every
+// block is the size of one PrefixListIterator. A thread keeps what it got back beyond kKept
+// until it next takes a block or exits; RocksDB's readers and flushes destroy their
+// iterators on the thread that made them, so the cache stays at a few blocks.
 class IteratorStorageCache {
  public:
   static constexpr size_t kKept = 8;
