@@ -20,15 +20,12 @@
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
 #include "storage/detail/prefix_list_memtable.h"
+#include "storage/oplog_format.h"
 
 namespace segd::storage {
 namespace {
 
 constexpr int kEntries = 250'000;
-
-void PutBigEndian(char* out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i, v >>= 8) out[i] = static_cast<char>(v & 0xff);
-}
 
 void BM_UserIndexMemtable(benchmark::State& state) {
   const bool lists = state.range(0) == 1;
@@ -50,15 +47,17 @@ void BM_UserIndexMemtable(benchmark::State& state) {
     std::unique_ptr<rocksdb::DB> db(raw);
     rocksdb::WriteOptions no_wal;
     no_wal.disableWAL = true;
-    char key[20];
+    std::string key;  // user (4) · at (8) · seq (8), as by_user's keys
+    key.reserve(20);
     const std::string value(16, 'v');
     const auto start = std::chrono::steady_clock::now();
     for (uint64_t i = 0; i < kEntries; ++i) {
       const uint64_t user = ascending ? 1'000'000 + i : rng() % 1'000'000;
-      PutBigEndian(key, user, 4);
-      PutBigEndian(key + 4, 1'800'000'000'000 + i, 8);  // at
-      PutBigEndian(key + 12, i, 8);                     // seq
-      if (!db->Put(no_wal, rocksdb::Slice(key, sizeof(key)), value).ok()) std::abort();
+      key.clear();
+      PutBigEndian32(&key, static_cast<uint32_t>(user));
+      PutBigEndian64(&key, 1'800'000'000'000 + i);
+      PutBigEndian64(&key, i);
+      if (!db->Put(no_wal, key, value).ok()) std::abort();
     }
     const auto put_end = std::chrono::steady_clock::now();
     if (!db->Flush(rocksdb::FlushOptions()).ok()) std::abort();

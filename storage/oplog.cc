@@ -159,7 +159,8 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     // Bloom filter on the prefix lets them skip the files that hold nothing of that user.
     // (A memtable Bloom filter would answer what the memtable's hash table already does.)
     by_user.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
-    by_user.memtable_factory = detail::NewPrefixListMemTableFactory(by_user.write_buffer_size / 128);
+    by_user.memtable_factory =
+        detail::NewPrefixListMemTableFactory(by_user.write_buffer_size / 128);
     rocksdb::BlockBasedTableOptions by_user_table = table_options;
     by_user_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     by_user_table.whole_key_filtering = false;

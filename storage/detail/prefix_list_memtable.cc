@@ -60,6 +60,13 @@ Slice UserKeyOf(const Slice& internal_key) {
   return Slice(internal_key.data(), internal_key.size() - 8);
 }
 
+// The largest key of a list (lists are singly linked: a walk).
+const Node* LastOf(const PrefixList* list) {
+  const Node* node = list->head.load(std::memory_order_acquire);
+  while (const Node* next = node->next.load(std::memory_order_acquire)) node = next;
+  return node;
+}
+
 uint64_t OrderOf(const Slice& prefix) {
   uint64_t order = 0;
   const size_t n = std::min<size_t>(prefix.size(), 8);
@@ -168,7 +175,7 @@ class PrefixListRep final : public MemTableRep {
 
   void Insert(KeyHandle handle) override {
     Node* node = static_cast<Node*>(handle);
-    const Slice prefix = PrefixOf(UserKeyOf(InternalKeyOf(node->entry())));
+    const Slice prefix = PrefixOfEntry(node->entry());
     std::atomic<PrefixList*>& slot = SlotOf(prefix);
     PrefixList* list = const_cast<PrefixList*>(FindInSlot(slot, prefix));
     if (list == nullptr) {
@@ -202,7 +209,7 @@ class PrefixListRep final : public MemTableRep {
   }
 
   bool Contains(const char* key) const override {
-    const PrefixList* list = FindList(PrefixOf(UserKeyOf(InternalKeyOf(key))));
+    const PrefixList* list = FindList(PrefixOfEntry(key));
     if (list == nullptr) return false;
     for (const Node* n = list->head.load(std::memory_order_acquire); n != nullptr;
          n = n->next.load(std::memory_order_acquire)) {
@@ -233,6 +240,10 @@ class PrefixListRep final : public MemTableRep {
     // Keys outside the extractor's domain are their own prefix: shorter than any in-domain
     // prefix, they still sort by their bytes among the lists.
     return transform_->InDomain(user_key) ? transform_->Transform(user_key) : user_key;
+  }
+
+  Slice PrefixOfEntry(const char* entry) const {
+    return PrefixOf(UserKeyOf(InternalKeyOf(entry)));
   }
 
   const PrefixList* FindList(const Slice& prefix) const {
@@ -288,7 +299,7 @@ class PrefixListRep final : public MemTableRep {
   }
 
   Slice PrefixOfList(const PrefixList* list) const {
-    return PrefixOf(UserKeyOf(InternalKeyOf(list->head.load(std::memory_order_acquire)->entry())));
+    return PrefixOfEntry(list->head.load(std::memory_order_acquire)->entry());
   }
 
   int CompareLists(const PrefixList* a, const PrefixList* b) const {
@@ -358,7 +369,7 @@ void PrefixListIterator::Prev() {
     return;
   }
   EnterList(index_ - 1);
-  while (const Node* next = node_->next.load(std::memory_order_acquire)) node_ = next;
+  node_ = LastOf(list_);
 }
 
 void PrefixListIterator::Seek(const Slice& internal_key, const char* memtable_key) {
@@ -395,8 +406,7 @@ void PrefixListIterator::SeekForPrev(const Slice& internal_key, const char* memt
     SeekToLast();
   } else if (list_ != nullptr) {
     // Every key of the sought prefix is below the target: the last one.
-    node_ = list_->head.load(std::memory_order_acquire);
-    while (const Node* next = node_->next.load(std::memory_order_acquire)) node_ = next;
+    node_ = LastOf(list_);
   }
 }
 
@@ -412,7 +422,7 @@ void PrefixListIterator::SeekToLast() {
     return;
   }
   EnterList(order_.size() - 1);
-  while (const Node* next = node_->next.load(std::memory_order_acquire)) node_ = next;
+  node_ = LastOf(list_);
 }
 
 class PrefixListMemTableFactory final : public rocksdb::MemTableRepFactory {

@@ -52,7 +52,9 @@ class PrefixListMemTableTest : public ::testing::Test {
   }
 
   void Close() {
-    for (rocksdb::ColumnFamilyHandle* h : handles_) ASSERT_TRUE(db_->DestroyColumnFamilyHandle(h).ok());
+    for (rocksdb::ColumnFamilyHandle* h : handles_) {
+      ASSERT_TRUE(db_->DestroyColumnFamilyHandle(h).ok());
+    }
     handles_.clear();
     db_.reset();
   }
@@ -208,7 +210,9 @@ TEST_F(PrefixListMemTableTest, WithoutAPrefixExtractorTheFactoryStillGivesAWorki
   rocksdb::DB* raw = nullptr;
   ASSERT_TRUE(rocksdb::DB::Open(options, dir_.Sub("plain"), &raw).ok());
   std::unique_ptr<rocksdb::DB> db(raw);
-  for (const char* key : {"b", "a", "c"}) ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, key).ok());
+  for (const char* key : {"b", "a", "c"}) {
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, key).ok());
+  }
   std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
   std::string keys;
   for (it->SeekToFirst(); it->Valid(); it->Next()) keys += it->key().ToString();
