@@ -17,7 +17,6 @@ namespace {
 // Latest accepted expiry: 9999-12-31T23:59:59.999Z.
 constexpr TimeMs kMaxExpiryMs = 253402300799999;
 
-int64_t DueSecond(TimeMs expires_at) { return (expires_at + 999) / 1000; }
 
 uint32_t ShardOf(UserId user) { return user >> MembershipShards::kShardBits; }
 
@@ -35,7 +34,7 @@ Engine::Engine(EngineOptions options)
       clock_(options.clock ? options.clock : SystemClock::Default()),
       // One second back: memberships already due when the engine is built (replayed after a
       // restart) land in the current second and expire on the first ProcessExpiries().
-      wheel_(clock_->NowMs() / 1000 - 1),
+      expiries_(clock_->NowMs()),
       rng_(options.random_seed ? options.random_seed : std::random_device{}()) {}
 
 Engine::~Engine() = default;
@@ -152,13 +151,12 @@ absl::Status Engine::InstallShard(MembershipShards::ShardState state) {
     }
   }
   for (const auto& [key, expires_at] : state.expiries) {
-    wheel_.Schedule(static_cast<SegmentId>(key >> 32), static_cast<UserId>(key),
-                    DueSecond(expires_at));
+    expiries_.Schedule(static_cast<SegmentId>(key >> 32), static_cast<UserId>(key), expires_at);
   }
   std::vector<std::pair<SegmentId, uint64_t>> counts;
   shards_.InstallShard(std::move(state), &counts);
   for (const auto& [segment, n] : counts) catalog_.AddToCount(segment, static_cast<int64_t>(n));
-  pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
+  pending_expiries_.store(expiries_.pending(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -174,7 +172,7 @@ absl::Status Engine::ApplyBatch(const OpBatch& batch) {
   if (!batch.segments.empty()) sticky_valid_ = false;
   for (const SegmentMeta& meta : batch.segments) {
     if (absl::Status s = catalog_.Upsert(meta); !s.ok()) return s;
-    if (meta.deleted()) wheel_.CancelSegment(meta.id);
+    if (meta.deleted()) expiries_.CancelSegment(meta.id);
   }
   absl::InlinedVector<absl::string_view, 1> created;
   for (size_t i = 0; i < batch.users.size();) {
@@ -204,7 +202,7 @@ absl::Status Engine::ApplyBatch(const OpBatch& batch) {
       registered_count_.fetch_sub(1, std::memory_order_relaxed);
     }
   }
-  pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
+  pending_expiries_.store(expiries_.pending(), std::memory_order_relaxed);
   return absl::OkStatus();
 }
 
@@ -232,13 +230,13 @@ void Engine::ApplyMemberships(absl::Span<const OpRecord> records) {
       const OpRecord& r = chunk[k];
       const MembershipShards::Applied& a = applied_scratch_[k];
       if (a.was_member && a.previous_expiry != kNoExpiry) {
-        wheel_.Cancel(r.segment, r.user, DueSecond(a.previous_expiry));
+        expiries_.Cancel(r.segment, r.user, a.previous_expiry);
       }
       if (tallies.empty() || tallies.back().segment != r.segment)
         tallies.push_back({r.segment, 0, 0});
       Tally& tally = tallies.back();
       if (r.op == OpKind::kAdd) {
-        if (r.expires_at != kNoExpiry) wheel_.Schedule(r.segment, r.user, DueSecond(r.expires_at));
+        if (r.expires_at != kNoExpiry) expiries_.Schedule(r.segment, r.user, r.expires_at);
         if (!a.was_member) ++tally.delta;
       } else if (a.was_member) {
         --tally.delta;
@@ -754,46 +752,30 @@ absl::StatusOr<QueryResult> Engine::Query(absl::string_view expr, uint32_t limit
 
 absl::StatusOr<uint64_t> Engine::ProcessExpiries() {
   return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<uint64_t> {
-    int64_t now_sec = Now() / 1000;
-    if (now_sec <= wheel_.now()) return 0;
-    struct Fired {
-      int64_t due_sec;
-      SegmentId segment;
-      Roaring users;
-    };
-    std::vector<Fired> fired;
-    auto due_of = [&](SegmentId segment, UserId user) -> int64_t {
+    const TimeMs now = Now();
+    auto expires_of = [&](SegmentId segment, UserId user) -> TimeMs {
       TimeMs expires_at = kNoExpiry;
-      shards_.Lookup(segment, user, &expires_at);
-      return expires_at == kNoExpiry ? 0 : DueSecond(expires_at);
+      if (!shards_.Lookup(segment, user, &expires_at)) return kNoExpiry;
+      return expires_at;
     };
-    wheel_.AdvanceTo(now_sec, due_of, [&](int64_t due_sec, SegmentId segment, Roaring users) {
-      fired.push_back({due_sec, segment, std::move(users)});
-    });
     OpBatch batch;
-    batch.at = Now();
-    for (const Fired& f : fired) {
-      for (UserId user : f.users) {
-        TimeMs expires_at = kNoExpiry;
-        // A membership whose expiry was cleared or moved is not in this slot any more; the
-        // check guards against acting on a stale entry all the same.
-        if (!shards_.Lookup(f.segment, user, &expires_at) || expires_at == kNoExpiry ||
-            DueSecond(expires_at) > f.due_sec) {
-          continue;
-        }
+    batch.at = now;
+    // In order of expiry, each logged at its own expires_at.
+    expiries_.Collect(now, expires_of, [&](TimeMs expires_at, SegmentId segment,
+                                           const Roaring& users) {
+      for (UserId user : users) {
         batch.memberships.push_back(
-            {expires_at, kNoExpiry, user, f.segment, OpKind::kRemove, OpReason::kTtlExpired});
+            {expires_at, kNoExpiry, user, segment, OpKind::kRemove, OpReason::kTtlExpired});
       }
-    }
+    });
+    if (batch.memberships.empty()) return 0;
     if (absl::Status s = Commit(batch); !s.ok()) {
       // Nothing was removed: put the entries back so that the next call retries them.
-      for (const OpRecord& r : batch.memberships) {
-        wheel_.Schedule(r.segment, r.user, DueSecond(r.at));
-      }
-      pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
+      for (const OpRecord& r : batch.memberships) expiries_.Schedule(r.segment, r.user, r.at);
+      pending_expiries_.store(expiries_.pending(), std::memory_order_relaxed);
       return s;
     }
-    pending_expiries_.store(wheel_.pending(), std::memory_order_relaxed);
+    pending_expiries_.store(expiries_.pending(), std::memory_order_relaxed);
     expired_total_.fetch_add(batch.memberships.size(), std::memory_order_relaxed);
     return batch.memberships.size();
   });
@@ -821,7 +803,7 @@ EngineMemory Engine::Memory() const {
   m.memberships = shards_.MemoryUsage();
   m.bitmaps = shards_.BitmapBytes();
   MutexLock lock(&write_mu_);
-  m.expiry_wheel = wheel_.MemoryUsage();
+  m.expiry_wheel = expiries_.MemoryUsage();
   return m;
 }
 

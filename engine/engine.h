@@ -7,7 +7,7 @@
 //   Users have an external id (1–256 bytes of UTF-8) and a dense internal UserId. Segments have
 //   a name and a dense SegmentId. Memberships are bits in per-shard Roaring bitmaps
 //   (membership_shards.h), mirrored per user in a reverse index that also holds expiries.
-//   Expiries are driven by a hierarchical timing wheel (expiry_wheel.h).
+//   Expiries are driven by a hierarchical timing wheel, to the millisecond (expiry_schedule.h).
 //
 // Mutations
 //   Each mutation is planned into an OpBatch while holding the writer lock, handed to the
@@ -49,7 +49,7 @@
 #include "engine/mutex.h"
 #include "absl/types/span.h"
 #include "engine/clock.h"
-#include "engine/expiry_wheel.h"
+#include "engine/expiry_schedule.h"
 #include "engine/membership_shards.h"
 #include "engine/op_record.h"
 #include "engine/segment_catalog.h"
@@ -250,8 +250,10 @@ class Engine final : private WriteQueue::Combiner {
 
   // ----- Time -----
 
-  // Expires every membership due by the clock's current second: one remove record per
-  // membership (reason ttl_expired, `at` = its expires_at). Returns how many expired.
+  // Expires every membership whose expires_at is at or before the clock's current millisecond:
+  // one remove record per membership (reason ttl_expired, `at` = its expires_at), in order of
+  // expiry. Returns how many expired. Called every 100 ms, memberships end within about
+  // 100 ms of their expiry (expiry_schedule.h).
   // If the sink fails, nothing is removed and the same memberships are retried next call.
   absl::StatusOr<uint64_t> ProcessExpiries();
 
@@ -379,7 +381,7 @@ class Engine final : private WriteQueue::Combiner {
   std::atomic<uint64_t> pending_expiries_{0};
 
   mutable Mutex write_mu_;
-  ExpiryWheel wheel_ ABSL_GUARDED_BY(write_mu_);
+  ExpirySchedule expiries_ ABSL_GUARDED_BY(write_mu_);
   std::mt19937_64 rng_ ABSL_GUARDED_BY(write_mu_);
   std::vector<MembershipShards::Applied> applied_scratch_ ABSL_GUARDED_BY(write_mu_);
   uint64_t commits_ ABSL_GUARDED_BY(write_mu_) = 0;  // batches committed, for Durably

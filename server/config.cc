@@ -57,6 +57,12 @@ its variable.
   --shutdown-grace DURATION
                           on SIGTERM or SIGINT, how long in-flight requests may take to finish
                           (default 10s; SEGD_SHUTDOWN_GRACE)
+  --min-free-disk SIZE    free space to keep on the data directory's filesystem: below it
+                          writes are answered 503 (reads go on) so that flushes, compactions,
+                          snapshots and a clean shutdown still fit; writes resume by
+                          themselves once space is freed; 0 turns the check off
+                          (default 1GiB, or a tenth of the filesystem if that is smaller;
+                          SEGD_MIN_FREE_DISK)
   --help                  print this help and exit
 
 Durations read 90s, 30m, 4h, 7d; sizes read 1048576, 512KiB, 1MiB, 1GiB.
@@ -180,11 +186,26 @@ const std::vector<Flag>& Flags() {
        Whole("--snapshot-every", &ServerConfig::snapshot_every_records, 0,
              uint64_t{1} << 40)},
       {"shutdown-grace", "SEGD_SHUTDOWN_GRACE", Duration(&ServerConfig::shutdown_grace_seconds)},
+      {"min-free-disk", "SEGD_MIN_FREE_DISK",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         if (v == "0") {
+           c.min_free_disk = 0;
+           return absl::OkStatus();
+         }
+         auto n = ParseByteSize(v);
+         if (!n.ok()) return n.status();
+         c.min_free_disk = *n;
+         return absl::OkStatus();
+       }},
   };
   return kFlags;
 }
 
 }  // namespace
+
+uint64_t DefaultMinFreeDisk(uint64_t total_bytes) {
+  return std::min<uint64_t>(uint64_t{1} << 30, total_bytes / 10);
+}
 
 absl::StatusOr<ParsedCommandLine> ParseServerConfig(const std::vector<std::string>& args,
                                                     const char* (*getenv)(const char*)) {

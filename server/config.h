@@ -6,6 +6,7 @@
 // Thread safety: ParseServerConfig is reentrant; a ServerConfig is a plain value.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,7 +35,14 @@ struct ServerConfig {
   int64_t snapshot_interval_seconds = 600;
   uint64_t snapshot_every_records = 1'000'000;  // 0: by time only
   int64_t shutdown_grace_seconds = 10;
+  // Free space kept on the data directory's filesystem (storage/disk_reserve.h); unset: 1 GiB
+  // or a tenth of the filesystem, whichever is smaller (DefaultMinFreeDisk).
+  std::optional<uint64_t> min_free_disk;
 };
+
+// --min-free-disk when it is not given: 1 GiB, or a tenth of a filesystem of `total_bytes`,
+// whichever is smaller.
+uint64_t DefaultMinFreeDisk(uint64_t total_bytes);
 
 // What the command line asked for.
 struct ParsedCommandLine {

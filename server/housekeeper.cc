@@ -1,22 +1,30 @@
 #include "server/housekeeper.h"
 
-#include <chrono>
 #include <string>
 
+#include "engine/clock.h"
 #include "server/log.h"
 
 namespace segd::server {
 
 using std::chrono::steady_clock;
 
-Housekeeper::Housekeeper(engine::Engine& engine, storage::OpLog& log,
-                         storage::ReportStore& reports, const ServerConfig& config,
-                         ServiceFigures& figures)
-    : engine_(engine), log_(log), reports_(reports), config_(config), figures_(figures) {}
+Housekeeper::Housekeeper(engine::Engine& engine, storage::OpLog& log, storage::ReportStore& reports,
+                         const ServerConfig& config, ServiceFigures& figures)
+    : engine_(engine),
+      log_(log),
+      reports_(reports),
+      config_(config),
+      figures_(figures),
+      started_(steady_clock::now()),
+      log_bytes_at_start_(log.ApproximateBytes()) {}
 
 Housekeeper::~Housekeeper() { Stop(); }
 
-void Housekeeper::Start() { thread_ = std::thread([this] { Run(); }); }
+void Housekeeper::Start() {
+  ticker_ = std::thread([this] { RunTicker(); });
+  maintainer_ = std::thread([this] { RunMaintainer(); });
+}
 
 void Housekeeper::Stop() {
   {
@@ -24,7 +32,13 @@ void Housekeeper::Stop() {
     stop_ = true;
   }
   wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (ticker_.joinable()) ticker_.join();
+  if (maintainer_.joinable()) maintainer_.join();
+}
+
+bool Housekeeper::Sleep(steady_clock::duration d) {
+  std::unique_lock lock(mu_);
+  return !wake_.wait_for(lock, d, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stop_; });
 }
 
 absl::Status Housekeeper::Snapshot() {
@@ -43,22 +57,55 @@ absl::Status Housekeeper::Snapshot() {
   return absl::OkStatus();
 }
 
-void Housekeeper::Run() {
-  constexpr auto kExpiryPeriod = std::chrono::milliseconds(200);
-  constexpr auto kSweepPeriod = std::chrono::seconds(60);
-  const auto snapshot_period = std::chrono::seconds(config_.snapshot_interval_seconds);
-  auto next_sweep = steady_clock::now() + kSweepPeriod;
-  auto next_snapshot = steady_clock::now() + snapshot_period;
-  // After a failed snapshot, the count alone does not retry sooner than this.
-  constexpr auto kSnapshotRetry = std::chrono::seconds(10);
-  auto retry_after = steady_clock::now();
-  // Counted from the snapshot recovery started from: a long tail replayed at start-up is
-  // snapshotted soon, not only after as many new changes.
-  uint64_t snapshot_seq = log_.replay_start();
+bool Housekeeper::WarnIfDiskShort(bool at_start) {
+  const uint64_t bytes = log_.ApproximateBytes();
+  double seconds = 0;
+  double grown = 0;
+  if (at_start) {
+    auto first = log_.FirstRecordAt();
+    if (!first) return false;
+    seconds = static_cast<double>(engine::SystemClock::Default()->NowMs() - *first) / 1000;
+    grown = static_cast<double>(bytes);
+  } else {
+    seconds = std::chrono::duration<double>(steady_clock::now() - started_).count();
+    grown = static_cast<double>(bytes) - static_cast<double>(log_bytes_at_start_);
+  }
+  // Too short a life says nothing about the rate.
+  if (seconds < 600 || grown <= 0) return false;
+  const double per_day = grown / seconds * 86400;
+  const uint64_t free_bytes = log_.disk().Refresh();
+  const uint64_t reserve = log_.disk().min_free_bytes();
+  const double usable = free_bytes > reserve ? static_cast<double>(free_bytes - reserve) : 0;
+  if (usable >= per_day) return false;
+  Log(LogLevel::kWarn,
+      "the disk will not last a day: the log grows about %.1f MiB a day and %.1f MiB are "
+      "left above the reserve (--min-free-disk); writes will be refused in about %.1f hours. "
+      "Free space, or set --history-retention",
+      per_day / (1 << 20), usable / (1 << 20), usable / per_day * 24);
+  return true;
+}
+
+void Housekeeper::RunTicker() {
+  constexpr int64_t kTickMs = 100;
   bool expiry_failing = false;
-  std::unique_lock lock(mu_);
-  while (!wake_.wait_for(lock, kExpiryPeriod, [this] { return stop_; })) {
-    lock.unlock();
+  bool moved = false;
+  bool position_failing = false;
+  absl::Status write_state = log_.WriteState();
+  for (;;) {
+    // Wake at the next multiple of the tick in wall-clock time: memberships expire within a
+    // tick of their expires_at.
+    const int64_t now_ms = engine::SystemClock::Default()->NowMs();
+    const int64_t wait_ms = kTickMs - now_ms % kTickMs;
+    if (!Sleep(std::chrono::milliseconds(wait_ms))) return;
+    // The directory first: nothing may be written once it has moved.
+    if (!moved) {
+      if (absl::Status s = log_.CheckDirectory(); !s.ok()) {
+        moved = true;
+        Log(LogLevel::kError, "%s", std::string(s.message()).c_str());
+      }
+    }
+    // Then space: an expiry pass may need the room that was just freed.
+    log_.TryResume().IgnoreError();
     auto expired = engine_.ProcessExpiries();
     if (!expired.ok()) {
       figures_.expiry_failures.fetch_add(1);
@@ -68,11 +115,49 @@ void Housekeeper::Run() {
       }
     }
     expiry_failing = !expired.ok();
+    if (absl::Status s = log_.RecordPosition(); !s.ok() && !position_failing) {
+      Log(LogLevel::kWarn, "recording the log position failed (will retry): %s",
+          std::string(s.message()).c_str());
+      position_failing = true;
+    } else if (s.ok()) {
+      position_failing = false;
+    }
+    absl::Status now_state = log_.WriteState();
+    if (now_state.ok() != write_state.ok()) {
+      if (now_state.ok()) {
+        Log(LogLevel::kInfo, "writes are accepted again");
+      } else {
+        Log(LogLevel::kError, "writes are refused: %s", std::string(now_state.message()).c_str());
+      }
+    }
+    write_state = now_state;
+  }
+}
+
+void Housekeeper::RunMaintainer() {
+  constexpr auto kPeriod = std::chrono::milliseconds(200);
+  constexpr auto kSweepPeriod = std::chrono::seconds(60);
+  constexpr auto kDiskWarningPeriod = std::chrono::hours(1);
+  const auto snapshot_period = std::chrono::seconds(config_.snapshot_interval_seconds);
+  auto next_sweep = steady_clock::now() + kSweepPeriod;
+  auto next_disk_check = steady_clock::now() + kSweepPeriod;
+  auto next_snapshot = steady_clock::now() + snapshot_period;
+  // After a failed snapshot, the count alone does not retry sooner than this.
+  constexpr auto kSnapshotRetry = std::chrono::seconds(10);
+  auto retry_after = steady_clock::now();
+  // Counted from the snapshot recovery started from: a long tail replayed at start-up is
+  // snapshotted soon, not only after as many new changes.
+  uint64_t snapshot_seq = log_.replay_start();
+  while (Sleep(kPeriod)) {
     auto now = steady_clock::now();
     if (now >= next_sweep) {
       size_t swept = reports_.Sweep();
       if (swept > 0) Log(LogLevel::kInfo, "deleted %zu expired reports", swept);
       next_sweep = now + kSweepPeriod;
+    }
+    if (now >= next_disk_check) {
+      next_disk_check =
+          now + (WarnIfDiskShort(/*at_start=*/false) ? kDiskWarningPeriod : kSweepPeriod);
     }
     // By time while changes arrive, and by count so that the tail a restart replays stays
     // bounded under a heavy write load.
@@ -90,7 +175,6 @@ void Housekeeper::Run() {
       }
       next_snapshot = steady_clock::now() + snapshot_period;
     }
-    lock.lock();
   }
 }
 

@@ -1,17 +1,29 @@
 #pragma once
 
-// Housekeeper: the server's background thread. It expires memberships as they fall due
-// (every 200 ms, so a membership ends within a second of its expiry), deletes stored reports
-// past their TTL (every minute), and writes a snapshot every snapshot interval when the log
-// has grown since the last one, or sooner once --snapshot-every records have been logged since
-// the last (checked every 200 ms), so that the log a restart replays stays bounded.
+// Housekeeper: the server's background work, on two threads so that neither waits for the
+// other.
+//   The ticker, every 100 ms (at wall-clock multiples of 100 ms): checks that the data
+//   directory is still where it was opened (OpLog::CheckDirectory: once moved, the log stops
+//   for good), re-reads the free disk space and lets the log resume writes once space is back
+//   (OpLog::TryResume), expires the memberships that are due (Engine::ProcessExpiries, to the
+//   millisecond), records the log's position in DATA_DIR/segd.state (OpLog::RecordPosition),
+//   and logs every change of the write state (refused and why, accepted again).
+//   The maintainer: deletes stored reports past their TTL (every minute); writes a snapshot
+//   every snapshot interval when the log has grown since the last one, or sooner once
+//   --snapshot-every records have been logged since the last (checked every 200 ms), so that
+//   the log a restart replays stays bounded; and warns when, at the rate the log grows, the
+//   disk will not last a day (checked every minute, said at most once an hour).
+// A snapshot can take seconds on a large dataset; expiries go on meanwhile.
 //
-// Thread safety: Start and Stop from the controlling thread; the work runs on its own thread.
+// Thread safety: Start and Stop from the controlling thread; Snapshot and WarnIfDiskShort from
+// any thread.
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "engine/engine.h"
 #include "server/api.h"
 #include "server/config.h"
@@ -29,15 +41,23 @@ class Housekeeper {
   Housekeeper& operator=(const Housekeeper&) = delete;
 
   void Start();
-  // Stops and joins the thread (an expiry pass or snapshot in progress finishes first).
+  // Stops and joins both threads (an expiry pass or snapshot in progress finishes first).
   void Stop();
 
   // Writes a snapshot now and records its figures. Any thread, one call at a time (the log
   // serialises snapshots).
   absl::Status Snapshot();
 
+  // Logs a warning if the free disk space will not last a day at the rate the log grows: at
+  // start-up, the rate over the log's whole life; later, over the time since start-up.
+  // Returns whether it warned.
+  bool WarnIfDiskShort(bool at_start);
+
  private:
-  void Run();
+  void RunTicker();
+  void RunMaintainer();
+  // Waits up to `d`; false once Stop was called.
+  bool Sleep(std::chrono::steady_clock::duration d);
 
   engine::Engine& engine_;
   storage::OpLog& log_;
@@ -46,8 +66,12 @@ class Housekeeper {
   ServiceFigures& figures_;
   std::mutex mu_;
   std::condition_variable wake_;
-  bool stop_ = false;  // guarded by mu_
-  std::thread thread_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread ticker_;
+  std::thread maintainer_;
+  // Where the log's size was measured at start-up, for the growth rate.
+  const std::chrono::steady_clock::time_point started_;
+  const uint64_t log_bytes_at_start_;
 };
 
 }  // namespace segd::server

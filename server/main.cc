@@ -3,6 +3,7 @@
 // drains connections, writes a snapshot and exits 0.
 
 #include <csignal>
+#include <filesystem>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -51,15 +52,31 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto log = storage::OpLog::Open(
-      config.data_dir,
-      {.durability = config.durability, .retention_ms = config.history_retention_seconds * 1000});
+  uint64_t min_free_disk = 0;
+  if (config.min_free_disk) {
+    min_free_disk = *config.min_free_disk;
+  } else {
+    std::error_code ec;
+    std::filesystem::create_directories(config.data_dir, ec);  // Open reports failures
+    min_free_disk = server::DefaultMinFreeDisk(
+        storage::DiskReserve(config.data_dir, 0).total_bytes());
+  }
+  auto log = storage::OpLog::Open(config.data_dir,
+                                  {.durability = config.durability,
+                                   .retention_ms = config.history_retention_seconds * 1000,
+                                   .min_free_disk_bytes = min_free_disk});
   if (!log.ok()) return Fail("opening the log", log.status());
   engine::Engine engine(engine::EngineOptions{nullptr, log->get()});
   auto recovered = (*log)->Recover(engine);
   if (!recovered.ok()) return Fail("recovery", recovered.status());
+  // What fell due while down is expired here, and again right before the first request is
+  // accepted (recovery and opening the reports take time too).
   auto expired = engine.ProcessExpiries();
-  if (!expired.ok()) return Fail("expiring memberships due while down", expired.status());
+  if (!expired.ok()) {
+    // A full disk: serve reads all the same; the housekeeper retries every tick.
+    server::Log(server::LogLevel::kError, "expiring memberships due while down failed: %s",
+                std::string(expired.status().message()).c_str());
+  }
   auto reports = storage::ReportStore::Open(config.data_dir, config.report_ttl_seconds * 1000,
                                             engine::SystemClock::Default());
   if (!reports.ok()) return Fail("opening the report directory", reports.status());
@@ -68,9 +85,16 @@ int main(int argc, char** argv) {
   figures.recovery_seconds.store(recovered->seconds);
   server::Api api(engine, **log, **reports, config, figures);
   server::HttpServer http(api, config);
-  if (absl::Status s = http.Start(); !s.ok()) return Fail("starting HTTP", s);
   server::Housekeeper housekeeper(engine, **log, **reports, config, figures);
+  uint64_t expired_count = expired.ok() ? *expired : 0;
+  if (auto more = engine.ProcessExpiries(); more.ok()) expired_count += *more;
   housekeeper.Start();
+  if (absl::Status s = http.Start(); !s.ok()) return Fail("starting HTTP", s);
+  if (absl::Status writes = (*log)->WriteState(); !writes.ok()) {
+    server::Log(server::LogLevel::kError, "serving reads only: %s",
+                std::string(writes.message()).c_str());
+  }
+  housekeeper.WarnIfDiskShort(/*at_start=*/true);
 
   engine::EngineStats stats = engine.Stats();
   std::printf(
@@ -84,7 +108,7 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(stats.registered_users), recovered->seconds,
       recovered->dictionary_seconds, static_cast<unsigned long long>(recovered->snapshot_seq),
       recovered->snapshot_seconds, static_cast<unsigned long long>(recovered->records),
-      recovered->replay_seconds, static_cast<unsigned long long>(*expired), config.threads,
+      recovered->replay_seconds, static_cast<unsigned long long>(expired_count), config.threads,
       config.durability == storage::Durability::kFsync ? "fsync" : "process");
   std::fflush(stdout);
 
@@ -96,7 +120,14 @@ int main(int argc, char** argv) {
   http.Shutdown();
   housekeeper.Stop();
   // The snapshot's meta key is written synced, which also syncs every log record before it.
-  if (absl::Status s = housekeeper.Snapshot(); !s.ok()) return Fail("snapshot at shutdown", s);
+  if (absl::Status s = housekeeper.Snapshot(); !s.ok()) {
+    // The log holds every acknowledged change; the next start replays it instead of loading
+    // a snapshot. Only a log that failed (not merely a full disk) makes this an unclean stop.
+    server::Log(server::LogLevel::kError, "snapshot at shutdown failed: %s",
+                std::string(s.message()).c_str());
+    const bool disk_short = (*log)->read_only() || (*log)->disk().low();
+    if (!disk_short && !(*log)->WriteState().ok()) return 1;
+  }
   server::Log(server::LogLevel::kInfo, "stopped cleanly");
   return 0;
 }

@@ -8,6 +8,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
@@ -16,6 +17,8 @@
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "roaring/roaring.h"
+#include "storage/detail/error_listener.h"
+#include "storage/detail/info_logger.h"
 #include "storage/detail/prefix_list_memtable.h"
 #include "storage/detail/retention_filter.h"
 #include "storage/oplog_format.h"
@@ -88,15 +91,19 @@ OpLog::~OpLog() {
 
 absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
                                                    OpLogOptions options) {
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  if (ec) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("cannot create data directory '", data_dir, "': ", ec.message()));
-  }
+  auto locked = DataDir::Lock(data_dir);
+  if (!locked.ok()) return locked.status();
   const std::string dir = (std::filesystem::path(data_dir) / "log").string();
   std::unique_ptr<OpLog> log(new OpLog(dir, options));
+  log->data_dir_ = *std::move(locked);
+  log->env_ = rocksdb::NewCompositeEnv(log->data_dir_->FileSystem());
   rocksdb::DBOptions db_options;
+  db_options.env = log->env_.get();
+  // RocksDB's own LOG, written so that a full disk cannot abort segd (detail/info_logger.h).
+  db_options.info_log = detail::NewInfoLogger(dir);
+  // A write-ahead log that the manifest knows was synced and closed must be there at the
+  // next open (RocksDB refuses to open otherwise, instead of recovering less).
+  db_options.track_and_verify_wals_in_manifest = true;
   db_options.create_if_missing = true;
   db_options.create_missing_column_families = true;
   db_options.max_background_jobs = 2;
@@ -117,6 +124,9 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   // alternating pairs, docs/benchmarks.md). by_user's memtable requires it off as well: it
   // takes inserts from one thread at a time (RocksDB refuses to open otherwise).
   db_options.allow_concurrent_memtable_write = false;
+  log->errors_ = std::make_shared<detail::ErrorListener>();
+  db_options.listeners.push_back(log->errors_);
+  log->disk_ = std::make_unique<DiskReserve>(data_dir, options.min_free_disk_bytes);
   log->retention_ = std::make_shared<detail::RetentionState>();
   log->retention_->retention_ms.store(std::max<int64_t>(0, options.retention_ms));
   log->retention_->clock = options.clock ? options.clock : engine::SystemClock::Default();
@@ -179,6 +189,21 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
+  if (s.IsNoSpace() || (!s.ok() && log->disk_->Refresh() < (1u << 20))) {
+    // Opening for writing writes (a new manifest, a new write-ahead log). On a full disk,
+    // open read-only instead: recovery and reads work, writes are refused.
+    const rocksdb::Status writable = s;
+    handles.clear();
+    s = rocksdb::DB::OpenForReadOnly(db_options, dir, descriptors, &handles, &raw);
+    if (!s.ok()) {
+      return FromRocks(writable, absl::StrCat("cannot open data directory '", dir, "'"));
+    }
+    log->read_only_ = true;
+    log->Fail(absl::UnavailableError(absl::StrCat(
+        "the disk was full when segd started (", writable.ToString(),
+        "), so the log was opened read-only; free space and restart segd to accept writes")))
+        .IgnoreError();
+  }
   if (!s.ok()) return FromRocks(s, absl::StrCat("cannot open data directory '", dir, "'"));
   log->db_.reset(raw);
   log->default_ = handles[0];
@@ -215,6 +240,11 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
         "; this segd reads versions ", kOldestReadFormatVersion, " to ", kFormatVersion,
         " (see docs/oplog_format.md)"));
   }
+  if (write_version && log->read_only_) {
+    if (!s.IsNotFound()) write_version = false;  // an older version: read as it is
+    else return absl::UnavailableError(absl::StrCat(
+        "the disk is full and data directory '", dir, "' is new; free space and start again"));
+  }
   if (write_version) {
     std::string version;
     PutBigEndian32(&version, kFormatVersion);
@@ -234,14 +264,82 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
                          std::memory_order_release);
   }
   if (!it->status().ok()) return FromRocks(it->status(), "cannot read the operation log");
+  // Retention may have removed every record the newest snapshot covers: numbering goes on
+  // from the snapshot's position then.
+  std::unique_ptr<rocksdb::Iterator> snapshots(
+      log->db_->NewIterator(rocksdb::ReadOptions(), log->snapshots_));
+  snapshots->SeekForPrev(SnapshotMetaKey(UINT64_MAX));
+  if (snapshots->Valid() && snapshots->key().size() == 9 && snapshots->key()[0] == 'm') {
+    auto meta = DecodeSnapshotMeta(View(snapshots->value()));
+    if (!meta.ok()) return meta.status();
+    if (meta->seq > log->next_seq_.load(std::memory_order_relaxed)) {
+      log->next_seq_.store(meta->seq, std::memory_order_release);
+    }
+  }
+  if (!snapshots->status().ok()) return FromRocks(snapshots->status(), "reading snapshots");
+  if (absl::Status s = log->data_dir_->CheckRecovered(
+          log->next_seq(), options.durability == Durability::kFsync);
+      !s.ok()) {
+    return s;
+  }
+  log->synced_seq_.store(log->next_seq(), std::memory_order_release);
   return log;
 }
 
+absl::Status OpLog::CheckDirectory() {
+  absl::Status s = data_dir_->CheckInPlace();
+  if (!s.ok() && !failed_.load(std::memory_order_acquire)) Fail(s).IgnoreError();
+  return s;
+}
+
+absl::Status OpLog::RecordPosition() {
+  if (read_only_) return absl::OkStatus();  // nothing moves
+  return data_dir_->RecordPosition(options_.durability == Durability::kFsync
+                                       ? synced_seq_.load(std::memory_order_acquire)
+                                       : next_seq());
+}
+
 absl::Status OpLog::Fail(absl::Status status) {
-  failed_.store(true, std::memory_order_release);
-  return absl::UnavailableError(
+  absl::Status refused = absl::UnavailableError(
       absl::StrCat("the operation log cannot be written; mutations are refused: ",
                    status.message()));
+  {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    if (!failed_.load(std::memory_order_relaxed)) failure_ = refused;
+    failed_.store(true, std::memory_order_release);
+  }
+  return refused;
+}
+
+absl::Status OpLog::WriteState() const {
+  if (failed_.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    return failure_;
+  }
+  if (disk_->low()) {
+    return absl::UnavailableError(absl::StrCat(
+        "disk almost full: ", disk_->free_bytes(), " bytes free, below the reserve of ",
+        disk_->min_free_bytes(), " bytes (--min-free-disk)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OpLog::TryResume() {
+  disk_->Refresh();
+  if (!failed_.load(std::memory_order_acquire)) return absl::OkStatus();
+  if (read_only_ || data_dir_->moved() || errors_->wal_failed() ||
+      sync_failed_.load(std::memory_order_acquire)) {
+    return WriteState();  // only a restart cures these
+  }
+  if (disk_->low()) return WriteState();
+  // A background flush or compaction failed (for lack of space); RocksDB stopped writes.
+  // Resume() flushes the memtables again and clears the error if that works.
+  rocksdb::Status s = db_->Resume();
+  if (!s.ok()) return FromRocks(s, "resuming the log");
+  std::lock_guard<std::mutex> lock(failure_mu_);
+  failure_ = absl::OkStatus();
+  failed_.store(false, std::memory_order_release);
+  return absl::OkStatus();
 }
 
 void OpLog::PutUserIndex(rocksdb::WriteBatch& wb, absl::Span<const engine::OpRecord> block,
@@ -282,7 +380,8 @@ void OpLog::PutUserIndex(rocksdb::WriteBatch& wb, absl::Span<const engine::OpRec
 
 absl::Status OpLog::Write(const engine::OpBatch& batch) {
   if (failed_.load(std::memory_order_acquire)) {
-    return absl::UnavailableError("the operation log failed earlier; mutations are refused");
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    return failure_;
   }
   // RocksDB counts per-thread statistics by default (perf_context, which segd never reads).
   // Each counter is a thread-local access through the shared library; off, the write path
@@ -363,6 +462,19 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
     PutUserIndex(wb, block, first, created_ranges, &users_in_runs_end);
   }
   seq += records.size();
+  // Expiries may use half of the disk reserve: they keep the promise that memberships end on
+  // time, and each is a few dozen bytes.
+  const bool expiries_only =
+      batch.users.empty() && batch.segments.empty() &&
+      std::all_of(records.begin(), records.end(), [](const engine::OpRecord& r) {
+        return r.reason == engine::OpReason::kTtlExpired;
+      });
+  if (absl::Status s = disk_->Admit(wb.GetDataSize(), expiries_only
+                                                          ? DiskReserve::Use::kExpiry
+                                                          : DiskReserve::Use::kMutation);
+      !s.ok()) {
+    return s;
+  }
   rocksdb::WriteOptions options;  // sync happens in WaitDurable, grouped
   rocksdb::Status s;
   {
@@ -389,13 +501,16 @@ absl::Status OpLog::WaitDurable() {
       sync_rounds_.Wait(round);
       continue;
     }
-    // Lead one sync for everything written so far; the others wait for it.
+    // Lead one sync for everything written so far; the others wait for it. Every record
+    // before `seq` is in a batch that Write finished, so the sync covers it.
+    const uint64_t seq = next_seq();
     const uint64_t goal = written_batches_.load(std::memory_order_acquire);
     if (synced_batches_.load(std::memory_order_acquire) < target) {
       rocksdb::Status s = db_->SyncWAL();
       wal_syncs_.fetch_add(1, std::memory_order_relaxed);
       if (s.ok()) {
         synced_batches_.store(goal, std::memory_order_release);
+        synced_seq_.store(seq, std::memory_order_release);
       } else {
         std::lock_guard<std::mutex> lock(sync_error_mu_);
         sync_error_ = Fail(FromRocks(s, "fsync of the write-ahead log"));
@@ -529,6 +644,10 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
 
 absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   std::lock_guard<std::mutex> one_at_a_time(snapshot_mu_);
+  if (failed_.load(std::memory_order_acquire)) {
+    std::lock_guard<std::mutex> lock(failure_mu_);
+    return failure_;
+  }
   auto start = std::chrono::steady_clock::now();
   SnapshotStats stats;
   SnapshotMeta meta;
@@ -547,6 +666,10 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
     if (state.members.empty()) continue;
     std::string value = EncodeShardState(state);
     stats.bytes += value.size();
+    // Twice: once in the write-ahead log, once in the file the flush after it writes.
+    if (absl::Status s = disk_->Admit(2 * value.size(), DiskReserve::Use::kSnapshot); !s.ok()) {
+      return s;
+    }
     rocksdb::Status s;
     {
       std::lock_guard<std::mutex> lock(rocks_write_mu_);
@@ -617,6 +740,15 @@ uint64_t OpLog::ApproximateBytes() const {
     if (db_->GetIntProperty(cf, "rocksdb.cur-size-all-mem-tables", &value)) total += value;
   }
   return total;
+}
+
+std::optional<engine::TimeMs> OpLog::FirstRecordAt() const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), ops_));
+  it->SeekToFirst();
+  if (!it->Valid()) return std::nullopt;
+  std::vector<engine::OpRecord> records;
+  if (!DecodeBlock(View(it->value()), &records).ok() || records.empty()) return std::nullopt;
+  return records.front().at;
 }
 
 uint64_t OpLog::TEST_CountEntries(rocksdb::ColumnFamilyHandle* cf) const {

@@ -17,8 +17,16 @@
 //             requests share it. The engine's write queue runs concurrent mutations as groups
 //             and calls WaitDurable once per group (engine/write_queue.h), so the waiters here
 //             are a few group leaders, not every request.
-// After any write or sync error the log refuses further writes (the server answers 503); reads
-// of memory state are unaffected and memory never holds what the log does not.
+// Disk space: writes are refused (Unavailable, the server's 503) while the filesystem has less
+// than OpLogOptions::min_free_disk_bytes free (disk_reserve.h), and accepted again as soon as
+// it has more: RocksDB itself never runs out of space for the write-ahead log.
+// After a RocksDB write or sync error the log refuses further writes; reads of memory state
+// are unaffected and memory never holds what the log does not. An error in RocksDB's
+// background work (a flush or compaction that ran out of space) is cleared by TryResume once
+// space is back; an error writing or syncing the write-ahead log is not (its last record may
+// be torn), and writes stay refused until a restart. If the disk is so full at start-up that
+// RocksDB cannot open the log for writing, Open opens it read-only: recovery and reads work,
+// writes are refused until a restart.
 //
 // Thread safety: Write is called by the engine's single writer (under its lock); WaitDurable,
 // durability_counters, ScanHistory and ForEachRecord from any thread at any time;
@@ -32,6 +40,7 @@
 #include <vector>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "absl/functional/function_ref.h"
@@ -40,9 +49,12 @@
 #include "engine/engine.h"
 #include "engine/op_record.h"
 #include "engine/futex_word.h"
+#include "storage/data_dir.h"
+#include "storage/disk_reserve.h"
 
 namespace rocksdb {
 class DB;
+class Env;
 class ColumnFamilyHandle;
 class Snapshot;
 class WriteBatch;
@@ -52,6 +64,7 @@ namespace segd::storage {
 
 namespace detail {
 struct RetentionState;
+class ErrorListener;
 }  // namespace detail
 
 enum class Durability { kProcess, kFsync };
@@ -77,6 +90,9 @@ struct OpLogOptions {
   size_t memtable_bytes = 256u << 20;
   // Source of "now" for retention. Not owned. Default: the system clock.
   engine::Clock* clock = nullptr;
+  // Free space kept on the log's filesystem: mutations are refused below it, expiry records
+  // and snapshots below half of it (disk_reserve.h). 0 disables the check. Default: 0.
+  uint64_t min_free_disk_bytes = 0;
 };
 
 // Which records a history scan returns.
@@ -114,9 +130,11 @@ struct DurabilityCounters {
 
 class OpLog final : public engine::OpSink {
  public:
-  // Opens (creating if missing) the log in DATA_DIR/log. Errors, each with a message that names
-  // the directory: FailedPrecondition if another process holds it, PermissionDenied/Internal if
-  // it cannot be created or written, DataLoss if it is corrupt or of an unknown format.
+  // Opens (creating if missing) the log in DATA_DIR/log, holding DATA_DIR for as long as the
+  // log is open (data_dir.h). Errors, each with a message that names the directory:
+  // FailedPrecondition if another process holds it, PermissionDenied/Internal if it cannot be
+  // created or written, DataLoss if it is corrupt, of an unknown format, or ends before the
+  // position the previous run recorded (DataDir::CheckRecovered).
   static absl::StatusOr<std::unique_ptr<OpLog>> Open(const std::string& data_dir,
                                                      OpLogOptions options);
   ~OpLog() override;
@@ -175,6 +193,30 @@ class OpLog final : public engine::OpSink {
   // The RocksDB directory (DATA_DIR/log).
   const std::string& dir() const { return dir_; }
 
+  // Checks that DATA_DIR is still where it was opened; once it is not, the log fails for good
+  // (writes are refused, RocksDB touches no file by path) and this returns why. Any thread;
+  // the server's housekeeper calls it every 100 ms.
+  absl::Status CheckDirectory();
+  // Records in DATA_DIR/segd.state how far the log is durable (DataDir::RecordPosition). One
+  // thread at a time.
+  absl::Status RecordPosition();
+
+  // The time of the oldest record still in the log, if there is one. Any thread.
+  std::optional<engine::TimeMs> FirstRecordAt() const;
+
+  // Free space on the log's filesystem and the reserve kept there. Any thread.
+  DiskReserve& disk() { return *disk_; }
+  const DiskReserve& disk() const { return *disk_; }
+  // Why writes are refused now, or OK: the disk reserve, a failure, a read-only open. Cheap
+  // (no system call); any thread.
+  absl::Status WriteState() const;
+  // Clears a failure that space coming back can cure (a background flush or compaction that
+  // ran out of space), if the disk now has room above the reserve. OK if writes are accepted
+  // afterwards; otherwise why not. Any thread; the server's housekeeper calls it periodically.
+  absl::Status TryResume();
+  // Whether Open fell back to a read-only log because the disk was full.
+  bool read_only() const { return read_only_; }
+
   // Tests: how many by_user and user_runs entries the log holds.
   std::pair<uint64_t, uint64_t> TEST_UserIndexEntries() const;
   // Tests: how many by_time and by_segment entries the log holds.
@@ -182,6 +224,8 @@ class OpLog final : public engine::OpSink {
 
  private:
   OpLog(std::string dir, OpLogOptions options);
+  // Marks the log failed with `status` (kept for WriteState) and returns the Unavailable error
+  // the write answers.
   absl::Status Fail(absl::Status status);
   uint64_t TEST_CountEntries(rocksdb::ColumnFamilyHandle* cf) const;
   // The user index entries of one block: by_user entries, or user_runs entries for runs of
@@ -200,6 +244,9 @@ class OpLog final : public engine::OpSink {
 
   const std::string dir_;
   const OpLogOptions options_;
+  // Declared before db_, so destroyed after it: RocksDB uses the file system to its end.
+  std::unique_ptr<DataDir> data_dir_;
+  std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
   rocksdb::ColumnFamilyHandle* ops_ = nullptr;
   rocksdb::ColumnFamilyHandle* by_time_ = nullptr;
@@ -224,7 +271,13 @@ class OpLog final : public engine::OpSink {
   engine::TimeMs RetentionCutoff() const;
 
   std::atomic<uint64_t> next_seq_{1};
+  std::unique_ptr<DiskReserve> disk_;
+  // Told by RocksDB of background errors; says whether the write-ahead log failed.
+  std::shared_ptr<detail::ErrorListener> errors_;
+  bool read_only_ = false;  // set by Open only
   std::atomic<bool> failed_{false};
+  mutable std::mutex failure_mu_;
+  absl::Status failure_;  // guarded by failure_mu_: why failed_ is set
   // The run of records the last Write ended with, which the next batch's first records may
   // continue without new by_time and by_segment entries (docs/oplog_format.md, "Continued
   // runs"). Reset by every Open, so the first batch after it starts new entries. Touched only
@@ -241,6 +294,7 @@ class OpLog final : public engine::OpSink {
   // written before it started; the others sleep on sync_rounds_, which each finished sync
   // advances, then either find their batch covered or lead the next one.
   std::atomic<uint64_t> synced_batches_{0};  // written only by the leader
+  std::atomic<uint64_t> synced_seq_{0};      // every record before it is synced (kFsync)
   std::atomic<uint64_t> wal_syncs_{0};
   std::atomic<bool> sync_leader_{false};
   FutexWord sync_rounds_;

@@ -25,6 +25,13 @@ absl::Status Health(const HandlerContext& ctx, Call& call) {
   json.Key("segments").Uint(stats.active_segments);
   json.Key("users").Uint(stats.registered_users);
   json.Key("memberships").Uint(stats.memberships);
+  // Reads are served whatever this says; writes only when it is "ok".
+  const absl::Status writes = ctx.log.WriteState();
+  json.Key("writes").String(writes.ok() ? "ok" : "refused");
+  if (!writes.ok()) json.Key("writes_refused_because").String(writes.message());
+  json.Key("disk_free_bytes").Uint(ctx.log.disk().free_bytes());
+  json.Key("disk_reserve_bytes").Uint(ctx.log.disk().min_free_bytes());
+  json.Key("log_bytes").Uint(ctx.log.ApproximateBytes());
   json.EndObject();
   return absl::OkStatus();
 }
@@ -50,6 +57,18 @@ absl::Status MetricsText(const HandlerContext& ctx, Call& call) {
         ctx.log.next_seq() - 1);
   Gauge(out, "segd_log_bytes", "Bytes of the operation log on disk and in memtables.", "gauge",
         ctx.log.ApproximateBytes());
+  Gauge(out, "segd_disk_free_bytes",
+        "Free bytes on the data directory's filesystem (as of the last check, at most 200 ms "
+        "old).",
+        "gauge", ctx.log.disk().free_bytes());
+  Gauge(out, "segd_disk_total_bytes", "Size of the data directory's filesystem.", "gauge",
+        ctx.log.disk().total_bytes());
+  Gauge(out, "segd_disk_reserve_bytes",
+        "Free space segd keeps (--min-free-disk): writes are refused below it.", "gauge",
+        ctx.log.disk().min_free_bytes());
+  Gauge(out, "segd_writes_refused",
+        "1 while writes are refused (disk almost full, a failed log, a read-only start).",
+        "gauge", ctx.log.WriteState().ok() ? 0 : 1);
   const storage::DurabilityCounters durability = ctx.log.durability_counters();
   Gauge(out, "segd_log_write_batches_total",
         "Write batches handed to the operation log (one per mutation that changed something).",

@@ -45,9 +45,8 @@ class Model {
   void Expire(TimeMs now) {
     for (auto& [name, seg] : segments) {
       for (auto it = seg.members.begin(); it != seg.members.end();) {
-        // The engine expires within the second after expires_at: at the first whole second
-        // not before it.
-        if (it->second != kNoExpiry && (it->second + 999) / 1000 * 1000 <= now) {
+        // ProcessExpiries ends every membership whose expires_at is at or before now.
+        if (it->second != kNoExpiry && it->second <= now) {
           it = seg.members.erase(it);
         } else {
           ++it;
