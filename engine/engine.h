@@ -215,6 +215,12 @@ class Engine final : private WriteQueue::Combiner {
 
   // ----- Reads -----
 
+  // OK if `user_id` is acceptable as a user id (1–256 bytes of UTF-8, no control characters);
+  // else bad_request saying why. Every mutation checks this itself.
+  static absl::Status ValidateUserId(absl::string_view user_id) {
+    return UserDictionary::Validate(user_id);
+  }
+
   // Errors: segment_not_found (unknown or deleted). An unknown user is simply not a member.
   absl::StatusOr<Membership> Check(absl::string_view segment, absl::string_view user_id) const;
   // One answer per (segment, user) pair; unknown or deleted segments answer false.

@@ -1,6 +1,9 @@
 #include "engine/errors.h"
 
+#include <algorithm>
+
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -16,26 +19,43 @@ absl::Status WithCode(absl::Status status, absl::string_view code) {
 
 }  // namespace
 
+std::string Quote(absl::string_view input) {
+  const bool path_like =
+      absl::StrContains(input, "..") || absl::StrContains(input, '/') ||
+      absl::StrContains(input, '\\') ||
+      std::any_of(input.begin(), input.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  if (path_like) return "(a name that looks like a path, not repeated here)";
+  return absl::StrCat("'", input, "'");
+}
+
 absl::Status BadRequest(absl::string_view message) {
   return WithCode(absl::InvalidArgumentError(message), "bad_request");
 }
 
 absl::Status SegmentNotFound(std::vector<std::string> names) {
   std::string message = names.size() == 1
-                            ? absl::StrCat("segment '", names[0], "' does not exist")
-                            : absl::StrCat("segments do not exist: ", absl::StrJoin(names, ", "));
+                            ? absl::StrCat("segment ", Quote(names[0]), " does not exist")
+                            : absl::StrCat("segments do not exist: ",
+                                           absl::StrJoin(names, ", ",
+                                                         [](std::string* out, const std::string& n) {
+                                                           out->append(Quote(n));
+                                                         }));
   absl::Status status = WithCode(absl::NotFoundError(message), "segment_not_found");
+  for (std::string& n : names) {
+    if (Quote(n).front() != '\'') n = Quote(n);
+  }
   status.SetPayload(kSegmentsPayload, absl::Cord(absl::StrJoin(names, "\n")));
   return status;
 }
 
 absl::Status UserNotFound(absl::string_view external_id) {
-  return WithCode(absl::NotFoundError(absl::StrCat("user '", external_id, "' does not exist")),
+  return WithCode(absl::NotFoundError(absl::StrCat("user ", Quote(external_id), " does not exist")),
                   "user_not_found");
 }
 
 absl::Status SegmentExists(absl::string_view name) {
-  return WithCode(absl::AlreadyExistsError(absl::StrCat("segment '", name, "' already exists")),
+  return WithCode(absl::AlreadyExistsError(absl::StrCat("segment ", Quote(name), " already exists")),
                   "segment_exists");
 }
 

@@ -20,6 +20,11 @@ inline constexpr absl::string_view kSegmentsPayload = "segd/segments";  // names
 inline constexpr absl::string_view kPositionPayload = "segd/position";  // decimal byte offset
 
 absl::Status BadRequest(absl::string_view message);
+// How a client's input is quoted in an error message: 'X', or a placeholder when it looks like
+// a path (a "..", a slash or backslash, a control character): a message must not echo what
+// could be taken for a path on the server, nor carry control bytes into logs.
+std::string Quote(absl::string_view input);
+
 absl::Status SegmentNotFound(std::vector<std::string> names);
 absl::Status UserNotFound(absl::string_view external_id);
 absl::Status SegmentExists(absl::string_view name);

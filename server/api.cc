@@ -187,6 +187,7 @@ unsigned HttpStatusOf(absl::string_view code) {
       {"conflict", 409},
       {"payload_too_large", 413},
       {"unsupported_media_type", 415},
+      {"expectation_failed", 417},
       {"conflict_in_request", 422},
       {"too_many_requests", 429},
       {"header_too_large", 431},
@@ -265,11 +266,38 @@ absl::Status QueryParams::OnlyThese(std::initializer_list<absl::string_view> kno
   return absl::OkStatus();
 }
 
+absl::Status RequireUtf8(absl::string_view content_type) {
+  absl::string_view params = content_type;
+  for (size_t semi = params.find(';'); semi != absl::string_view::npos;
+       semi = params.find(';')) {
+    params.remove_prefix(semi + 1);
+    absl::string_view param = absl::StripAsciiWhitespace(params.substr(0, params.find(';')));
+    const size_t eq = param.find('=');
+    if (eq == absl::string_view::npos) continue;
+    if (!absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(param.substr(0, eq)), "charset")) {
+      continue;
+    }
+    absl::string_view charset = absl::StripAsciiWhitespace(param.substr(eq + 1));
+    if (charset.size() >= 2 && charset.front() == '"' && charset.back() == '"') {
+      charset = charset.substr(1, charset.size() - 2);
+    }
+    if (!absl::EqualsIgnoreCase(charset, "utf-8") && !absl::EqualsIgnoreCase(charset, "utf8")) {
+      return HttpError("unsupported_media_type",
+                       absl::StrCat("charset '", charset, "' is not accepted; segd reads UTF-8"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RequireJson(const Request& request) {
   absl::string_view type = request.content_type;
-  if (type.empty()) return absl::OkStatus();
+  if (type.empty()) {
+    if (request.body.empty()) return absl::OkStatus();
+    return HttpError("unsupported_media_type",
+                     "a JSON body needs the header Content-Type: application/json");
+  }
   absl::string_view media = absl::StripAsciiWhitespace(type.substr(0, type.find(';')));
-  if (absl::EqualsIgnoreCase(media, "application/json")) return absl::OkStatus();
+  if (absl::EqualsIgnoreCase(media, "application/json")) return RequireUtf8(type);
   return HttpError("unsupported_media_type",
                    absl::StrCat("Content-Type '", type, "' is not accepted; send application/json"));
 }

@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "engine/clock.h"
 #include "server/log.h"
+#include "server/request_framing.h"
 #include "storage/csv_report.h"
 
 namespace segd::server {
@@ -175,6 +176,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     while (!closed_ && !waiting_ && !writing_ && in_.size() > 0 &&
            out_bytes_ < kMaxBatchBytes && !close_after_write_) {
       if (!parser_) StartRequest();
+      // Beast unfolds obsolete line folding as it parses: look at the raw header first.
+      if (!parser_->is_header_done() &&
+          HasObsoleteLineFolding(absl::string_view(static_cast<const char*>(in_.data().data()),
+                                                   in_.size()))) {
+        Reject(400, "bad_request",
+               "obsolete line folding (a header line starting with a space or tab) is not "
+               "accepted");
+        break;
+      }
       beast::error_code ec;
       size_t used = parser_->put(in_.data(), ec);
       in_.consume(used);
@@ -213,6 +223,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   bool OnHeader() {
     routed_ = true;
     const auto& req = parser_->get();
+    if (auto rejected = CheckRequestFraming(req.base())) {
+      match_ = {};
+      Reject(rejected->status, rejected->code, rejected->message);
+      return false;
+    }
     absl::string_view target(req.target().data(), req.target().size());
     absl::string_view path = target.substr(0, target.find('?'));
     absl::string_view method(req.method_string().data(), req.method_string().size());

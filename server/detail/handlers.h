@@ -87,8 +87,11 @@ absl::Status MetricsText(const HandlerContext&, Call&);
 absl::Status OpenApi(const HandlerContext&, Call&);
 
 // Shared helpers.
-// Errors: unsupported_media_type unless the request is JSON (or has no Content-Type).
+// Errors: unsupported_media_type unless the request is JSON in UTF-8 (no Content-Type only
+// with an empty body).
 absl::Status RequireJson(const Request& request);
+// 415 unless `content_type` names no charset or UTF-8.
+absl::Status RequireUtf8(absl::string_view content_type);
 // Writes the segment object.
 void WriteSegment(JsonWriter& json, const engine::SegmentInfo& info);
 // Reads a "ttl_seconds" value: a whole number of seconds >= 1.

@@ -25,6 +25,13 @@ enum class ImportFormat { kText, kNdjson };
 absl::StatusOr<ImportFormat> FormatOf(absl::string_view content_type) {
   absl::string_view media =
       absl::StripAsciiWhitespace(content_type.substr(0, content_type.find(';')));
+  const bool known = absl::EqualsIgnoreCase(media, "text/plain") ||
+                     absl::EqualsIgnoreCase(media, "application/x-ndjson") ||
+                     absl::EqualsIgnoreCase(media, "application/ndjson") ||
+                     absl::EqualsIgnoreCase(media, "application/jsonl");
+  if (known) {
+    if (absl::Status s = RequireUtf8(content_type); !s.ok()) return s;
+  }
   if (absl::EqualsIgnoreCase(media, "text/plain")) return ImportFormat::kText;
   if (absl::EqualsIgnoreCase(media, "application/x-ndjson") ||
       absl::EqualsIgnoreCase(media, "application/ndjson") ||

@@ -157,7 +157,7 @@ absl::Status GetReport(const HandlerContext& ctx, Call& call) {
   std::optional<storage::StoredReport> report = ctx.reports.Find(call.params[0]);
   auto not_found = [&] {
     return HttpError("report_not_found",
-                     absl::StrCat("report '", call.params[0], "' does not exist or has expired"));
+                     absl::StrCat("report ", engine::Quote(call.params[0]), " does not exist or has expired"));
   };
   if (!report) return not_found();
   // Open now, so that a report swept a moment later is still served whole.

@@ -1,5 +1,7 @@
 // Handlers of /v1/segments… and /v1/query.
 
+#include <cmath>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/errors.h"
@@ -48,6 +50,9 @@ absl::Status CreateSegment(const HandlerContext& ctx, Call& call) {
       if (IsNull(v)) return absl::OkStatus();
       auto p = ReadNumber(v, key);
       if (!p.ok()) return p.status();
+      if (*p != std::floor(*p)) {
+        return engine::BadRequest("'auto_percent' must be a whole number from 0 to 100");
+      }
       spec.auto_percent = *p;
     } else if (key == "auto_percent_sticky") {
       auto b = ReadBool(v, key);

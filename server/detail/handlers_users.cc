@@ -166,6 +166,12 @@ absl::Status CheckMany(const HandlerContext& ctx, Call& call) {
           numeric_ids.emplace_back();
           auto id = ReadUserId(f, &numeric_ids.back(), "checks[].user_id");
           if (!id.ok()) return id.status();
+          // The same rule as every other route (a check of an id no route accepts is a bug
+          // in the caller, not a "false").
+          if (absl::Status valid = engine::Engine::ValidateUserId(*id); !valid.ok()) {
+            return engine::BadRequest(
+                absl::StrCat("checks[", checks.size(), "].user_id: ", valid.message()));
+          }
           user = *id;
           has_user = true;
         } else if (k == "segment") {
