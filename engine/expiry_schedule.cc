@@ -35,7 +35,10 @@ void ExpirySchedule::Cancel(SegmentId segment, UserId user, TimeMs expires_at) {
   if (at->second.empty()) near_.erase(at);
 }
 
-void ExpirySchedule::CancelSegment(SegmentId segment) { wheel_.CancelSegment(segment); }
+void ExpirySchedule::CancelSegment(SegmentId segment) {
+  wheel_.CancelSegment(segment);
+  if (!near_.empty()) stale_segments_.insert(segment);
+}
 
 void ExpirySchedule::Collect(TimeMs now_ms, ExpiresAtFn expires_of, DueFn due) {
   // Bring the second that holds now_ms into near_.
@@ -55,15 +58,18 @@ void ExpirySchedule::Collect(TimeMs now_ms, ExpiresAtFn expires_of, DueFn due) {
     for (auto& [segment, users] : node.mapped()) {
       near_count_ -= users.cardinality();
       // Entries cancelled with their whole segment are still here: keep only those whose
-      // membership still expires at this time.
-      stale.clear();
-      for (UserId user : users) {
-        if (expires_of(segment, user) != expires_at) stale.push_back(user);
+      // membership still expires at this time. (Every other cancel removed its entry.)
+      if (stale_segments_.contains(segment)) {
+        stale.clear();
+        for (UserId user : users) {
+          if (expires_of(segment, user) != expires_at) stale.push_back(user);
+        }
+        for (UserId user : stale) users.remove(user);
       }
-      for (UserId user : stale) users.remove(user);
       if (!users.isEmpty()) due(expires_at, segment, users);
     }
   }
+  if (near_.empty()) stale_segments_.clear();
 }
 
 size_t ExpirySchedule::MemoryUsage() const {

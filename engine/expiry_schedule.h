@@ -13,8 +13,8 @@
 //
 // Entries are keyed by (segment, user) and their exact expiry, which the caller always knows
 // (it keeps it beside the membership); Cancel must be given the expiry the entry was scheduled
-// with. A near entry whose membership no longer has that expiry (a whole segment was
-// cancelled) is dropped when it comes due, after asking the caller.
+// with. A near entry whose segment was cancelled whole is checked against the caller when it
+// comes due, and dropped unless its membership still has that expiry.
 //
 // Thread safety: none; confined to the engine's writer.
 
@@ -22,6 +22,7 @@
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "engine/expiry_wheel.h"
 #include "engine/types.h"
@@ -65,6 +66,10 @@ class ExpirySchedule {
   // Entries whose second the wheel has reached, by exact expiry then segment.
   std::map<TimeMs, absl::flat_hash_map<SegmentId, Roaring>> near_;
   uint64_t near_count_ = 0;
+  // Segments cancelled whole while near_ held entries: only their near entries can be stale,
+  // so only theirs are checked against the caller when they come due. Cleared when near_
+  // empties.
+  absl::flat_hash_set<SegmentId> stale_segments_;
 };
 
 }  // namespace segd::engine

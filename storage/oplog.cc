@@ -304,7 +304,7 @@ absl::Status OpLog::Fail(absl::Status status) {
       absl::StrCat("the operation log cannot be written; mutations are refused: ",
                    status.message()));
   {
-    std::lock_guard<std::mutex> lock(failure_mu_);
+    MutexLock lock(&failure_mu_);
     if (!failed_.load(std::memory_order_relaxed)) failure_ = refused;
     failed_.store(true, std::memory_order_release);
   }
@@ -313,7 +313,7 @@ absl::Status OpLog::Fail(absl::Status status) {
 
 absl::Status OpLog::WriteState() const {
   if (failed_.load(std::memory_order_acquire)) {
-    std::lock_guard<std::mutex> lock(failure_mu_);
+    MutexLock lock(&failure_mu_);
     return failure_;
   }
   if (disk_->low()) {
@@ -336,7 +336,7 @@ absl::Status OpLog::TryResume() {
   // Resume() flushes the memtables again and clears the error if that works.
   rocksdb::Status s = db_->Resume();
   if (!s.ok()) return FromRocks(s, "resuming the log");
-  std::lock_guard<std::mutex> lock(failure_mu_);
+  MutexLock lock(&failure_mu_);
   failure_ = absl::OkStatus();
   failed_.store(false, std::memory_order_release);
   return absl::OkStatus();
@@ -380,7 +380,7 @@ void OpLog::PutUserIndex(rocksdb::WriteBatch& wb, absl::Span<const engine::OpRec
 
 absl::Status OpLog::Write(const engine::OpBatch& batch) {
   if (failed_.load(std::memory_order_acquire)) {
-    std::lock_guard<std::mutex> lock(failure_mu_);
+    MutexLock lock(&failure_mu_);
     return failure_;
   }
   // RocksDB counts per-thread statistics by default (perf_context, which segd never reads).
@@ -645,7 +645,7 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
 absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   std::lock_guard<std::mutex> one_at_a_time(snapshot_mu_);
   if (failed_.load(std::memory_order_acquire)) {
-    std::lock_guard<std::mutex> lock(failure_mu_);
+    MutexLock lock(&failure_mu_);
     return failure_;
   }
   auto start = std::chrono::steady_clock::now();

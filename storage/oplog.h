@@ -43,12 +43,14 @@
 #include <optional>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
 #include "engine/op_record.h"
 #include "engine/futex_word.h"
+#include "engine/mutex.h"
 #include "storage/data_dir.h"
 #include "storage/disk_reserve.h"
 
@@ -276,8 +278,8 @@ class OpLog final : public engine::OpSink {
   std::shared_ptr<detail::ErrorListener> errors_;
   bool read_only_ = false;  // set by Open only
   std::atomic<bool> failed_{false};
-  mutable std::mutex failure_mu_;
-  absl::Status failure_;  // guarded by failure_mu_: why failed_ is set
+  mutable Mutex failure_mu_;
+  absl::Status failure_ ABSL_GUARDED_BY(failure_mu_);  // why failed_ is set
   // The run of records the last Write ended with, which the next batch's first records may
   // continue without new by_time and by_segment entries (docs/oplog_format.md, "Continued
   // runs"). Reset by every Open, so the first batch after it starts new entries. Touched only
