@@ -751,6 +751,19 @@ absl::StatusOr<QueryResult> Engine::Query(absl::string_view expr, uint32_t limit
 // ----------------------------------------------------------------------------- time
 
 absl::StatusOr<uint64_t> Engine::ProcessExpiries() {
+  // One write (and writer-lock hold) per chunk: after a long downtime millions may be due,
+  // and readers' and writers' waits stay those of one chunk.
+  uint64_t expired = 0;
+  for (;;) {
+    bool more = false;
+    auto chunk = ProcessExpiryChunk(&more);
+    if (!chunk.ok()) return chunk.status();
+    expired += *chunk;
+    if (!more) return expired;
+  }
+}
+
+absl::StatusOr<uint64_t> Engine::ProcessExpiryChunk(bool* more) {
   return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<uint64_t> {
     const TimeMs now = Now();
     auto expires_of = [&](SegmentId segment, UserId user) -> TimeMs {
@@ -761,18 +774,21 @@ absl::StatusOr<uint64_t> Engine::ProcessExpiries() {
     OpBatch batch;
     batch.at = now;
     // In order of expiry, each logged at its own expires_at.
-    expiries_.Collect(now, expires_of, [&](TimeMs expires_at, SegmentId segment,
-                                           const Roaring& users) {
-      for (UserId user : users) {
-        batch.memberships.push_back(
-            {expires_at, kNoExpiry, user, segment, OpKind::kRemove, OpReason::kTtlExpired});
-      }
-    });
+    const uint64_t handed = expiries_.Collect(
+        now, kMaxExpiryBatch, expires_of,
+        [&](TimeMs expires_at, SegmentId segment, const Roaring& users) {
+          for (UserId user : users) {
+            batch.memberships.push_back(
+                {expires_at, kNoExpiry, user, segment, OpKind::kRemove, OpReason::kTtlExpired});
+          }
+        });
+    *more = handed == kMaxExpiryBatch;
     if (batch.memberships.empty()) return 0;
     if (absl::Status s = Commit(batch); !s.ok()) {
       // Nothing was removed: put the entries back so that the next call retries them.
       for (const OpRecord& r : batch.memberships) expiries_.Schedule(r.segment, r.user, r.at);
       pending_expiries_.store(expiries_.pending(), std::memory_order_relaxed);
+      *more = false;
       return s;
     }
     pending_expiries_.store(expiries_.pending(), std::memory_order_relaxed);

@@ -165,6 +165,8 @@ class Engine final : private WriteQueue::Combiner {
  public:
   static constexpr uint32_t kMaxPageLimit = 100000;
   static constexpr uint32_t kMaxQueryLimit = 100000;
+  // Expiry records per sink batch (ProcessExpiries).
+  static constexpr uint64_t kMaxExpiryBatch = 65536;
 
   explicit Engine(EngineOptions options = {});
   ~Engine();
@@ -258,8 +260,10 @@ class Engine final : private WriteQueue::Combiner {
 
   // Expires every membership whose expires_at is at or before the clock's current millisecond:
   // one remove record per membership (reason ttl_expired, `at` = its expires_at), in order of
-  // expiry. Returns how many expired. Called every 100 ms, memberships end within about
-  // 100 ms of their expiry (expiry_schedule.h).
+  // expiry, in sink batches of at most kMaxExpiryBatch records (each its own writer-lock
+  // hold). Returns how many expired. Called every 100 ms, memberships end within about 100 ms
+  // of their expiry (expiry_schedule.h). On a sink error the chunk that failed is kept for the
+  // next call; chunks before it stay expired.
   // If the sink fails, nothing is removed and the same memberships are retried next call.
   absl::StatusOr<uint64_t> ProcessExpiries();
 
@@ -364,6 +368,8 @@ class Engine final : private WriteQueue::Combiner {
   absl::StatusOr<UserId> PlanUser(absl::string_view user_id, TimeMs now, OpBatch& batch,
                                   absl::Span<const SegmentId> skip_sticky,
                                   UserId* next_new_id, bool* newly_registered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // One chunk of ProcessExpiries; *more says whether more may be due.
+  absl::StatusOr<uint64_t> ProcessExpiryChunk(bool* more);
   // Expiry of a new membership: explicit, or from a TTL, or the segment's default.
   TimeMs ExpiryFor(TimeMs now, std::optional<int64_t> ttl, std::optional<TimeMs> expires_at,
                    int64_t default_ttl_seconds) const;

@@ -40,7 +40,7 @@ void ExpirySchedule::CancelSegment(SegmentId segment) {
   if (!near_.empty()) stale_segments_.insert(segment);
 }
 
-void ExpirySchedule::Collect(TimeMs now_ms, ExpiresAtFn expires_of, DueFn due) {
+uint64_t ExpirySchedule::Collect(TimeMs now_ms, uint64_t limit, ExpiresAtFn expires_of, DueFn due) {
   // Bring the second that holds now_ms into near_.
   wheel_.AdvanceTo(
       SecondOf(now_ms),
@@ -51,12 +51,30 @@ void ExpirySchedule::Collect(TimeMs now_ms, ExpiresAtFn expires_of, DueFn due) {
           if (expires_at != kNoExpiry) AddNear(expires_at, segment, user);
         }
       });
+  uint64_t handed = 0;
   std::vector<UserId> stale;
-  while (!near_.empty() && near_.begin()->first <= now_ms) {
-    auto node = near_.extract(near_.begin());
-    const TimeMs expires_at = node.key();
-    for (auto& [segment, users] : node.mapped()) {
-      near_count_ -= users.cardinality();
+  while (!near_.empty() && near_.begin()->first <= now_ms && handed < limit) {
+    const TimeMs expires_at = near_.begin()->first;
+    auto& segments = near_.begin()->second;
+    while (!segments.empty() && handed < limit) {
+      auto it = segments.begin();
+      const SegmentId segment = it->first;
+      Roaring users;
+      if (it->second.cardinality() <= limit - handed) {
+        users = std::move(it->second);
+        segments.erase(it);
+      } else {
+        // Part of this bitmap: its first users, up to the limit.
+        uint64_t taken = 0;
+        for (auto u = it->second.begin(); u != it->second.end() && taken < limit - handed;
+             ++u, ++taken) {
+          users.add(*u);
+        }
+        it->second -= users;
+      }
+      const uint64_t n = users.cardinality();
+      near_count_ -= n;
+      handed += n;
       // Entries cancelled with their whole segment are still here: keep only those whose
       // membership still expires at this time. (Every other cancel removed its entry.)
       if (stale_segments_.contains(segment)) {
@@ -68,8 +86,10 @@ void ExpirySchedule::Collect(TimeMs now_ms, ExpiresAtFn expires_of, DueFn due) {
       }
       if (!users.isEmpty()) due(expires_at, segment, users);
     }
+    if (segments.empty()) near_.erase(near_.begin());
   }
   if (near_.empty()) stale_segments_.clear();
+  return handed;
 }
 
 size_t ExpirySchedule::MemoryUsage() const {

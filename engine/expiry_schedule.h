@@ -49,9 +49,11 @@ class ExpirySchedule {
   // Called with the entries that come due, in order of expiry, one call per (expiry, segment).
   // They are no longer scheduled afterwards.
   using DueFn = absl::FunctionRef<void(TimeMs expires_at, SegmentId segment, const Roaring& users)>;
-  // Hands out every entry whose expiry is at or before `now_ms`. Cost: the wheel's advance,
-  // one expires_of call per entry that leaves the wheel, and one per entry handed out.
-  void Collect(TimeMs now_ms, ExpiresAtFn expires_of, DueFn due);
+  // Hands out the entries whose expiry is at or before `now_ms`, earliest first, at most
+  // `limit` of them (the rest stay, for the next call). Returns how many it handed out. Cost:
+  // the wheel's advance and one expires_of call per entry that leaves the wheel (and one per
+  // entry handed out of a segment cancelled whole).
+  uint64_t Collect(TimeMs now_ms, uint64_t limit, ExpiresAtFn expires_of, DueFn due);
 
   // Entries waiting (near ones cancelled lazily may still count until they come due).
   uint64_t pending() const { return wheel_.pending() + near_count_; }

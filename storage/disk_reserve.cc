@@ -24,25 +24,29 @@ uint64_t DiskReserve::Refresh() {
   // Reset first: bytes admitted while statvfs runs are counted against the new figure, at
   // worst twice, never not at all.
   admitted_since_refresh_.store(0, std::memory_order_relaxed);
-  if (statvfs(path_.c_str(), &st) != 0) return free_.load(std::memory_order_relaxed);
-  const uint64_t free_bytes = uint64_t{st.f_bavail} * st.f_frsize;
-  free_.store(free_bytes, std::memory_order_relaxed);
+  if (statvfs(path_.c_str(), &st) != 0) return usable();
+  pending_bytes_.store(pending_ ? pending_() : 0, std::memory_order_relaxed);
+  free_.store(uint64_t{st.f_bavail} * st.f_frsize, std::memory_order_relaxed);
   total_.store(uint64_t{st.f_blocks} * st.f_frsize, std::memory_order_relaxed);
-  return free_bytes;
+  return usable();
 }
 
 uint64_t DiskReserve::Threshold(Use use) const {
   return use == Use::kMutation ? min_free_ : min_free_ / 2;
 }
 
-bool DiskReserve::low() const {
-  return min_free_ > 0 && free_.load(std::memory_order_relaxed) < min_free_;
+uint64_t DiskReserve::usable() const {
+  const uint64_t free_bytes = free_.load(std::memory_order_relaxed);
+  const uint64_t pending = pending_bytes_.load(std::memory_order_relaxed);
+  return free_bytes > pending ? free_bytes - pending : 0;
 }
+
+bool DiskReserve::low() const { return min_free_ > 0 && usable() < min_free_; }
 
 absl::Status DiskReserve::Admit(uint64_t bytes, Use use) {
   if (min_free_ == 0) return absl::OkStatus();
   uint64_t since = admitted_since_refresh_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
-  uint64_t free_bytes = free_.load(std::memory_order_relaxed);
+  uint64_t free_bytes = usable();
   if (since >= kRefreshBytes) {
     free_bytes = Refresh();
     since = admitted_since_refresh_.fetch_add(bytes, std::memory_order_relaxed) + bytes;
@@ -57,8 +61,9 @@ absl::Status DiskReserve::Admit(uint64_t bytes, Use use) {
     return absl::OkStatus();
   }
   return absl::UnavailableError(absl::StrCat(
-      "disk almost full: ", Mebibytes(free_bytes), " free on the filesystem of '", path_,
-      "', and segd keeps ", Mebibytes(threshold),
+      "disk almost full: ", Mebibytes(free_.load(std::memory_order_relaxed)),
+      " free on the filesystem of '", path_, "' (", Mebibytes(pending_bytes()),
+      " of it promised to memtables not yet flushed), and segd keeps ", Mebibytes(threshold),
       " free (--min-free-disk) for flushes, compactions and snapshots; writes are refused "
       "until space is freed, then resume by themselves"));
 }

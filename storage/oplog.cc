@@ -45,12 +45,9 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
   if (s.ok()) return absl::OkStatus();
   std::string message = absl::StrCat(context, ": ", s.ToString());
   if (s.IsCorruption()) return absl::DataLossError(message);
+  // By kind, never by words in the text (a path may hold any word). Another segd holding the
+  // directory is found before RocksDB is opened (DataDir::Lock).
   if (s.IsIOError()) {
-    if (s.ToString().find("lock") != std::string::npos) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(context, ": the directory is in use by another segd process (", s.ToString(),
-                       ")"));
-    }
     if (s.IsNoSpace()) return absl::ResourceExhaustedError(message);
     return absl::UnavailableError(message);
   }
@@ -206,6 +203,17 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   }
   if (!s.ok()) return FromRocks(s, absl::StrCat("cannot open data directory '", dir, "'"));
   log->db_.reset(raw);
+  if (!log->read_only_) {
+    // What the memtables hold goes to disk at their flush: count it as used already, so that
+    // the reserve is what is left after the flush.
+    rocksdb::DB* db = raw;
+    log->disk_->set_pending_bytes([db] {
+      uint64_t bytes = 0;
+      return db->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &bytes) ? bytes
+                                                                                       : 0;
+    });
+    log->disk_->Refresh();
+  }
   log->default_ = handles[0];
   log->ops_ = handles[1];
   log->by_time_ = handles[2];
@@ -318,7 +326,8 @@ absl::Status OpLog::WriteState() const {
   }
   if (disk_->low()) {
     return absl::UnavailableError(absl::StrCat(
-        "disk almost full: ", disk_->free_bytes(), " bytes free, below the reserve of ",
+        "disk almost full: ", disk_->free_bytes(), " bytes free (", disk_->pending_bytes(),
+        " of them promised to memtables not yet flushed), below the reserve of ",
         disk_->min_free_bytes(), " bytes (--min-free-disk)"));
   }
   return absl::OkStatus();
@@ -326,7 +335,24 @@ absl::Status OpLog::WriteState() const {
 
 absl::Status OpLog::TryResume() {
   disk_->Refresh();
-  if (!failed_.load(std::memory_order_acquire)) return absl::OkStatus();
+  if (!failed_.load(std::memory_order_acquire)) {
+    if (disk_->low() && disk_->pending_bytes() >= (1u << 20) && !data_dir_->moved()) {
+      // Writes are refused partly for what the memtables will take when flushed. Flushing
+      // now turns that into files and frees the write-ahead log it came from, which often
+      // lifts the refusal. At most once a second; RocksDB does the work in the background.
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_low_disk_flush_ >= std::chrono::seconds(1)) {
+        last_low_disk_flush_ = now;
+        rocksdb::FlushOptions flush;
+        flush.wait = false;
+        flush.allow_write_stall = true;
+        db_->Flush(flush, {default_, ops_, by_time_, by_user_, by_segment_, users_,
+                           unregistered_, segments_, snapshots_, user_runs_})
+            .PermitUncheckedError();
+      }
+    }
+    return absl::OkStatus();
+  }
   if (read_only_ || data_dir_->moved() || errors_->wal_failed() ||
       sync_failed_.load(std::memory_order_acquire)) {
     return WriteState();  // only a restart cures these
@@ -871,6 +897,7 @@ struct Cursor {
   int64_t at = 0;
   uint64_t seq = 0;
   bool loaded = false;  // whether it is at an entry in range (the last Load's answer)
+  bool corrupt = false;  // Load met a key of the wrong length inside the range
 
   // Moves to the next entry and loads it.
   void Advance() {
@@ -880,7 +907,10 @@ struct Cursor {
 
   bool Load() {
     if (!it->Valid() || it->key().compare(end) >= 0) return false;
-    if (it->key().size() != prefix.size() + 16) return false;
+    if (it->key().size() != prefix.size() + 16) {
+      corrupt = true;  // the scan must fail, not end short
+      return false;
+    }
     ParseTimeSeq(View(it->key()), prefix.size(), &at, &seq);
     return true;
   }
@@ -1059,9 +1089,17 @@ absl::Status OpLog::ScanHistory(
   // Runs never overlap and all records of a run share its time, so merging runs by their
   // first record keeps (at, seq) order.
   std::vector<size_t> live;
+  const absl::Status corrupt_key =
+      absl::DataLossError("a history index key of the wrong length; the log is damaged");
   for (size_t i = 0; i < cursors.size(); ++i) {
     cursors[i].loaded = cursors[i].Load();
     if (cursors[i].loaded) live.push_back(i);
+    if (cursors[i].corrupt) {
+      status = corrupt_key;
+      stopped = true;
+      live.clear();
+      break;
+    }
   }
   while (!live.empty()) {
     size_t best = 0;
@@ -1076,6 +1114,11 @@ absl::Status OpLog::ScanHistory(
       break;
     }
     if (!c.loaded) {
+      if (c.corrupt) {
+        status = corrupt_key;
+        stopped = true;
+        break;
+      }
       if (!c.it->status().ok()) {
         status = FromRocks(c.it->status(), "reading the history index");
         stopped = true;

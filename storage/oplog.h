@@ -34,6 +34,7 @@
 // before the engine is used.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <utility>
@@ -214,7 +215,9 @@ class OpLog final : public engine::OpSink {
   absl::Status WriteState() const;
   // Clears a failure that space coming back can cure (a background flush or compaction that
   // ran out of space), if the disk now has room above the reserve. OK if writes are accepted
-  // afterwards; otherwise why not. Any thread; the server's housekeeper calls it periodically.
+  // afterwards; otherwise why not. While the disk is below the reserve for what memtables
+  // hold, also starts a flush (at most once a second). One thread at a time; the server's
+  // housekeeper calls it every 100 ms.
   absl::Status TryResume();
   // Whether Open fell back to a read-only log because the disk was full.
   bool read_only() const { return read_only_; }
@@ -277,6 +280,9 @@ class OpLog final : public engine::OpSink {
   // Told by RocksDB of background errors; says whether the write-ahead log failed.
   std::shared_ptr<detail::ErrorListener> errors_;
   bool read_only_ = false;  // set by Open only
+  // When TryResume last flushed because memtables held the disk below the reserve. Touched by
+  // TryResume only, which the housekeeper's ticker calls from one thread.
+  std::chrono::steady_clock::time_point last_low_disk_flush_;
   std::atomic<bool> failed_{false};
   mutable Mutex failure_mu_;
   absl::Status failure_ ABSL_GUARDED_BY(failure_mu_);  // why failed_ is set

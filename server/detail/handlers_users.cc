@@ -78,28 +78,18 @@ absl::Status DeleteUser(const HandlerContext& ctx, Call& call) {
   return absl::OkStatus();
 }
 
-absl::Status GetUserSegments(const HandlerContext& ctx, Call& call) {
-  const std::string& user_id = call.params[0];
-  if (absl::Status s = engine::UserDictionary::Validate(user_id); !s.ok()) return s;
-  std::vector<engine::UserSegment> segments = ctx.engine.UserSegments(user_id);
-  // added_at comes from the user's history: the last add of each segment it is in now.
-  absl::flat_hash_map<engine::SegmentId, engine::TimeMs> added_at;
-  if (!segments.empty()) {
-    if (auto user = ctx.engine.FindUser(user_id)) {
-      storage::HistoryFilter filter;
-      filter.users.push_back(*user);
-      absl::Status s = ctx.log.ScanHistory(filter, [&](uint64_t, const engine::OpRecord& r) {
-        if (r.op == engine::OpKind::kAdd) added_at[r.segment] = r.at;
-        return true;
-      });
-      if (!s.ok()) return s;
-    }
-  }
-  JsonWriter json(&call.response.body);
+namespace {
+
+// The body of GET /v1/users/{id}/segments: `segments` with each one's added_at from `added_at`.
+void WriteUserSegments(const engine::Engine& engine, absl::string_view user_id,
+                       const std::vector<engine::UserSegment>& segments,
+                       const absl::flat_hash_map<engine::SegmentId, engine::TimeMs>& added_at,
+                       std::string* body) {
+  JsonWriter json(body);
   json.BeginObject().Key("user_id").String(user_id).Key("segments").BeginArray();
   for (const engine::UserSegment& m : segments) {
     json.BeginObject().Key("name").String(m.segment).Key("added_at");
-    auto id = ctx.engine.FindSegment(m.segment);
+    auto id = engine.FindSegment(m.segment);
     auto it = id ? added_at.find(*id) : added_at.end();
     if (it != added_at.end()) {
       json.Time(it->second, -1);
@@ -109,6 +99,39 @@ absl::Status GetUserSegments(const HandlerContext& ctx, Call& call) {
     json.Key("expires_at").Time(m.expires_at, engine::kNoExpiry).EndObject();
   }
   json.EndArray().EndObject();
+}
+
+}  // namespace
+
+absl::Status GetUserSegments(const HandlerContext& ctx, Call& call) {
+  const std::string& user_id = call.params[0];
+  if (absl::Status s = engine::UserDictionary::Validate(user_id); !s.ok()) return s;
+  std::vector<engine::UserSegment> segments = ctx.engine.UserSegments(user_id);
+  std::optional<engine::UserId> user;
+  if (!segments.empty()) user = ctx.engine.FindUser(user_id);
+  if (!user) {
+    WriteUserSegments(ctx.engine, user_id, segments, {}, &call.response.body);
+    return absl::OkStatus();
+  }
+  // added_at comes from the user's history (the last add of each segment it is in now): a
+  // read of the log, which may go to disk, so on a worker and not on an HTTP thread.
+  const storage::OpLog& log = ctx.log;
+  const engine::Engine& engine = ctx.engine;
+  call.response.blocking = [&log, &engine, id = *user, name = user_id,
+                            segments = std::move(segments)](Response& r) {
+    absl::flat_hash_map<engine::SegmentId, engine::TimeMs> added_at;
+    storage::HistoryFilter filter;
+    filter.users.push_back(id);
+    absl::Status s = log.ScanHistory(filter, [&](uint64_t, const engine::OpRecord& record) {
+      if (record.op == engine::OpKind::kAdd) added_at[record.segment] = record.at;
+      return true;
+    });
+    if (!s.ok()) {
+      ErrorResponse(s, r);
+      return;
+    }
+    WriteUserSegments(engine, name, segments, added_at, &r.body);
+  };
   return absl::OkStatus();
 }
 

@@ -141,6 +141,33 @@ TEST_F(EngineTest, TtlExpiryIsLoggedAtItsDueTime) {
   EXPECT_EQ(engine_.Stats().pending_expiries, 0u);
 }
 
+// After a long downtime everything due is expired in chunks: one sink batch (and one writer
+// lock hold) per kMaxExpiryBatch records, in order of expiry, until nothing is due.
+TEST_F(EngineTest, ExpiriesAreWrittenInChunks) {
+  MustCreate("a", 60);
+  const uint64_t n = 3 * Engine::kMaxExpiryBatch + 1000;
+  std::vector<ImportItem> items(n);
+  for (uint64_t i = 0; i < n; ++i) items[i].user_id = "user-" + std::to_string(i);
+  ASSERT_TRUE(engine_.Import("a", items, std::nullopt).ok());
+  clock_.Advance(1000);
+  ASSERT_TRUE(engine_.Import("a", {{"late"}}, std::nullopt).ok());  // due a second later
+  sink_.clear();
+  clock_.Advance(3600 * 1000);
+  EXPECT_EQ(*engine_.ProcessExpiries(), n + 1);
+  std::vector<OpBatch> batches = sink_.batches();
+  ASSERT_EQ(batches.size(), 4u);
+  TimeMs last = 0;
+  for (const OpBatch& b : batches) {
+    EXPECT_LE(b.memberships.size(), Engine::kMaxExpiryBatch);
+    for (const OpRecord& r : b.memberships) {
+      EXPECT_GE(r.at, last);
+      last = r.at;
+    }
+  }
+  EXPECT_EQ(*engine_.Count("a"), 0u);
+  EXPECT_EQ(engine_.Stats().pending_expiries, 0u);
+}
+
 TEST_F(EngineTest, ExpiryRetriedWhenSinkFails) {
   MustCreate("a");
   MustUpdate("u1", {.add = {{"a", 5}}});

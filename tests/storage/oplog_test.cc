@@ -3,6 +3,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <optional>
 #include <thread>
 #include <random>
@@ -292,6 +293,71 @@ TEST(OpLogTest, DirectoryThatIsNotADatabaseIsRefused) {
   auto log = OpLog::Open(dir.path(), {});
   ASSERT_FALSE(log.ok());
   EXPECT_NE(log.status().message().find(dir.path()), std::string::npos) << log.status();
+}
+
+// An error whose text happens to hold "lock" (here in the path) is not a directory in use: the
+// error is mapped by its kind. (It was once reported as "in use by another segd process".)
+TEST(OpLogTest, ErrorsAreMappedByKindNotByWordsInTheirText) {
+  TempDir dir;
+  const std::string data = dir.Sub("blockstore");
+  std::filesystem::create_directories(data);
+  std::ofstream(data + "/log") << "a file where the log's directory should be";
+  auto log = OpLog::Open(data, {});
+  ASSERT_FALSE(log.ok());
+  EXPECT_NE(log.status().code(), absl::StatusCode::kFailedPrecondition) << log.status();
+  EXPECT_EQ(log.status().message().find("in use"), std::string::npos) << log.status();
+  EXPECT_NE(log.status().message().find(data), std::string::npos) << log.status();
+}
+
+// Runs `edit` on DIR/log opened directly with RocksDB (every family), as a damaged disk or
+// another program might have left it.
+void EditDatabase(const TempDir& dir,
+                  const std::function<void(rocksdb::DB*, const std::vector<std::string>&,
+                                           const std::vector<rocksdb::ColumnFamilyHandle*>&)>&
+                      edit) {
+  std::vector<std::string> names;
+  ASSERT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.Sub("log"), &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  ASSERT_TRUE(rocksdb::DB::Open({}, dir.Sub("log"), families, &handles, &raw).ok());
+  edit(raw, names, handles);
+  for (rocksdb::ColumnFamilyHandle* h : handles) raw->DestroyColumnFamilyHandle(h);
+  delete raw;
+}
+
+// A period scan that meets an index key of the wrong length fails with DataLoss instead of
+// ending early with a silently short report.
+TEST(OpLogTest, AMalformedIndexKeyIsDataLossNotAShortReport) {
+  TempDir dir;
+  engine::TimeMs at = 0;
+  {
+    auto log = MustOpen(dir.path());
+    engine::Engine engine(engine::EngineOptions{nullptr, log.get()});
+    ASSERT_TRUE(engine.CreateSegment({.name = "s"}).ok());
+    ASSERT_TRUE(engine.UpdateUserSegments("u", {.add = {{"s"}}}).ok());
+    ASSERT_TRUE(log->ScanHistory({}, [&](uint64_t, const engine::OpRecord& r) {
+                      at = r.at;
+                      return true;
+                    }).ok());
+  }
+  EditDatabase(dir, [&](rocksdb::DB* raw, const std::vector<std::string>& names,
+                        const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] != "by_time") continue;
+      // 15 bytes: a prefix of a real key, so it sorts inside every range that holds `at`.
+      const std::string key = TimeSeqKey(at, 0).substr(0, 15);
+      EXPECT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[i], key, EncodeRunLength(1)).ok());
+    }
+  });
+  auto log = MustOpen(dir.path());
+  size_t rows = 0;
+  absl::Status s = log->ScanHistory({}, [&](uint64_t, const engine::OpRecord&) {
+    ++rows;
+    return true;
+  });
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s << " after " << rows << " rows";
 }
 
 // Opens DIR/log directly with RocksDB, as another segd would, and returns the format version
