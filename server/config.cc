@@ -63,6 +63,11 @@ its variable.
                           themselves once space is freed; 0 turns the check off
                           (default 1GiB, or a tenth of the filesystem if that is smaller;
                           SEGD_MIN_FREE_DISK)
+  --user-index-memtable KIND
+                          lists: the per-user index keeps its newest entries in segd's own
+                          memtable of per-user lists (fast writes for existing users);
+                          skiplist: RocksDB's own memtable, a fallback that changes nothing
+                          on disk (default lists; SEGD_USER_INDEX_MEMTABLE)
   --help                  print this help and exit
 
 Durations read 90s, 30m, 4h, 7d; sizes read 1048576, 512KiB, 1MiB, 1GiB.
@@ -186,6 +191,14 @@ const std::vector<Flag>& Flags() {
        Whole("--snapshot-every", &ServerConfig::snapshot_every_records, 0,
              uint64_t{1} << 40)},
       {"shutdown-grace", "SEGD_SHUTDOWN_GRACE", Duration(&ServerConfig::shutdown_grace_seconds)},
+      {"user-index-memtable", "SEGD_USER_INDEX_MEMTABLE",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         if (v != "lists" && v != "skiplist") {
+           return FlagError("--user-index-memtable", v, "must be lists or skiplist");
+         }
+         c.user_index_lists = v == "lists";
+         return absl::OkStatus();
+       }},
       {"min-free-disk", "SEGD_MIN_FREE_DISK",
        [](ServerConfig& c, absl::string_view v) -> absl::Status {
          if (v == "0") {

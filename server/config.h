@@ -38,6 +38,8 @@ struct ServerConfig {
   // Free space kept on the data directory's filesystem (storage/disk_reserve.h); unset: 1 GiB
   // or a tenth of the filesystem, whichever is smaller (DefaultMinFreeDisk).
   std::optional<uint64_t> min_free_disk;
+  // by_user's memtable (storage::OpLogOptions::user_index_lists).
+  bool user_index_lists = true;
 };
 
 // --min-free-disk when it is not given: 1 GiB, or a tenth of a filesystem of `total_bytes`,

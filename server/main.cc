@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   auto log = storage::OpLog::Open(config.data_dir,
                                   {.durability = config.durability,
                                    .retention_ms = config.history_retention_seconds * 1000,
-                                   .min_free_disk_bytes = min_free_disk});
+                                   .min_free_disk_bytes = min_free_disk,
+                                   .user_index_lists = config.user_index_lists});
   if (!log.ok()) return Fail("opening the log", log.status());
   engine::Engine engine(engine::EngineOptions{nullptr, log->get()});
   auto recovered = (*log)->Recover(engine);

@@ -166,8 +166,10 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     // Bloom filter on the prefix lets them skip the files that hold nothing of that user.
     // (A memtable Bloom filter would answer what the memtable's hash table already does.)
     by_user.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(4));
-    by_user.memtable_factory =
-        detail::NewPrefixListMemTableFactory(by_user.write_buffer_size / 128);
+    if (options.user_index_lists) {
+      by_user.memtable_factory =
+          detail::NewPrefixListMemTableFactory(by_user.write_buffer_size / 128);
+    }
     rocksdb::BlockBasedTableOptions by_user_table = table_options;
     by_user_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
     by_user_table.whole_key_filtering = false;
@@ -704,20 +706,30 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
     if (!s.ok()) return FromRocks(s, "writing a snapshot");
     ++stats.shards;
   }
-  // Commit: the meta key, synced (which also syncs the shard entries written before it).
-  rocksdb::WriteOptions sync;
-  sync.sync = true;
-  std::unique_lock<std::mutex> write_lock(rocks_write_mu_);
-  rocksdb::Status s = db_->Put(sync, snapshots_, SnapshotMetaKey(id), EncodeSnapshotMeta(meta));
+  // Commit: the meta key, then a sync of the write-ahead log, which makes it durable together
+  // with the shard entries written before it. The sync runs outside rocks_write_mu_: the
+  // engine's writes go on meanwhile instead of waiting for it.
+  rocksdb::Status s;
+  {
+    std::lock_guard<std::mutex> lock(rocks_write_mu_);
+    s = db_->Put(rocksdb::WriteOptions(), snapshots_, SnapshotMetaKey(id),
+                 EncodeSnapshotMeta(meta));
+  }
   if (!s.ok()) return FromRocks(s, "committing a snapshot");
+  if (TEST_before_snapshot_sync_) TEST_before_snapshot_sync_();
+  s = db_->SyncWAL();
+  if (!s.ok()) return FromRocks(s, "syncing a snapshot");
   // From now on recovery starts at meta.seq: retention may drop records before it.
   retention_->protected_seq.store(meta.seq, std::memory_order_release);
-  // Prune every older snapshot: keys 'm'/'s' with an id below this one.
+  // Prune every older snapshot: keys 'm'/'s' with an id below this one. It follows the meta
+  // key in the write-ahead log, so no recovery sees the prune without the new snapshot.
   rocksdb::WriteBatch prune;
   prune.DeleteRange(snapshots_, SnapshotMetaKey(0), SnapshotMetaKey(id));
   prune.DeleteRange(snapshots_, SnapshotShardKey(0, 0), SnapshotShardKey(id, 0));
-  s = db_->Write(rocksdb::WriteOptions(), &prune);
-  write_lock.unlock();
+  {
+    std::lock_guard<std::mutex> lock(rocks_write_mu_);
+    s = db_->Write(rocksdb::WriteOptions(), &prune);
+  }
   if (!s.ok()) return FromRocks(s, "pruning old snapshots");
   // Flush every memtable, so that the write-ahead log up to here can be deleted: a restart
   // then replays only what was written after this snapshot (nothing, at clean shutdown).

@@ -36,6 +36,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -96,6 +97,10 @@ struct OpLogOptions {
   // Free space kept on the log's filesystem: mutations are refused below it, expiry records
   // and snapshots below half of it (disk_reserve.h). 0 disables the check. Default: 0.
   uint64_t min_free_disk_bytes = 0;
+  // by_user's memtable: segd's per-user lists (detail/prefix_list_memtable.h), or RocksDB's
+  // skiplist (slower for writes of existing users, but nothing of segd's own). The choice
+  // leaves no trace on disk; either reads a log written with the other. Default: true (lists).
+  bool user_index_lists = true;
 };
 
 // Which records a history scan returns.
@@ -181,6 +186,10 @@ class OpLog final : public engine::OpSink {
 
   // Test hook: compacts every column family retention applies to, now.
   absl::Status TEST_CompactHistory();
+  // Test hook: called by WriteSnapshot between writing its meta key and syncing it.
+  void TEST_SetBeforeSnapshotSync(std::function<void()> fn) {
+    TEST_before_snapshot_sync_ = std::move(fn);
+  }
   // Test hook: deletes every snapshot, so that recovery replays the whole log.
   absl::Status TEST_DropSnapshots();
 
@@ -276,6 +285,7 @@ class OpLog final : public engine::OpSink {
   engine::TimeMs RetentionCutoff() const;
 
   std::atomic<uint64_t> next_seq_{1};
+  std::function<void()> TEST_before_snapshot_sync_;
   std::unique_ptr<DiskReserve> disk_;
   // Told by RocksDB of background errors; says whether the write-ahead log failed.
   std::shared_ptr<detail::ErrorListener> errors_;

@@ -12,6 +12,12 @@
 #include "absl/strings/string_view.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/slice_transform.h"
+#include "rocksdb/version.h"
+
+// The memtable relies on how RocksDB 7 treats a MemTableRep: iterators placed in an arena are
+// never destroyed (see IteratorStorageCache), and iterators are used only on the thread that
+// asked for them. Check both again before building against another major version.
+static_assert(ROCKSDB_MAJOR == 7, "prefix_list_memtable was written against RocksDB 7");
 
 namespace segd::storage::detail {
 namespace {
@@ -36,8 +42,8 @@ struct Node {
 struct PrefixList {
   std::atomic<PrefixList*> next_in_slot{nullptr};
   std::atomic<Node*> head{nullptr};
-  Node* tail = nullptr;   // the largest key; read and written by the inserting thread only
-  uint64_t order = 0;     // the prefix's first 8 bytes, big-endian, zero-padded
+  Node* tail = nullptr;  // the largest key; read and written by the inserting thread only
+  uint64_t order = 0;    // the prefix's first 8 bytes, big-endian, zero-padded
   uint32_t prefix_size = 0;
 };
 
@@ -111,11 +117,6 @@ thread_local IteratorStorageCache iterator_storage;
 
 class PrefixListIterator;
 
-// RocksDB's MemTableRep::Get (a point lookup) seeks with an iterator it asks for without an
-// arena and never frees. While PrefixListRep::Get runs it, the iterator it gets is recorded
-// here and destroyed when it returns.
-thread_local PrefixListIterator** get_iterator = nullptr;
-
 class PrefixListRep;
 
 class PrefixListIterator final : public MemTableRep::Iterator {
@@ -141,8 +142,7 @@ class PrefixListIterator final : public MemTableRep::Iterator {
   // Positions on the first key of order_[index_], or invalid past the last list.
   void EnterList(size_t index);
   // <0, 0, >0 as the node's key is below, equal to or above the seek target.
-  int CompareToTarget(const Node* node, const Slice& internal_key,
-                      const char* memtable_key) const;
+  int CompareToTarget(const Node* node, const Slice& internal_key, const char* memtable_key) const;
 
   const PrefixListRep* rep_;
   bool total_order_;
@@ -242,9 +242,7 @@ class PrefixListRep final : public MemTableRep {
     return transform_->InDomain(user_key) ? transform_->Transform(user_key) : user_key;
   }
 
-  Slice PrefixOfEntry(const char* entry) const {
-    return PrefixOf(UserKeyOf(InternalKeyOf(entry)));
-  }
+  Slice PrefixOfEntry(const char* entry) const { return PrefixOf(UserKeyOf(InternalKeyOf(entry))); }
 
   const PrefixList* FindList(const Slice& prefix) const {
     return FindInSlot(SlotOf(prefix), prefix);
@@ -259,9 +257,8 @@ class PrefixListRep final : public MemTableRep {
         lists.push_back(l);
       }
     }
-    std::sort(lists.begin(), lists.end(), [this](const PrefixList* a, const PrefixList* b) {
-      return CompareLists(a, b) < 0;
-    });
+    std::sort(lists.begin(), lists.end(),
+              [this](const PrefixList* a, const PrefixList* b) { return CompareLists(a, b) < 0; });
     return lists;
   }
 
@@ -308,12 +305,9 @@ class PrefixListRep final : public MemTableRep {
   }
 
   Iterator* NewIterator(rocksdb::Arena* arena, bool total_order) const {
-    const bool for_get = arena == nullptr && get_iterator != nullptr && *get_iterator == nullptr;
-    if (arena == nullptr && !for_get) return new PrefixListIterator(this, total_order, false);
+    if (arena == nullptr) return new PrefixListIterator(this, total_order, false);
     void* storage = iterator_storage.Take(sizeof(PrefixListIterator));
-    auto* it = new (storage) PrefixListIterator(this, total_order, true);
-    if (for_get) *get_iterator = it;
-    return it;
+    return new (storage) PrefixListIterator(this, total_order, true);
   }
 
   const KeyComparator& compare_;
@@ -322,14 +316,51 @@ class PrefixListRep final : public MemTableRep {
   std::atomic<PrefixList*>* slots_ = nullptr;
 };
 
+// rocksdb::LookupKey (db/lookup_key.h) is not in RocksDB's public headers. RocksDB 7 lays it
+// out as three pointers first: the memtable key (a varint32 length, then the internal key),
+// the internal key, and their end. Get checks that reading before use.
+struct LookupKeyLayout {
+  const char* start;
+  const char* kstart;
+  const char* end;
+};
+
+// The internal key and memtable key of `key`, if its layout reads as expected.
+bool ReadLookupKey(const rocksdb::LookupKey& key, Slice* internal_key, const char** memtable_key) {
+  const auto* layout = reinterpret_cast<const LookupKeyLayout*>(&key);
+  uint32_t length = 0;
+  const char* p = layout->start;
+  for (int shift = 0; shift <= 28; shift += 7) {
+    if (p >= layout->kstart) return false;
+    const auto byte = static_cast<uint8_t>(*p++);
+    length |= uint32_t{byte & 0x7fu} << shift;
+    if ((byte & 0x80) == 0) break;
+  }
+  if (p != layout->kstart || layout->end - layout->kstart != static_cast<ptrdiff_t>(length)) {
+    return false;
+  }
+  *internal_key = Slice(layout->kstart, length);
+  *memtable_key = layout->start;
+  return true;
+}
+
+// A point lookup: what RocksDB's default MemTableRep::Get does (seek a prefix iterator to the
+// key, then hand entries to the callback until it says stop), with the iterator on the stack.
+// The default asks for an iterator without an arena and never frees it; relying on that leak
+// would free twice under a RocksDB that fixed it.
 void PrefixListRep::Get(const rocksdb::LookupKey& key, void* callback_args,
                         bool (*callback)(void* arg, const char* entry)) {
-  PrefixListIterator* used = nullptr;
-  PrefixListIterator** outer = get_iterator;
-  get_iterator = &used;
-  MemTableRep::Get(key, callback_args, callback);
-  get_iterator = outer;
-  if (used != nullptr) used->~PrefixListIterator();  // its storage goes back to the cache
+  Slice internal_key;
+  const char* memtable_key = nullptr;
+  if (!ReadLookupKey(key, &internal_key, &memtable_key)) {
+    // Not the layout this was written for: RocksDB's own lookup (one leaked iterator each).
+    MemTableRep::Get(key, callback_args, callback);
+    return;
+  }
+  PrefixListIterator it(this, /*total_order=*/false, /*cached_storage=*/false);
+  for (it.Seek(internal_key, memtable_key); it.Valid() && callback(callback_args, it.key());
+       it.Next()) {
+  }
 }
 
 void PrefixListIterator::BuildOrder() {
@@ -379,11 +410,9 @@ void PrefixListIterator::Seek(const Slice& internal_key, const char* memtable_ke
     // A target outside the extractor's domain has no prefix to look up: the keys at and
     // after it may be in any list.
     BuildOrder();
-    const auto it =
-        std::lower_bound(order_.begin(), order_.end(), prefix,
-                         [this](const PrefixList* l, const Slice& p) {
-                           return rep_->ComparePrefix(l, p) < 0;
-                         });
+    const auto it = std::lower_bound(
+        order_.begin(), order_.end(), prefix,
+        [this](const PrefixList* l, const Slice& p) { return rep_->ComparePrefix(l, p) < 0; });
     EnterList(static_cast<size_t>(it - order_.begin()));
     if (list_ == nullptr || rep_->ComparePrefix(list_, prefix) != 0) return;
   } else {

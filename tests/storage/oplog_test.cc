@@ -4,10 +4,11 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <future>
 #include <optional>
-#include <thread>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -39,7 +40,8 @@ void RandomWorkload(Engine& engine, ManualClock& clock, std::mt19937_64& rng,
                     const std::vector<std::string>& users, int steps) {
   const std::vector<std::string> segments = {"a", "b", "c", "d.e", "f:g"};
   for (const auto& s : segments) {
-    (void)engine.CreateSegment({.name = s, .ttl_seconds = (rng() % 2) ? std::optional<int64_t>(30) : std::nullopt});
+    (void)engine.CreateSegment(
+        {.name = s, .ttl_seconds = (rng() % 2) ? std::optional<int64_t>(30) : std::nullopt});
   }
   for (int step = 0; step < steps; ++step) {
     const std::string& user = users[rng() % users.size()];
@@ -67,7 +69,8 @@ void RandomWorkload(Engine& engine, ManualClock& clock, std::mt19937_64& rng,
         if (rng() % 4 == 0) {
           (void)engine.DeleteSegment(seg);
         } else {
-          (void)engine.CreateSegment({.name = seg, .description = "d" + std::to_string(step),
+          (void)engine.CreateSegment({.name = seg,
+                                      .description = "d" + std::to_string(step),
                                       .auto_percent = double(rng() % 60),
                                       .auto_percent_sticky = rng() % 2 == 0});
         }
@@ -213,10 +216,12 @@ TEST(OpLogTest, HistoryHoldsEveryChangeWithReasons) {
   clock.Advance(6000);
   ASSERT_TRUE(engine.ProcessExpiries().ok());
   std::vector<std::pair<uint64_t, engine::OpRecord>> seen;
-  ASSERT_TRUE(log->ForEachRecord(1, [&](uint64_t seq, const engine::OpRecord& r) {
-                   seen.emplace_back(seq, r);
-                   return true;
-                 }).ok());
+  ASSERT_TRUE(log->ForEachRecord(1,
+                                 [&](uint64_t seq, const engine::OpRecord& r) {
+                                   seen.emplace_back(seq, r);
+                                   return true;
+                                 })
+                  .ok());
   ASSERT_EQ(seen.size(), 4u);
   EXPECT_EQ(seen[0].first, 1u);
   EXPECT_EQ(seen[0].second.reason, engine::OpReason::kApi);
@@ -246,10 +251,12 @@ TEST(OpLogTest, ExpiryAcrossDowntimeIsLoggedAtItsDueTime) {
   EXPECT_FALSE(engine.Check("a", "u1")->member);
   EXPECT_TRUE(engine.Check("a", "u2")->member);
   engine::OpRecord last;
-  ASSERT_TRUE(log->ForEachRecord(1, [&](uint64_t, const engine::OpRecord& r) {
-                   last = r;
-                   return true;
-                 }).ok());
+  ASSERT_TRUE(log->ForEachRecord(1,
+                                 [&](uint64_t, const engine::OpRecord& r) {
+                                   last = r;
+                                   return true;
+                                 })
+                  .ok());
   EXPECT_EQ(last.reason, engine::OpReason::kTtlExpired);
   EXPECT_EQ(last.at, kStart + 10'000);
 }
@@ -295,6 +302,63 @@ TEST(OpLogTest, DirectoryThatIsNotADatabaseIsRefused) {
   EXPECT_NE(log.status().message().find(dir.path()), std::string::npos) << log.status();
 }
 
+// A snapshot's sync of the write-ahead log does not hold the lock every RocksDB write takes:
+// an engine write made while the snapshot is about to sync completes without waiting for it.
+// (It once waited: the meta key was a synced put under that lock, and the prune after it.)
+TEST(OpLogTest, WritersDoNotWaitForASnapshotsSync) {
+  TempDir dir;
+  auto log = MustOpen(dir.path());
+  engine::Engine engine(engine::EngineOptions{nullptr, log.get()});
+  ASSERT_TRUE(engine.CreateSegment({.name = "s"}).ok());
+  ASSERT_TRUE(engine.UpdateUserSegments("before", {.add = {{"s"}}}).ok());
+  bool written_during_sync = false;
+  std::promise<bool> done;
+  std::thread writer;
+  log->TEST_SetBeforeSnapshotSync([&] {
+    // Stands for a slow sync: a write from another thread must finish meanwhile.
+    writer = std::thread(
+        [&] { done.set_value(engine.UpdateUserSegments("during", {.add = {{"s"}}}).ok()); });
+    auto result = done.get_future();
+    written_during_sync =
+        result.wait_for(std::chrono::seconds(10)) == std::future_status::ready && result.get();
+  });
+  ASSERT_TRUE(log->WriteSnapshot(engine).ok());
+  writer.join();  // a write that waited for the sync is done by now
+  EXPECT_TRUE(written_during_sync);
+  EXPECT_TRUE(engine.Check("s", "during")->member);
+}
+
+// The skiplist fallback for by_user's memtable: a log written with either memtable reads the
+// same with the other (nothing of the choice is on disk).
+TEST(OpLogTest, TheUserIndexMemtableCanFallBackToTheSkiplist) {
+  TempDir dir;
+  auto rows_of = [&](OpLog& log, engine::Engine& engine, const std::string& user) {
+    storage::HistoryFilter filter;
+    filter.users.push_back(*engine.FindUser(user));
+    size_t rows = 0;
+    EXPECT_TRUE(log.ScanHistory(filter,
+                                [&](uint64_t, const engine::OpRecord&) {
+                                  ++rows;
+                                  return true;
+                                })
+                    .ok());
+    return rows;
+  };
+  size_t round = 0;
+  for (bool lists : {false, true, false}) {
+    ++round;
+    auto log = OpLog::Open(dir.path(), {.user_index_lists = lists});
+    ASSERT_TRUE(log.ok()) << log.status();
+    engine::Engine engine(engine::EngineOptions{nullptr, log->get()});
+    ASSERT_TRUE((*log)->Recover(engine).ok());
+    if (!engine.FindSegment("s")) {
+      ASSERT_TRUE(engine.CreateSegment({.name = "s"}).ok());
+    }
+    ASSERT_TRUE(engine.UpdateUserSegments("u", {.add = {{"s"}}}).ok());  // one more add each time
+    EXPECT_EQ(rows_of(**log, engine, "u"), round) << (lists ? "lists" : "skiplist");
+  }
+}
+
 // An error whose text happens to hold "lock" (here in the path) is not a directory in use: the
 // error is mapped by its kind. (It was once reported as "in use by another segd process".)
 TEST(OpLogTest, ErrorsAreMappedByKindNotByWordsInTheirText) {
@@ -311,10 +375,10 @@ TEST(OpLogTest, ErrorsAreMappedByKindNotByWordsInTheirText) {
 
 // Runs `edit` on DIR/log opened directly with RocksDB (every family), as a damaged disk or
 // another program might have left it.
-void EditDatabase(const TempDir& dir,
-                  const std::function<void(rocksdb::DB*, const std::vector<std::string>&,
-                                           const std::vector<rocksdb::ColumnFamilyHandle*>&)>&
-                      edit) {
+void EditDatabase(
+    const TempDir& dir,
+    const std::function<void(rocksdb::DB*, const std::vector<std::string>&,
+                             const std::vector<rocksdb::ColumnFamilyHandle*>&)>& edit) {
   std::vector<std::string> names;
   ASSERT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.Sub("log"), &names).ok());
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
@@ -337,10 +401,12 @@ TEST(OpLogTest, AMalformedIndexKeyIsDataLossNotAShortReport) {
     engine::Engine engine(engine::EngineOptions{nullptr, log.get()});
     ASSERT_TRUE(engine.CreateSegment({.name = "s"}).ok());
     ASSERT_TRUE(engine.UpdateUserSegments("u", {.add = {{"s"}}}).ok());
-    ASSERT_TRUE(log->ScanHistory({}, [&](uint64_t, const engine::OpRecord& r) {
-                      at = r.at;
-                      return true;
-                    }).ok());
+    ASSERT_TRUE(log->ScanHistory({},
+                                 [&](uint64_t, const engine::OpRecord& r) {
+                                   at = r.at;
+                                   return true;
+                                 })
+                    .ok());
   }
   EditDatabase(dir, [&](rocksdb::DB* raw, const std::vector<std::string>& names,
                         const std::vector<rocksdb::ColumnFamilyHandle*>& handles) {
@@ -391,8 +457,8 @@ TEST(OpLogTest, OtherFormatVersionIsRefusedNamingBoth) {
   ASSERT_FALSE(log.ok());
   EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition) << log.status();
   EXPECT_NE(log.status().message().find("version 1;"), std::string::npos) << log.status();
-  EXPECT_NE(log.status().message().find(absl::StrCat("versions ", kOldestReadFormatVersion,
-                                                     " to ", kFormatVersion)),
+  EXPECT_NE(log.status().message().find(
+                absl::StrCat("versions ", kOldestReadFormatVersion, " to ", kFormatVersion)),
             std::string::npos)
       << log.status();
 }
@@ -478,11 +544,11 @@ TEST(OpLogTest, RequestsAtOneTimeContinueTheIndexRuns) {
   };
   for (int i = 0; i < 100; ++i) add("u" + std::to_string(i), "a");
   EXPECT_EQ(log->TEST_RunIndexEntries(), std::make_pair(uint64_t{1}, uint64_t{1}));
-  add("u0", "b");   // same time, another segment: one more by_segment run
-  add("u1", "a");   // back to a: its earlier run is interrupted, so a new one
+  add("u0", "b");  // same time, another segment: one more by_segment run
+  add("u1", "a");  // back to a: its earlier run is interrupted, so a new one
   EXPECT_EQ(log->TEST_RunIndexEntries(), std::make_pair(uint64_t{1}, uint64_t{3}));
   clock.Advance(1);
-  add("u2", "a");   // a new time: new runs in both
+  add("u2", "a");  // a new time: new runs in both
   EXPECT_EQ(log->TEST_RunIndexEntries(), std::make_pair(uint64_t{2}, uint64_t{4}));
 
   engine.reset();
@@ -490,16 +556,18 @@ TEST(OpLogTest, RequestsAtOneTimeContinueTheIndexRuns) {
   log = MustOpen(dir.path());
   engine = std::make_unique<Engine>(EngineOptions{&clock, log.get(), 1});
   ASSERT_TRUE(log->Recover(*engine).ok());
-  add("u3", "a");   // same time and segment as the last record, but after a reopen
+  add("u3", "a");  // same time and segment as the last record, but after a reopen
   add("u4", "a");
   EXPECT_EQ(log->TEST_RunIndexEntries(), std::make_pair(uint64_t{3}, uint64_t{5}));
 
   auto seqs = [&](const HistoryFilter& filter) {
     std::vector<uint64_t> out;
-    EXPECT_TRUE(log->ScanHistory(filter, [&](uint64_t seq, const engine::OpRecord&) {
-                     out.push_back(seq);
-                     return true;
-                   }).ok());
+    EXPECT_TRUE(log->ScanHistory(filter,
+                                 [&](uint64_t seq, const engine::OpRecord&) {
+                                   out.push_back(seq);
+                                   return true;
+                                 })
+                    .ok());
     return out;
   };
   std::vector<uint64_t> all(105);
