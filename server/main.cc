@@ -3,9 +3,9 @@
 // drains connections, writes a snapshot and exits 0.
 
 #include <csignal>
-#include <filesystem>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
   figures.shutting_down.store(true);
   http.Shutdown();
   housekeeper.Stop();
-  // The snapshot's meta key is written synced, which also syncs every log record before it.
+  // The snapshot is synced when it commits, and with it every log record before it.
   if (absl::Status s = housekeeper.Snapshot(); !s.ok()) {
     // The log holds every acknowledged change; the next start replays it instead of loading
     // a snapshot. Only a log that failed (not merely a full disk) makes this an unclean stop.

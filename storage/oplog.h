@@ -28,10 +28,14 @@
 // RocksDB cannot open the log for writing, Open opens it read-only: recovery and reads work,
 // writes are refused until a restart.
 //
+// The data directory is held for the log's life (data_dir.h): another process is refused, and
+// once the directory is moved the log fails for good and RocksDB touches no file by path.
+//
 // Thread safety: Write is called by the engine's single writer (under its lock); WaitDurable,
-// durability_counters, ScanHistory and ForEachRecord from any thread at any time;
-// WriteSnapshot from one thread at a time, concurrently with everything else; Recover once,
-// before the engine is used.
+// durability_counters, ScanHistory, ForEachRecord, WriteState, CheckDirectory and the
+// accessors from any thread at any time; WriteSnapshot from one thread at a time, concurrently
+// with everything else; TryResume and RecordPosition from one thread at a time (the
+// housekeeper's ticker); Recover once, before the engine is used.
 
 #include <atomic>
 #include <chrono>
