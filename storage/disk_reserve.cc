@@ -2,11 +2,19 @@
 
 #include <sys/statvfs.h>
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace segd::storage {
 namespace {
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 std::string Mebibytes(uint64_t bytes) {
   return absl::StrFormat("%.1f MiB", static_cast<double>(bytes) / (1 << 20));
@@ -25,6 +33,7 @@ uint64_t DiskReserve::Refresh() {
   // worst twice, never not at all.
   admitted_since_refresh_.store(0, std::memory_order_relaxed);
   if (statvfs(path_.c_str(), &st) != 0) return usable();
+  last_refresh_ns_.store(NowNanos(), std::memory_order_relaxed);
   pending_bytes_.store(pending_ ? pending_() : 0, std::memory_order_relaxed);
   free_.store(uint64_t{st.f_bavail} * st.f_frsize, std::memory_order_relaxed);
   total_.store(uint64_t{st.f_blocks} * st.f_frsize, std::memory_order_relaxed);
@@ -54,8 +63,14 @@ absl::Status DiskReserve::Admit(uint64_t bytes, Use use) {
   const uint64_t left = free_bytes > since ? free_bytes - since : 0;
   const uint64_t threshold = Threshold(use);
   if (left >= threshold) return absl::OkStatus();
-  // Refused: read again before answering, space may have been freed since.
-  free_bytes = Refresh();
+  // Refused: read again before answering, space may have been freed since; at most every
+  // 10 ms, so that a storm of refused writes does not become a storm of statvfs calls.
+  const int64_t now = NowNanos();
+  if (now - last_refresh_ns_.load(std::memory_order_relaxed) >= 10'000'000) {
+    free_bytes = Refresh();
+  } else {
+    free_bytes = usable();
+  }
   if (free_bytes >= threshold + bytes) {
     admitted_since_refresh_.fetch_add(bytes, std::memory_order_relaxed);
     return absl::OkStatus();

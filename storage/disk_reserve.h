@@ -68,6 +68,7 @@ class DiskReserve {
   std::function<uint64_t()> pending_;
   std::atomic<uint64_t> free_{0};
   std::atomic<uint64_t> pending_bytes_{0};
+  std::atomic<int64_t> last_refresh_ns_{0};  // steady clock
   std::atomic<uint64_t> total_{0};
   // Bytes admitted since the last statvfs.
   std::atomic<uint64_t> admitted_since_refresh_{0};
