@@ -148,8 +148,7 @@ Dataset& Data() {
       LoadMembers(*d->engine, id, members, now);
     }
     d->rss_after = ResidentBytes();
-    d->load_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    d->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return d;
   }();
   return *data;
@@ -161,7 +160,8 @@ Dataset& Data() {
 std::vector<std::pair<SegmentId, UserId>> Probes(uint32_t users, size_t n) {
   std::mt19937_64 rng(99);
   std::vector<std::pair<SegmentId, UserId>> probes(n);
-  for (auto& p : probes) p = {static_cast<SegmentId>(rng() % kSegments), static_cast<UserId>(rng() % users)};
+  for (auto& p : probes)
+    p = {static_cast<SegmentId>(rng() % kSegments), static_cast<UserId>(rng() % users)};
   return probes;
 }
 
@@ -213,7 +213,8 @@ void BM_CheckByNames(benchmark::State& state) {
   Dataset& d = Data();
   auto probes = Probes(d.users, 1 << 16);
   std::vector<std::pair<std::string, std::string>> names;
-  for (const auto& p : probes) names.emplace_back("s" + std::to_string(p.first + 1), UserName(p.second));
+  for (const auto& p : probes)
+    names.emplace_back("s" + std::to_string(p.first + 1), UserName(p.second));
   size_t i = 0, hits = 0;
   for (auto _ : state) {
     const auto& n = names[i++ & (names.size() - 1)];
@@ -409,7 +410,8 @@ BENCHMARK(BM_BytesPerTtlMembership)->Iterations(1)->Unit(benchmark::kMillisecond
 // Runs `work` on this thread while a reader thread checks memberships back to back, and reports
 // the reader's worst and median single-check latency during the work.
 template <typename Work>
-void WithReader(benchmark::State& state, Engine& engine, SegmentId segment, uint32_t users, Work work) {
+void WithReader(benchmark::State& state, Engine& engine, SegmentId segment, uint32_t users,
+                Work work) {
   std::atomic<bool> stop{false};
   std::vector<double> latencies;
   latencies.reserve(1 << 22);
@@ -530,9 +532,10 @@ void BM_DeleteTenMillionSegment(benchmark::State& state) {
     state.counters["removed"] = static_cast<double>(removed);
   }
 }
-BENCHMARK(BM_DeleteTenMillionSegment)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DeleteTenMillionSegment)
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace segd::engine
-
-

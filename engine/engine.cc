@@ -17,7 +17,6 @@ namespace {
 // Latest accepted expiry: 9999-12-31T23:59:59.999Z.
 constexpr TimeMs kMaxExpiryMs = 253402300799999;
 
-
 uint32_t ShardOf(UserId user) { return user >> MembershipShards::kShardBits; }
 
 // round-half-up(n × percent / 100) in integers, with the percent taken to 0.001.
@@ -290,36 +289,40 @@ absl::StatusOr<UserId> Engine::PlanUser(absl::string_view user_id, TimeMs now, O
 
 absl::StatusOr<bool> Engine::RegisterUser(absl::string_view user_id) {
   if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
-  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<bool> {
-    OpBatch batch;
-    batch.at = Now();
-    bool newly_registered;
-    UserId next_new_id = NextNewUserId();
-    auto id = PlanUser(user_id, batch.at, batch, {}, &next_new_id, &newly_registered);
-    if (!id.ok()) return id.status();
-    if (absl::Status s = Commit(batch); !s.ok()) return s;
-    return newly_registered;
-  }, user_id);
+  return Durably(
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<bool> {
+        OpBatch batch;
+        batch.at = Now();
+        bool newly_registered;
+        UserId next_new_id = NextNewUserId();
+        auto id = PlanUser(user_id, batch.at, batch, {}, &next_new_id, &newly_registered);
+        if (!id.ok()) return id.status();
+        if (absl::Status s = Commit(batch); !s.ok()) return s;
+        return newly_registered;
+      },
+      user_id);
 }
 
 absl::StatusOr<std::vector<std::string>> Engine::DeleteUser(absl::string_view user_id) {
   if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
-  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<std::vector<std::string>> {
-    std::optional<UserId> id = users_.Find(user_id);
-    if (!id || !shards_.IsRegistered(*id)) return UserNotFound(user_id);
-    OpBatch batch;
-    batch.at = Now();
-    std::vector<std::string> names;
-    for (const ListedMembership& m : shards_.SegmentsOf(*id)) {
-      batch.memberships.push_back(
-          {batch.at, kNoExpiry, *id, m.segment, OpKind::kRemove, OpReason::kUserDeleted});
-      names.push_back(catalog_.Name(m.segment));
-    }
-    batch.users.push_back({UserEvent::Kind::kDeleted, *id, {}});
-    if (absl::Status s = Commit(batch); !s.ok()) return s;
-    std::sort(names.begin(), names.end());
-    return names;
-  }, user_id);
+  return Durably(
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<std::vector<std::string>> {
+        std::optional<UserId> id = users_.Find(user_id);
+        if (!id || !shards_.IsRegistered(*id)) return UserNotFound(user_id);
+        OpBatch batch;
+        batch.at = Now();
+        std::vector<std::string> names;
+        for (const ListedMembership& m : shards_.SegmentsOf(*id)) {
+          batch.memberships.push_back(
+              {batch.at, kNoExpiry, *id, m.segment, OpKind::kRemove, OpReason::kUserDeleted});
+          names.push_back(catalog_.Name(m.segment));
+        }
+        batch.users.push_back({UserEvent::Kind::kDeleted, *id, {}});
+        if (absl::Status s = Commit(batch); !s.ok()) return s;
+        std::sort(names.begin(), names.end());
+        return names;
+      },
+      user_id);
 }
 
 absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view user_id,
@@ -351,59 +354,62 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
     return ConflictInRequest(absl::StrCat("segment '", *dup, "' is listed twice"));
   }
 
-  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<UserUpdateResult> {
-    OpBatch batch;
-    batch.at = Now();
-    for (const MembershipAdd& add : update.add) {
-      if (add.expires_at && *add.expires_at <= batch.at) {
-        return BadRequest(
-            absl::StrCat("segment '", add.segment, "': expires_at is not in the future"));
-      }
-    }
-    std::vector<std::string> unknown;
-    absl::InlinedVector<int64_t, 4> add_ttls;
-    absl::InlinedVector<SegmentId, 4> add_ids, remove_ids;
-    for (const MembershipAdd& add : update.add) {
-      if (auto active = catalog_.ResolveActive(add.segment)) {
-        add_ttls.push_back(active->ttl_seconds);
-        add_ids.push_back(active->id);
-      } else {
-        unknown.push_back(add.segment);
-      }
-    }
-    for (const std::string& name : update.remove) {
-      if (auto id = catalog_.FindActive(name)) {
-        remove_ids.push_back(*id);
-      } else {
-        unknown.push_back(name);
-      }
-    }
-    if (!unknown.empty()) return SegmentNotFound(std::move(unknown));
+  return Durably(
+      [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<UserUpdateResult> {
+        OpBatch batch;
+        batch.at = Now();
+        for (const MembershipAdd& add : update.add) {
+          if (add.expires_at && *add.expires_at <= batch.at) {
+            return BadRequest(
+                absl::StrCat("segment '", add.segment, "': expires_at is not in the future"));
+          }
+        }
+        std::vector<std::string> unknown;
+        absl::InlinedVector<int64_t, 4> add_ttls;
+        absl::InlinedVector<SegmentId, 4> add_ids, remove_ids;
+        for (const MembershipAdd& add : update.add) {
+          if (auto active = catalog_.ResolveActive(add.segment)) {
+            add_ttls.push_back(active->ttl_seconds);
+            add_ids.push_back(active->id);
+          } else {
+            unknown.push_back(add.segment);
+          }
+        }
+        for (const std::string& name : update.remove) {
+          if (auto id = catalog_.FindActive(name)) {
+            remove_ids.push_back(*id);
+          } else {
+            unknown.push_back(name);
+          }
+        }
+        if (!unknown.empty()) return SegmentNotFound(std::move(unknown));
 
-    UserUpdateResult result;
-    bool newly_registered;
-    UserId next_new_id = NextNewUserId();
-    // What the request says about a segment wins over a sticky decision made on registering.
-    absl::InlinedVector<SegmentId, 4> explicit_ids = add_ids;
-    explicit_ids.insert(explicit_ids.end(), remove_ids.begin(), remove_ids.end());
-    auto id = PlanUser(user_id, batch.at, batch, explicit_ids, &next_new_id, &newly_registered);
-    if (!id.ok()) return id.status();
-    for (size_t i = 0; i < update.add.size(); ++i) {
-      const MembershipAdd& add = update.add[i];
-      TimeMs expiry = ExpiryFor(batch.at, add.ttl_seconds, add.expires_at, add_ttls[i]);
-      batch.memberships.push_back(
-          {batch.at, expiry, *id, add_ids[i], OpKind::kAdd, OpReason::kApi});
-      (shards_.Contains(add_ids[i], *id) ? result.updated : result.added).push_back(add.segment);
-    }
-    for (size_t i = 0; i < update.remove.size(); ++i) {
-      if (!shards_.Contains(remove_ids[i], *id)) continue;
-      batch.memberships.push_back(
-          {batch.at, kNoExpiry, *id, remove_ids[i], OpKind::kRemove, OpReason::kApi});
-      result.removed.push_back(update.remove[i]);
-    }
-    if (absl::Status s = Commit(batch); !s.ok()) return s;
-    return result;
-  }, user_id);
+        UserUpdateResult result;
+        bool newly_registered;
+        UserId next_new_id = NextNewUserId();
+        // What the request says about a segment wins over a sticky decision made on registering.
+        absl::InlinedVector<SegmentId, 4> explicit_ids = add_ids;
+        explicit_ids.insert(explicit_ids.end(), remove_ids.begin(), remove_ids.end());
+        auto id = PlanUser(user_id, batch.at, batch, explicit_ids, &next_new_id, &newly_registered);
+        if (!id.ok()) return id.status();
+        for (size_t i = 0; i < update.add.size(); ++i) {
+          const MembershipAdd& add = update.add[i];
+          TimeMs expiry = ExpiryFor(batch.at, add.ttl_seconds, add.expires_at, add_ttls[i]);
+          batch.memberships.push_back(
+              {batch.at, expiry, *id, add_ids[i], OpKind::kAdd, OpReason::kApi});
+          (shards_.Contains(add_ids[i], *id) ? result.updated : result.added)
+              .push_back(add.segment);
+        }
+        for (size_t i = 0; i < update.remove.size(); ++i) {
+          if (!shards_.Contains(remove_ids[i], *id)) continue;
+          batch.memberships.push_back(
+              {batch.at, kNoExpiry, *id, remove_ids[i], OpKind::kRemove, OpReason::kApi});
+          result.removed.push_back(update.remove[i]);
+        }
+        if (absl::Status s = Commit(batch); !s.ok()) return s;
+        return result;
+      },
+      user_id);
 }
 
 absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
@@ -774,14 +780,14 @@ absl::StatusOr<uint64_t> Engine::ProcessExpiryChunk(bool* more) {
     OpBatch batch;
     batch.at = now;
     // In order of expiry, each logged at its own expires_at.
-    const uint64_t handed = expiries_.Collect(
-        now, kMaxExpiryBatch, expires_of,
-        [&](TimeMs expires_at, SegmentId segment, const Roaring& users) {
-          for (UserId user : users) {
-            batch.memberships.push_back(
-                {expires_at, kNoExpiry, user, segment, OpKind::kRemove, OpReason::kTtlExpired});
-          }
-        });
+    const uint64_t handed =
+        expiries_.Collect(now, kMaxExpiryBatch, expires_of,
+                          [&](TimeMs expires_at, SegmentId segment, const Roaring& users) {
+                            for (UserId user : users) {
+                              batch.memberships.push_back({expires_at, kNoExpiry, user, segment,
+                                                           OpKind::kRemove, OpReason::kTtlExpired});
+                            }
+                          });
     *more = handed == kMaxExpiryBatch;
     if (batch.memberships.empty()) return 0;
     if (absl::Status s = Commit(batch); !s.ok()) {

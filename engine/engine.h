@@ -38,7 +38,6 @@
 #include <optional>
 #include <random>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 #include <vector>
 
@@ -46,11 +45,12 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "engine/mutex.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "engine/clock.h"
 #include "engine/expiry_schedule.h"
 #include "engine/membership_shards.h"
+#include "engine/mutex.h"
 #include "engine/op_record.h"
 #include "engine/segment_catalog.h"
 #include "engine/types.h"
@@ -366,8 +366,8 @@ class Engine final : private WriteQueue::Combiner {
   // `skip_sticky` names segments the caller adds explicitly. *next_new_id is the id a new user
   // gets; it starts at NextNewUserId() for each batch and is advanced here.
   absl::StatusOr<UserId> PlanUser(absl::string_view user_id, TimeMs now, OpBatch& batch,
-                                  absl::Span<const SegmentId> skip_sticky,
-                                  UserId* next_new_id, bool* newly_registered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+                                  absl::Span<const SegmentId> skip_sticky, UserId* next_new_id,
+                                  bool* newly_registered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // One chunk of ProcessExpiries; *more says whether more may be due.
   absl::StatusOr<uint64_t> ProcessExpiryChunk(bool* more);
   // Expiry of a new membership: explicit, or from a TTL, or the segment's default.

@@ -20,11 +20,11 @@ absl::Status WithCode(absl::Status status, absl::string_view code) {
 }  // namespace
 
 std::string Quote(absl::string_view input) {
-  const bool path_like =
-      absl::StrContains(input, "..") || absl::StrContains(input, '/') ||
-      absl::StrContains(input, '\\') ||
-      std::any_of(input.begin(), input.end(),
-                  [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  const bool path_like = absl::StrContains(input, "..") || absl::StrContains(input, '/') ||
+                         absl::StrContains(input, '\\') ||
+                         std::any_of(input.begin(), input.end(), [](char c) {
+                           return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+                         });
   if (path_like) return "(a name that looks like a path, not repeated here)";
   return absl::StrCat("'", input, "'");
 }
@@ -34,13 +34,13 @@ absl::Status BadRequest(absl::string_view message) {
 }
 
 absl::Status SegmentNotFound(std::vector<std::string> names) {
-  std::string message = names.size() == 1
-                            ? absl::StrCat("segment ", Quote(names[0]), " does not exist")
-                            : absl::StrCat("segments do not exist: ",
-                                           absl::StrJoin(names, ", ",
-                                                         [](std::string* out, const std::string& n) {
-                                                           out->append(Quote(n));
-                                                         }));
+  std::string message =
+      names.size() == 1
+          ? absl::StrCat("segment ", Quote(names[0]), " does not exist")
+          : absl::StrCat("segments do not exist: ",
+                         absl::StrJoin(names, ", ", [](std::string* out, const std::string& n) {
+                           out->append(Quote(n));
+                         }));
   absl::Status status = WithCode(absl::NotFoundError(message), "segment_not_found");
   for (std::string& n : names) {
     if (Quote(n).front() != '\'') n = Quote(n);
@@ -55,8 +55,9 @@ absl::Status UserNotFound(absl::string_view external_id) {
 }
 
 absl::Status SegmentExists(absl::string_view name) {
-  return WithCode(absl::AlreadyExistsError(absl::StrCat("segment ", Quote(name), " already exists")),
-                  "segment_exists");
+  return WithCode(
+      absl::AlreadyExistsError(absl::StrCat("segment ", Quote(name), " already exists")),
+      "segment_exists");
 }
 
 absl::Status ConflictInRequest(absl::string_view message) {

@@ -27,16 +27,15 @@ static const Api::RouteDef kRoutes[] = {
     {"POST", "/v1/segments", "create_segment", BodyKind::kJson, detail::CreateSegment, true},
     {"GET", "/v1/segments", "list_segments", BodyKind::kNone, detail::ListSegments},
     {"GET", "/v1/segments/{name}", "get_segment", BodyKind::kNone, detail::GetSegment},
-    {"PATCH", "/v1/segments/{name}", "patch_segment", BodyKind::kJson, detail::PatchSegment,
-     true},
+    {"PATCH", "/v1/segments/{name}", "patch_segment", BodyKind::kJson, detail::PatchSegment, true},
     {"DELETE", "/v1/segments/{name}", "delete_segment", BodyKind::kNone, detail::DeleteSegment,
      true},
     {"GET", "/v1/segments/{name}/count", "count", BodyKind::kNone, detail::CountSegment},
     {"GET", "/v1/segments/{name}/users", "list_members", BodyKind::kNone, detail::ListMembers},
     {"GET", "/v1/segments/{name}/users/{user_id}", "check_member", BodyKind::kNone,
      detail::CheckMember},
-    {"POST", "/v1/segments/{name}/users:import", "import", BodyKind::kImport,
-     detail::ImportMembers, true},
+    {"POST", "/v1/segments/{name}/users:import", "import", BodyKind::kImport, detail::ImportMembers,
+     true},
     {"PUT", "/v1/users/{user_id}", "put_user", BodyKind::kNone, detail::PutUser, true},
     {"DELETE", "/v1/users/{user_id}", "delete_user", BodyKind::kNone, detail::DeleteUser, true},
     {"GET", "/v1/users/{user_id}/segments", "user_segments", BodyKind::kNone,
@@ -113,10 +112,10 @@ void Api::Handle(Request& request, RouteMatch& match, Response& response) {
       ErrorResponse(HttpError("not_found", absl::StrCat("no such path: ", path)), response);
       return;
     case RouteMatch::Kind::kWrongMethod:
-      ErrorResponse(HttpError("method_not_allowed",
-                              absl::StrCat(request.method, " is not allowed on ", path,
-                                           "; allowed: ", match.allow)),
-                    response);
+      ErrorResponse(
+          HttpError("method_not_allowed", absl::StrCat(request.method, " is not allowed on ", path,
+                                                       "; allowed: ", match.allow)),
+          response);
       response.headers.emplace_back("Allow", match.allow);
       return;
     case RouteMatch::Kind::kFound:
@@ -268,8 +267,7 @@ absl::Status QueryParams::OnlyThese(std::initializer_list<absl::string_view> kno
 
 absl::Status RequireUtf8(absl::string_view content_type) {
   absl::string_view params = content_type;
-  for (size_t semi = params.find(';'); semi != absl::string_view::npos;
-       semi = params.find(';')) {
+  for (size_t semi = params.find(';'); semi != absl::string_view::npos; semi = params.find(';')) {
     params.remove_prefix(semi + 1);
     absl::string_view param = absl::StripAsciiWhitespace(params.substr(0, params.find(';')));
     const size_t eq = param.find('=');
@@ -298,8 +296,9 @@ absl::Status RequireJson(const Request& request) {
   }
   absl::string_view media = absl::StripAsciiWhitespace(type.substr(0, type.find(';')));
   if (absl::EqualsIgnoreCase(media, "application/json")) return RequireUtf8(type);
-  return HttpError("unsupported_media_type",
-                   absl::StrCat("Content-Type '", type, "' is not accepted; send application/json"));
+  return HttpError(
+      "unsupported_media_type",
+      absl::StrCat("Content-Type '", type, "' is not accepted; send application/json"));
 }
 
 void WriteSegment(JsonWriter& json, const engine::SegmentInfo& info) {

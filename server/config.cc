@@ -4,8 +4,8 @@
 #include <thread>
 
 #include "absl/status/status.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "server/time_text.h"
@@ -179,8 +179,7 @@ const std::vector<Flag>& Flags() {
        }},
       {"max-body", "SEGD_MAX_BODY", Size(&ServerConfig::max_body, 1ull << 30)},
       {"max-check-body", "SEGD_MAX_CHECK_BODY", Size(&ServerConfig::max_check_body, 1ull << 30)},
-      {"max-import-body", "SEGD_MAX_IMPORT_BODY",
-       Size(&ServerConfig::max_import_body, 4ull << 30)},
+      {"max-import-body", "SEGD_MAX_IMPORT_BODY", Size(&ServerConfig::max_import_body, 4ull << 30)},
       {"max-header", "SEGD_MAX_HEADER", Size(&ServerConfig::max_header, 1u << 20)},
       {"read-timeout", "SEGD_READ_TIMEOUT", Duration(&ServerConfig::read_timeout_seconds)},
       {"max-connections", "SEGD_MAX_CONNECTIONS",
@@ -188,8 +187,7 @@ const std::vector<Flag>& Flags() {
       {"snapshot-interval", "SEGD_SNAPSHOT_INTERVAL",
        Duration(&ServerConfig::snapshot_interval_seconds)},
       {"snapshot-every", "SEGD_SNAPSHOT_EVERY",
-       Whole("--snapshot-every", &ServerConfig::snapshot_every_records, 0,
-             uint64_t{1} << 40)},
+       Whole("--snapshot-every", &ServerConfig::snapshot_every_records, 0, uint64_t{1} << 40)},
       {"shutdown-grace", "SEGD_SHUTDOWN_GRACE", Duration(&ServerConfig::shutdown_grace_seconds)},
       {"user-index-memtable", "SEGD_USER_INDEX_MEMTABLE",
        [](ServerConfig& c, absl::string_view v) -> absl::Status {

@@ -26,8 +26,8 @@ struct ServerConfig {
   int64_t report_ttl_seconds = 4 * 3600;
   int64_t history_retention_seconds = 0;  // 0: keep the history forever
   LogLevel log_level = LogLevel::kInfo;
-  uint64_t max_body = 1ull << 20;          // JSON bodies
-  uint64_t max_check_body = 8ull << 20;    // POST /v1/check
+  uint64_t max_body = 1ull << 20;           // JSON bodies
+  uint64_t max_check_body = 8ull << 20;     // POST /v1/check
   uint64_t max_import_body = 256ull << 20;  // imports
   uint32_t max_header = 16 * 1024;
   int64_t read_timeout_seconds = 30;

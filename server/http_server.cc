@@ -1,6 +1,13 @@
 #include "server/http_server.h"
 
 #include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -9,18 +16,10 @@
 #include <thread>
 #include <vector>
 
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/thread_pool.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/clock.h"
 #include "server/log.h"
@@ -74,8 +73,7 @@ absl::string_view DateHeader() {
 }
 
 void AppendHead(std::string* out, unsigned status, absl::string_view content_type,
-                const std::vector<std::pair<std::string, std::string>>& headers,
-                bool keep_alive) {
+                const std::vector<std::pair<std::string, std::string>>& headers, bool keep_alive) {
   auto beast_reason = http::obsolete_reason(static_cast<http::status>(status));
   absl::string_view reason(beast_reason.data(), beast_reason.size());
   absl::StrAppend(out, "HTTP/1.1 ", status, " ", reason, "\r\nServer: segd\r\n", DateHeader(),
@@ -99,8 +97,12 @@ struct StreamChannel {
 class HttpServer::Impl {
  public:
   Impl(Api& api, const ServerConfig& config)
-      : api_(api), config_(config), ioc_(static_cast<int>(config.threads)), acceptor_(ioc_),
-        workers_(kWorkerThreads), durable_writers_(kDurableWriteThreads) {}
+      : api_(api),
+        config_(config),
+        ioc_(static_cast<int>(config.threads)),
+        acceptor_(ioc_),
+        workers_(kWorkerThreads),
+        durable_writers_(kDurableWriteThreads) {}
 
   absl::Status Start();
   uint16_t port() const { return port_; }
@@ -173,13 +175,13 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // Does nothing while a write is in flight (its completion calls Process again): a second
   // write would send the same pieces twice.
   void Process() {
-    while (!closed_ && !waiting_ && !writing_ && in_.size() > 0 &&
-           out_bytes_ < kMaxBatchBytes && !close_after_write_) {
+    while (!closed_ && !waiting_ && !writing_ && in_.size() > 0 && out_bytes_ < kMaxBatchBytes &&
+           !close_after_write_) {
       if (!parser_) StartRequest();
       // Beast unfolds obsolete line folding as it parses: look at the raw header first.
       if (!parser_->is_header_done() &&
-          HasObsoleteLineFolding(absl::string_view(static_cast<const char*>(in_.data().data()),
-                                                   in_.size()))) {
+          HasObsoleteLineFolding(
+              absl::string_view(static_cast<const char*>(in_.data().data()), in_.size()))) {
         Reject(400, "bad_request",
                "obsolete line folding (a header line starting with a space or tab) is not "
                "accepted");
@@ -213,8 +215,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->header_limit(config_.max_header);
     // The route's limit is applied once the header is known (OnHeader); until then the largest.
-    parser_->body_limit(std::max({config_.max_body, config_.max_check_body,
-                                  config_.max_import_body}));
+    parser_->body_limit(
+        std::max({config_.max_body, config_.max_check_body, config_.max_import_body}));
     routed_ = false;
     request_deadline_ = Clock::now() + std::chrono::seconds(config_.read_timeout_seconds);
   }
@@ -249,8 +251,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     if (!parser_->is_done()) {
       auto expect = req.find(http::field::expect);
       if (expect != req.end() &&
-          absl::EqualsIgnoreCase(absl::string_view(expect->value().data(),
-                                                   expect->value().size()),
+          absl::EqualsIgnoreCase(absl::string_view(expect->value().data(), expect->value().size()),
                                  "100-continue")) {
         AppendPiece("HTTP/1.1 100 Continue\r\n\r\n");
       }
@@ -264,8 +265,8 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
              absl::StrCat("the request line and headers exceed ", config_.max_header, " bytes"));
     } else if (ec == http::error::body_limit) {
       Reject(413, "payload_too_large",
-             absl::StrCat("the body exceeds this endpoint's limit of ",
-                          api_.BodyLimit(match_), " bytes"));
+             absl::StrCat("the body exceeds this endpoint's limit of ", api_.BodyLimit(match_),
+                          " bytes"));
     } else {
       Reject(400, "bad_request", absl::StrCat("malformed HTTP request: ", ec.message()));
     }
@@ -361,30 +362,30 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     api_.metrics().Record(route, response->status, NanosSince(start));
     channel_ = std::make_shared<StreamChannel>();
     auto producer = std::move(response->stream);
-    asio::post(server_.workers_, [self = shared_from_this(), channel = channel_,
-                                  producer = std::move(producer)] {
-      auto notify = [&self] {
-        asio::post(self->stream_.get_executor(), [self] { self->PumpStream(); });
-      };
-      absl::Status status = producer([&](absl::string_view chunk) {
-        if (chunk.empty()) return true;
-        std::unique_lock lock(channel->mu);
-        channel->space.wait(lock, [&] {
-          return channel->cancelled || channel->chunks.size() < kStreamQueueChunks;
-        });
-        if (channel->cancelled) return false;
-        channel->chunks.emplace_back(chunk);
-        lock.unlock();
-        notify();
-        return true;
-      });
-      {
-        std::lock_guard lock(channel->mu);
-        channel->done = true;
-        channel->status = status;
-      }
-      notify();
-    });
+    asio::post(server_.workers_,
+               [self = shared_from_this(), channel = channel_, producer = std::move(producer)] {
+                 auto notify = [&self] {
+                   asio::post(self->stream_.get_executor(), [self] { self->PumpStream(); });
+                 };
+                 absl::Status status = producer([&](absl::string_view chunk) {
+                   if (chunk.empty()) return true;
+                   std::unique_lock lock(channel->mu);
+                   channel->space.wait(lock, [&] {
+                     return channel->cancelled || channel->chunks.size() < kStreamQueueChunks;
+                   });
+                   if (channel->cancelled) return false;
+                   channel->chunks.emplace_back(chunk);
+                   lock.unlock();
+                   notify();
+                   return true;
+                 });
+                 {
+                   std::lock_guard lock(channel->mu);
+                   channel->done = true;
+                   channel->status = status;
+                 }
+                 notify();
+               });
     PumpStream();
   }
 
@@ -472,10 +473,9 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     buffers_.clear();
     for (const std::string& piece : out_) buffers_.emplace_back(piece.data(), piece.size());
     stream_.expires_after(std::chrono::seconds(config_.read_timeout_seconds));
-    asio::async_write(stream_, buffers_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        self->OnWritten(ec);
-                      });
+    asio::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->OnWritten(ec);
+    });
   }
 
   void OnWritten(beast::error_code ec) {
@@ -518,14 +518,14 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     stream_.expires_at(linger_deadline_);
     in_.clear();
     auto buffer = in_.prepare(kReadChunk);
-    stream_.async_read_some(buffer, [self = shared_from_this(), discarded](beast::error_code ec,
-                                                                         size_t n) {
-      if (ec) {
-        self->Close();
-        return;
-      }
-      self->DiscardInput(discarded + n);
-    });
+    stream_.async_read_some(buffer,
+                            [self = shared_from_this(), discarded](beast::error_code ec, size_t n) {
+                              if (ec) {
+                                self->Close();
+                                return;
+                              }
+                              self->DiscardInput(discarded + n);
+                            });
   }
 
   void Close() {
@@ -579,8 +579,8 @@ absl::Status HttpServer::Impl::Start() {
   }
   tcp::endpoint endpoint(address, config_.port);
   auto fail = [&](absl::string_view what) {
-    return absl::UnavailableError(absl::StrCat("cannot ", what, " ", config_.bind, ":",
-                                               config_.port, ": ", ec.message()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot ", what, " ", config_.bind, ":", config_.port, ": ", ec.message()));
   };
   acceptor_.open(endpoint.protocol(), ec);
   if (ec) return fail("open a socket for");
@@ -597,10 +597,9 @@ absl::Status HttpServer::Impl::Start() {
 }
 
 void HttpServer::Impl::Accept() {
-  acceptor_.async_accept(asio::make_strand(ioc_),
-                         [this](beast::error_code ec, tcp::socket socket) {
-                           OnAccept(ec, std::move(socket));
-                         });
+  acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+    OnAccept(ec, std::move(socket));
+  });
 }
 
 void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
@@ -631,7 +630,8 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     return;
   } else {
     Log(LogLevel::kWarn, "accept failed: %s", ec.message().c_str());
-    if (ec == asio::error::no_descriptors) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (ec == asio::error::no_descriptors)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   Accept();
 }

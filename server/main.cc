@@ -58,8 +58,8 @@ int main(int argc, char** argv) {
   } else {
     std::error_code ec;
     std::filesystem::create_directories(config.data_dir, ec);  // Open reports failures
-    min_free_disk = server::DefaultMinFreeDisk(
-        storage::DiskReserve(config.data_dir, 0).total_bytes());
+    min_free_disk =
+        server::DefaultMinFreeDisk(storage::DiskReserve(config.data_dir, 0).total_bytes());
   }
   auto log = storage::OpLog::Open(config.data_dir,
                                   {.durability = config.durability,

@@ -7,16 +7,16 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "roaring/roaring.h"
+#include "rocksdb/cache.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
-#include "rocksdb/cache.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/perf_level.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
-#include "roaring/roaring.h"
 #include "storage/detail/error_listener.h"
 #include "storage/detail/info_logger.h"
 #include "storage/detail/prefix_list_memtable.h"
@@ -78,9 +78,8 @@ OpLog::OpLog(std::string dir, OpLogOptions options) : dir_(std::move(dir)), opti
 
 OpLog::~OpLog() {
   if (!db_) return;
-  for (auto* cf :
-       {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_, segments_,
-        snapshots_, user_runs_}) {
+  for (auto* cf : {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_,
+                   segments_, snapshots_, user_runs_}) {
     if (cf) db_->DestroyColumnFamilyHandle(cf);
   }
   db_->Close().PermitUncheckedError();
@@ -198,9 +197,10 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
       return FromRocks(writable, absl::StrCat("cannot open data directory '", dir, "'"));
     }
     log->read_only_ = true;
-    log->Fail(absl::UnavailableError(absl::StrCat(
-        "the disk was full when segd started (", writable.ToString(),
-        "), so the log was opened read-only; free space and restart segd to accept writes")))
+    log
+        ->Fail(absl::UnavailableError(absl::StrCat(
+            "the disk was full when segd started (", writable.ToString(),
+            "), so the log was opened read-only; free space and restart segd to accept writes")))
         .IgnoreError();
   }
   if (!s.ok()) return FromRocks(s, absl::StrCat("cannot open data directory '", dir, "'"));
@@ -211,8 +211,7 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     rocksdb::DB* db = raw;
     log->disk_->set_pending_bytes([db] {
       uint64_t bytes = 0;
-      return db->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &bytes) ? bytes
-                                                                                       : 0;
+      return db->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &bytes) ? bytes : 0;
     });
     log->disk_->Refresh();
   }
@@ -236,8 +235,8 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   } else if (!s.ok()) {
     return FromRocks(s, absl::StrCat("cannot read data directory '", dir, "'"));
   } else if (format.size() != 4) {
-    return absl::DataLossError(absl::StrCat("data directory '", dir,
-                                            "' holds a malformed format version"));
+    return absl::DataLossError(
+        absl::StrCat("data directory '", dir, "' holds a malformed format version"));
   } else if (uint32_t found = GetBigEndian32(format.data());
              found >= kOldestReadFormatVersion && found < kFormatVersion) {
     // Older versions lack only what this segd adds (user_runs, continued runs) and read as
@@ -245,15 +244,17 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     // reads only the older versions refuses it from now on.
     write_version = true;
   } else if (found != kFormatVersion) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data directory '", dir, "' holds log format version ", found,
-        "; this segd reads versions ", kOldestReadFormatVersion, " to ", kFormatVersion,
-        " (see docs/oplog_format.md)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("data directory '", dir, "' holds log format version ", found,
+                     "; this segd reads versions ", kOldestReadFormatVersion, " to ",
+                     kFormatVersion, " (see docs/oplog_format.md)"));
   }
   if (write_version && log->read_only_) {
-    if (!s.IsNotFound()) write_version = false;  // an older version: read as it is
-    else return absl::UnavailableError(absl::StrCat(
-        "the disk is full and data directory '", dir, "' is new; free space and start again"));
+    if (!s.IsNotFound())
+      write_version = false;  // an older version: read as it is
+    else
+      return absl::UnavailableError(absl::StrCat("the disk is full and data directory '", dir,
+                                                 "' is new; free space and start again"));
   }
   if (write_version) {
     std::string version;
@@ -270,8 +271,7 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     if (it->key().size() != 8) return absl::DataLossError("corrupt key in the operation log");
     std::vector<engine::OpRecord> last;
     if (absl::Status s = DecodeBlock(View(it->value()), &last); !s.ok()) return s;
-    log->next_seq_.store(GetBigEndian64(it->key().data()) + last.size(),
-                         std::memory_order_release);
+    log->next_seq_.store(GetBigEndian64(it->key().data()) + last.size(), std::memory_order_release);
   }
   if (!it->status().ok()) return FromRocks(it->status(), "cannot read the operation log");
   // Retention may have removed every record the newest snapshot covers: numbering goes on
@@ -287,8 +287,8 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     }
   }
   if (!snapshots->status().ok()) return FromRocks(snapshots->status(), "reading snapshots");
-  if (absl::Status s = log->data_dir_->CheckRecovered(
-          log->next_seq(), options.durability == Durability::kFsync);
+  if (absl::Status s =
+          log->data_dir_->CheckRecovered(log->next_seq(), options.durability == Durability::kFsync);
       !s.ok()) {
     return s;
   }
@@ -310,9 +310,8 @@ absl::Status OpLog::RecordPosition() {
 }
 
 absl::Status OpLog::Fail(absl::Status status) {
-  absl::Status refused = absl::UnavailableError(
-      absl::StrCat("the operation log cannot be written; mutations are refused: ",
-                   status.message()));
+  absl::Status refused = absl::UnavailableError(absl::StrCat(
+      "the operation log cannot be written; mutations are refused: ", status.message()));
   {
     MutexLock lock(&failure_mu_);
     if (!failed_.load(std::memory_order_relaxed)) failure_ = refused;
@@ -348,8 +347,8 @@ absl::Status OpLog::TryResume() {
         rocksdb::FlushOptions flush;
         flush.wait = false;
         flush.allow_write_stall = true;
-        db_->Flush(flush, {default_, ops_, by_time_, by_user_, by_segment_, users_,
-                           unregistered_, segments_, snapshots_, user_runs_})
+        db_->Flush(flush, {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_,
+                           segments_, snapshots_, user_runs_})
             .PermitUncheckedError();
       }
     }
@@ -476,12 +475,11 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
       }
     }
     for (size_t i = 0, j; i < block.size(); i = j) {
-      for (j = i + 1; j < block.size() && block[j].at == block[i].at &&
-                      block[j].segment == block[i].segment;
+      for (j = i + 1;
+           j < block.size() && block[j].at == block[i].at && block[j].segment == block[i].segment;
            ++j) {
       }
-      if (first + i != last.end_seq || block[i].at != last.at ||
-          block[i].segment != last.segment) {
+      if (first + i != last.end_seq || block[i].at != last.at || block[i].segment != last.segment) {
         wb.Put(by_segment_, AsSlice(MakeIdTimeSeqKey(block[i].segment, block[i].at, first + i)),
                EncodeRunLength(static_cast<uint32_t>(j - i)));
       }
@@ -497,9 +495,8 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
       std::all_of(records.begin(), records.end(), [](const engine::OpRecord& r) {
         return r.reason == engine::OpReason::kTtlExpired;
       });
-  if (absl::Status s = disk_->Admit(wb.GetDataSize(), expiries_only
-                                                          ? DiskReserve::Use::kExpiry
-                                                          : DiskReserve::Use::kMutation);
+  if (absl::Status s = disk_->Admit(wb.GetDataSize(), expiries_only ? DiskReserve::Use::kExpiry
+                                                                    : DiskReserve::Use::kMutation);
       !s.ok()) {
     return s;
   }
@@ -605,8 +602,7 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
     if (!it->status().ok()) return FromRocks(it->status(), "reading users");
   }
   {
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->NewIterator(rocksdb::ReadOptions(), unregistered_));
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), unregistered_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (it->key().size() != 4) return absl::DataLossError("corrupt user key");
       dictionaries.users.push_back(
@@ -770,9 +766,8 @@ absl::Status OpLog::TEST_CompactHistory() {
 
 uint64_t OpLog::ApproximateBytes() const {
   uint64_t total = 0;
-  for (rocksdb::ColumnFamilyHandle* cf :
-       {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_, segments_,
-        snapshots_, user_runs_}) {
+  for (rocksdb::ColumnFamilyHandle* cf : {default_, ops_, by_time_, by_user_, by_segment_, users_,
+                                          unregistered_, segments_, snapshots_, user_runs_}) {
     uint64_t value = 0;
     if (db_->GetIntProperty(cf, "rocksdb.total-sst-files-size", &value)) total += value;
     if (db_->GetIntProperty(cf, "rocksdb.cur-size-all-mem-tables", &value)) total += value;
@@ -908,7 +903,7 @@ struct Cursor {
   std::string end;  // first key past the range
   int64_t at = 0;
   uint64_t seq = 0;
-  bool loaded = false;  // whether it is at an entry in range (the last Load's answer)
+  bool loaded = false;   // whether it is at an entry in range (the last Load's answer)
   bool corrupt = false;  // Load met a key of the wrong length inside the range
 
   // Moves to the next entry and loads it.

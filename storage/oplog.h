@@ -42,21 +42,21 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <utility>
-#include <vector>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
-#include "engine/op_record.h"
 #include "engine/futex_word.h"
 #include "engine/mutex.h"
+#include "engine/op_record.h"
 #include "storage/data_dir.h"
 #include "storage/disk_reserve.h"
 
@@ -111,8 +111,8 @@ struct OpLogOptions {
 struct HistoryFilter {
   engine::TimeMs from = std::numeric_limits<engine::TimeMs>::min();  // inclusive
   engine::TimeMs to = std::numeric_limits<engine::TimeMs>::max();    // exclusive
-  std::vector<engine::UserId> users;        // empty: every user
-  std::vector<engine::SegmentId> segments;  // empty: every segment
+  std::vector<engine::UserId> users;                                 // empty: every user
+  std::vector<engine::SegmentId> segments;                           // empty: every segment
 };
 
 struct RecoveryStats {
@@ -161,8 +161,9 @@ class OpLog final : public engine::OpSink {
   DurabilityCounters durability_counters() const;
 
   // Rebuilds `engine`, which must be new and empty: dictionaries first, then the newest
-  // snapshot if there is one, then the membership records after it in log order. Does not expire anything: call
-  // engine.ProcessExpiries() afterwards to expire (and log) what fell due while down.
+  // snapshot if there is one, then the membership records after it in log order. Does not expire
+  // anything: call engine.ProcessExpiries() afterwards to expire (and log) what fell due while
+  // down.
   absl::StatusOr<RecoveryStats> Recover(engine::Engine& engine);
 
   // Writes a snapshot of `engine` (the engine this log is the sink of) and prunes older ones.

@@ -89,9 +89,8 @@ absl::Status HistoryReport(const HandlerContext& ctx, Call& call) {
   const storage::OpLog& log = ctx.log;
   const engine::Engine& engine = ctx.engine;
   call.response.stream = [&log, &engine, f = *std::move(filter)](const ChunkSink& sink) {
-    auto rows = storage::WriteCsvReport(log, engine, f, [&](absl::string_view chunk) {
-      return sink(chunk);
-    });
+    auto rows = storage::WriteCsvReport(log, engine, f,
+                                        [&](absl::string_view chunk) { return sink(chunk); });
     return rows.status();
   };
   return absl::OkStatus();
@@ -107,30 +106,30 @@ absl::Status CreateReport(const HandlerContext& ctx, Call& call) {
     *out = std::string(*s);
     return absl::OkStatus();
   };
-  absl::Status parsed = ParseObjectBody(call.request.body, [&](std::string_view key,
-                                                               JsonValue& v) -> absl::Status {
-    if (key == "from") return read_text(v, key, &req.from);
-    if (key == "to") return read_text(v, key, &req.to);
-    if (key == "period") return read_text(v, key, &req.period);
-    if (key == "user_ids") {
-      return ForEachElement(v, key, [&](JsonValue& e) -> absl::Status {
-        std::string numeric;
-        auto id = ReadUserId(e, &numeric, "user_ids[]");
-        if (!id.ok()) return id.status();
-        req.user_ids.emplace_back(*id);
-        return absl::OkStatus();
+  absl::Status parsed =
+      ParseObjectBody(call.request.body, [&](std::string_view key, JsonValue& v) -> absl::Status {
+        if (key == "from") return read_text(v, key, &req.from);
+        if (key == "to") return read_text(v, key, &req.to);
+        if (key == "period") return read_text(v, key, &req.period);
+        if (key == "user_ids") {
+          return ForEachElement(v, key, [&](JsonValue& e) -> absl::Status {
+            std::string numeric;
+            auto id = ReadUserId(e, &numeric, "user_ids[]");
+            if (!id.ok()) return id.status();
+            req.user_ids.emplace_back(*id);
+            return absl::OkStatus();
+          });
+        }
+        if (key == "segments") {
+          return ForEachElement(v, key, [&](JsonValue& e) -> absl::Status {
+            auto name = ReadString(e, "segments[]");
+            if (!name.ok()) return name.status();
+            req.segments.emplace_back(*name);
+            return absl::OkStatus();
+          });
+        }
+        return UnknownField(key);
       });
-    }
-    if (key == "segments") {
-      return ForEachElement(v, key, [&](JsonValue& e) -> absl::Status {
-        auto name = ReadString(e, "segments[]");
-        if (!name.ok()) return name.status();
-        req.segments.emplace_back(*name);
-        return absl::OkStatus();
-      });
-    }
-    return UnknownField(key);
-  });
   if (!parsed.ok()) return parsed;
   auto filter = BuildFilter(ctx, req);
   if (!filter.ok()) return filter.status();
@@ -156,8 +155,8 @@ absl::Status CreateReport(const HandlerContext& ctx, Call& call) {
 absl::Status GetReport(const HandlerContext& ctx, Call& call) {
   std::optional<storage::StoredReport> report = ctx.reports.Find(call.params[0]);
   auto not_found = [&] {
-    return HttpError("report_not_found",
-                     absl::StrCat("report ", engine::Quote(call.params[0]), " does not exist or has expired"));
+    return HttpError("report_not_found", absl::StrCat("report ", engine::Quote(call.params[0]),
+                                                      " does not exist or has expired"));
   };
   if (!report) return not_found();
   // Open now, so that a report swept a moment later is still served whole.
@@ -167,8 +166,8 @@ absl::Status GetReport(const HandlerContext& ctx, Call& call) {
   if (!file) return not_found();
   call.response.content_type = kCsvType;
   call.response.headers.emplace_back(
-      "Content-Disposition", absl::StrCat("attachment; filename=\"segd-report-", report->id,
-                                          ".csv\""));
+      "Content-Disposition",
+      absl::StrCat("attachment; filename=\"segd-report-", report->id, ".csv\""));
   call.response.stream = [file](const ChunkSink& sink) -> absl::Status {
     std::string buffer(kFileChunk, '\0');
     while (true) {

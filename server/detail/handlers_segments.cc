@@ -34,40 +34,40 @@ absl::Status CreateSegment(const HandlerContext& ctx, Call& call) {
   if (absl::Status s = RequireJson(call.request); !s.ok()) return s;
   engine::SegmentSpec spec;
   bool has_name = false;
-  absl::Status parsed = ParseObjectBody(call.request.body, [&](std::string_view key,
-                                                               JsonValue& v) -> absl::Status {
-    if (key == "name") {
-      auto name = ReadString(v, key);
-      if (!name.ok()) return name.status();
-      spec.name = std::string(*name);
-      has_name = true;
-    } else if (key == "description") {
-      if (IsNull(v)) return absl::OkStatus();
-      auto d = ReadString(v, key);
-      if (!d.ok()) return d.status();
-      spec.description = std::string(*d);
-    } else if (key == "auto_percent") {
-      if (IsNull(v)) return absl::OkStatus();
-      auto p = ReadNumber(v, key);
-      if (!p.ok()) return p.status();
-      if (*p != std::floor(*p)) {
-        return engine::BadRequest("'auto_percent' must be a whole number from 0 to 100");
-      }
-      spec.auto_percent = *p;
-    } else if (key == "auto_percent_sticky") {
-      auto b = ReadBool(v, key);
-      if (!b.ok()) return b.status();
-      spec.auto_percent_sticky = *b;
-    } else if (key == "ttl_seconds") {
-      if (IsNull(v)) return absl::OkStatus();
-      auto ttl = ReadTtl(v);
-      if (!ttl.ok()) return ttl.status();
-      spec.ttl_seconds = *ttl;
-    } else {
-      return UnknownField(key);
-    }
-    return absl::OkStatus();
-  });
+  absl::Status parsed =
+      ParseObjectBody(call.request.body, [&](std::string_view key, JsonValue& v) -> absl::Status {
+        if (key == "name") {
+          auto name = ReadString(v, key);
+          if (!name.ok()) return name.status();
+          spec.name = std::string(*name);
+          has_name = true;
+        } else if (key == "description") {
+          if (IsNull(v)) return absl::OkStatus();
+          auto d = ReadString(v, key);
+          if (!d.ok()) return d.status();
+          spec.description = std::string(*d);
+        } else if (key == "auto_percent") {
+          if (IsNull(v)) return absl::OkStatus();
+          auto p = ReadNumber(v, key);
+          if (!p.ok()) return p.status();
+          if (*p != std::floor(*p)) {
+            return engine::BadRequest("'auto_percent' must be a whole number from 0 to 100");
+          }
+          spec.auto_percent = *p;
+        } else if (key == "auto_percent_sticky") {
+          auto b = ReadBool(v, key);
+          if (!b.ok()) return b.status();
+          spec.auto_percent_sticky = *b;
+        } else if (key == "ttl_seconds") {
+          if (IsNull(v)) return absl::OkStatus();
+          auto ttl = ReadTtl(v);
+          if (!ttl.ok()) return ttl.status();
+          spec.ttl_seconds = *ttl;
+        } else {
+          return UnknownField(key);
+        }
+        return absl::OkStatus();
+      });
   if (!parsed.ok()) return parsed;
   if (!has_name) return MissingField("name");
   if (spec.auto_percent_sticky && !spec.auto_percent) {
@@ -109,32 +109,33 @@ absl::Status GetSegment(const HandlerContext& ctx, Call& call) {
 absl::Status PatchSegment(const HandlerContext& ctx, Call& call) {
   if (absl::Status s = RequireJson(call.request); !s.ok()) return s;
   engine::SegmentPatch patch;
-  absl::Status parsed = ParseObjectBody(call.request.body, [&](std::string_view key,
-                                                               JsonValue& v) -> absl::Status {
-    if (key == "description") {
-      if (IsNull(v)) {
-        patch.description = std::string();
+  absl::Status parsed =
+      ParseObjectBody(call.request.body, [&](std::string_view key, JsonValue& v) -> absl::Status {
+        if (key == "description") {
+          if (IsNull(v)) {
+            patch.description = std::string();
+            return absl::OkStatus();
+          }
+          auto d = ReadString(v, key);
+          if (!d.ok()) return d.status();
+          patch.description = std::string(*d);
+        } else if (key == "ttl_seconds") {
+          if (IsNull(v)) {
+            patch.ttl_seconds = std::optional<int64_t>();
+            return absl::OkStatus();
+          }
+          auto ttl = ReadTtl(v);
+          if (!ttl.ok()) return ttl.status();
+          patch.ttl_seconds = std::optional<int64_t>(*ttl);
+        } else if (key == "name" || key == "auto_percent" || key == "auto_percent_sticky") {
+          return engine::BadRequest(absl::StrCat("'", AsAbsl(key),
+                                                 "' cannot be changed; PATCH takes "
+                                                 "'description' and 'ttl_seconds'"));
+        } else {
+          return UnknownField(key);
+        }
         return absl::OkStatus();
-      }
-      auto d = ReadString(v, key);
-      if (!d.ok()) return d.status();
-      patch.description = std::string(*d);
-    } else if (key == "ttl_seconds") {
-      if (IsNull(v)) {
-        patch.ttl_seconds = std::optional<int64_t>();
-        return absl::OkStatus();
-      }
-      auto ttl = ReadTtl(v);
-      if (!ttl.ok()) return ttl.status();
-      patch.ttl_seconds = std::optional<int64_t>(*ttl);
-    } else if (key == "name" || key == "auto_percent" || key == "auto_percent_sticky") {
-      return engine::BadRequest(absl::StrCat("'", AsAbsl(key), "' cannot be changed; PATCH takes "
-                                             "'description' and 'ttl_seconds'"));
-    } else {
-      return UnknownField(key);
-    }
-    return absl::OkStatus();
-  });
+      });
   if (!parsed.ok()) return parsed;
   auto info = ctx.engine.UpdateSegment(call.params[0], patch);
   if (!info.ok()) return info.status();
@@ -188,8 +189,11 @@ absl::Status CheckMember(const HandlerContext& ctx, Call& call) {
     body.assign("{\"member\":false}");
   } else {
     JsonWriter json(&body);
-    json.BeginObject().Key("member").Bool(true).Key("expires_at").Time(m->expires_at,
-                                                                        engine::kNoExpiry);
+    json.BeginObject()
+        .Key("member")
+        .Bool(true)
+        .Key("expires_at")
+        .Time(m->expires_at, engine::kNoExpiry);
     json.EndObject();
   }
   return absl::OkStatus();
@@ -200,26 +204,26 @@ absl::Status Query(const HandlerContext& ctx, Call& call) {
   std::string expr;
   bool has_expr = false;
   int64_t limit = 0;
-  absl::Status parsed = ParseObjectBody(call.request.body, [&](std::string_view key,
-                                                               JsonValue& v) -> absl::Status {
-    if (key == "expr") {
-      auto e = ReadString(v, key);
-      if (!e.ok()) return e.status();
-      expr = std::string(*e);
-      has_expr = true;
-    } else if (key == "limit") {
-      auto n = ReadInt(v, key);
-      if (!n.ok()) return n.status();
-      if (*n < 0 || *n > engine::Engine::kMaxQueryLimit) {
-        return engine::BadRequest(
-            absl::StrCat("'limit' must be 0-", engine::Engine::kMaxQueryLimit));
-      }
-      limit = *n;
-    } else {
-      return UnknownField(key);
-    }
-    return absl::OkStatus();
-  });
+  absl::Status parsed =
+      ParseObjectBody(call.request.body, [&](std::string_view key, JsonValue& v) -> absl::Status {
+        if (key == "expr") {
+          auto e = ReadString(v, key);
+          if (!e.ok()) return e.status();
+          expr = std::string(*e);
+          has_expr = true;
+        } else if (key == "limit") {
+          auto n = ReadInt(v, key);
+          if (!n.ok()) return n.status();
+          if (*n < 0 || *n > engine::Engine::kMaxQueryLimit) {
+            return engine::BadRequest(
+                absl::StrCat("'limit' must be 0-", engine::Engine::kMaxQueryLimit));
+          }
+          limit = *n;
+        } else {
+          return UnknownField(key);
+        }
+        return absl::OkStatus();
+      });
   if (!parsed.ok()) return parsed;
   if (!has_expr) return MissingField("expr");
   auto result = ctx.engine.Query(expr, static_cast<uint32_t>(limit));

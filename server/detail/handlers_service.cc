@@ -8,8 +8,8 @@
 namespace segd::server::detail {
 namespace {
 
-void Gauge(std::string* out, absl::string_view name, absl::string_view help,
-           absl::string_view type, double value) {
+void Gauge(std::string* out, absl::string_view name, absl::string_view help, absl::string_view type,
+           double value) {
   absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type, "\n", name, " ",
                   absl::StrFormat("%.17g", value), "\n");
 }
@@ -44,8 +44,7 @@ absl::Status MetricsText(const HandlerContext& ctx, Call& call) {
   const ServiceFigures& f = ctx.figures;
   Gauge(out, "segd_segments", "Active segments.", "gauge", stats.active_segments);
   Gauge(out, "segd_users_registered", "Registered users.", "gauge", stats.registered_users);
-  Gauge(out, "segd_users_known", "Users ever seen (dictionary size).", "gauge",
-        stats.known_users);
+  Gauge(out, "segd_users_known", "Users ever seen (dictionary size).", "gauge", stats.known_users);
   Gauge(out, "segd_memberships", "Memberships in all segments.", "gauge", stats.memberships);
   Gauge(out, "segd_expiries_pending", "Memberships with an expiry still to come.", "gauge",
         stats.pending_expiries);
@@ -67,8 +66,8 @@ absl::Status MetricsText(const HandlerContext& ctx, Call& call) {
         "Free space segd keeps (--min-free-disk): writes are refused below it.", "gauge",
         ctx.log.disk().min_free_bytes());
   Gauge(out, "segd_writes_refused",
-        "1 while writes are refused (disk almost full, a failed log, a read-only start).",
-        "gauge", ctx.log.WriteState().ok() ? 0 : 1);
+        "1 while writes are refused (disk almost full, a failed log, a read-only start).", "gauge",
+        ctx.log.WriteState().ok() ? 0 : 1);
   const storage::DurabilityCounters durability = ctx.log.durability_counters();
   Gauge(out, "segd_log_write_batches_total",
         "Write batches handed to the operation log (one per mutation that changed something).",

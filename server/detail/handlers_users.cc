@@ -29,29 +29,31 @@ absl::Status ReadAdd(JsonValue& v, engine::MembershipAdd* add) {
   }
   if (!IsObject(v)) return engine::BadRequest("'add' elements must be names or objects");
   bool has_name = false;
-  absl::Status s = ForEachField(v, "add[]", [&](std::string_view key, JsonValue& f) -> absl::Status {
-    if (key == "name") {
-      auto name = ReadString(f, "add[].name");
-      if (!name.ok()) return name.status();
-      add->segment = std::string(*name);
-      has_name = true;
-    } else if (key == "ttl_seconds") {
-      if (IsNull(f)) return absl::OkStatus();
-      auto ttl = ReadTtl(f);
-      if (!ttl.ok()) return ttl.status();
-      add->ttl_seconds = *ttl;
-    } else if (key == "expires_at") {
-      if (IsNull(f)) return absl::OkStatus();
-      auto text = ReadString(f, "add[].expires_at");
-      if (!text.ok()) return text.status();
-      auto at = ParseRfc3339(*text);
-      if (!at.ok()) return engine::BadRequest(absl::StrCat("'expires_at': ", at.status().message()));
-      add->expires_at = *at;
-    } else {
-      return UnknownField(key);
-    }
-    return absl::OkStatus();
-  });
+  absl::Status s =
+      ForEachField(v, "add[]", [&](std::string_view key, JsonValue& f) -> absl::Status {
+        if (key == "name") {
+          auto name = ReadString(f, "add[].name");
+          if (!name.ok()) return name.status();
+          add->segment = std::string(*name);
+          has_name = true;
+        } else if (key == "ttl_seconds") {
+          if (IsNull(f)) return absl::OkStatus();
+          auto ttl = ReadTtl(f);
+          if (!ttl.ok()) return ttl.status();
+          add->ttl_seconds = *ttl;
+        } else if (key == "expires_at") {
+          if (IsNull(f)) return absl::OkStatus();
+          auto text = ReadString(f, "add[].expires_at");
+          if (!text.ok()) return text.status();
+          auto at = ParseRfc3339(*text);
+          if (!at.ok())
+            return engine::BadRequest(absl::StrCat("'expires_at': ", at.status().message()));
+          add->expires_at = *at;
+        } else {
+          return UnknownField(key);
+        }
+        return absl::OkStatus();
+      });
   if (!s.ok()) return s;
   if (!has_name) return MissingField("add[].name");
   return absl::OkStatus();
@@ -138,24 +140,24 @@ absl::Status GetUserSegments(const HandlerContext& ctx, Call& call) {
 absl::Status UpdateUserSegments(const HandlerContext& ctx, Call& call) {
   if (absl::Status s = RequireJson(call.request); !s.ok()) return s;
   engine::UserUpdate update;
-  absl::Status parsed = ParseObjectBody(call.request.body, [&](std::string_view key,
-                                                               JsonValue& v) -> absl::Status {
-    if (key == "add") {
-      return ForEachElement(v, key, [&](JsonValue& e) {
-        update.add.emplace_back();
-        return ReadAdd(e, &update.add.back());
+  absl::Status parsed =
+      ParseObjectBody(call.request.body, [&](std::string_view key, JsonValue& v) -> absl::Status {
+        if (key == "add") {
+          return ForEachElement(v, key, [&](JsonValue& e) {
+            update.add.emplace_back();
+            return ReadAdd(e, &update.add.back());
+          });
+        }
+        if (key == "remove") {
+          return ForEachElement(v, key, [&](JsonValue& e) -> absl::Status {
+            auto name = ReadString(e, "remove[]");
+            if (!name.ok()) return name.status();
+            update.remove.emplace_back(*name);
+            return absl::OkStatus();
+          });
+        }
+        return UnknownField(key);
       });
-    }
-    if (key == "remove") {
-      return ForEachElement(v, key, [&](JsonValue& e) -> absl::Status {
-        auto name = ReadString(e, "remove[]");
-        if (!name.ok()) return name.status();
-        update.remove.emplace_back(*name);
-        return absl::OkStatus();
-      });
-    }
-    return UnknownField(key);
-  });
   if (!parsed.ok()) return parsed;
   auto result = ctx.engine.UpdateUserSegments(call.params[0], update);
   if (!result.ok()) return result.status();
@@ -173,47 +175,47 @@ absl::Status CheckMany(const HandlerContext& ctx, Call& call) {
   std::vector<std::pair<absl::string_view, absl::string_view>> checks;
   std::deque<std::string> numeric_ids;  // user ids sent as integers, as text
   bool has_checks = false;
-  absl::Status parsed = ParseObjectBody(call.request.body, [&](std::string_view key,
-                                                               JsonValue& v) -> absl::Status {
-    if (key != "checks") return UnknownField(key);
-    has_checks = true;
-    return ForEachElement(v, key, [&](JsonValue& e) -> absl::Status {
-      if (checks.size() == kMaxChecks) {
-        return engine::BadRequest(absl::StrCat("at most ", kMaxChecks, " checks per request"));
-      }
-      absl::string_view user, segment;
-      bool has_user = false, has_segment = false;
-      absl::Status s = ForEachField(e, "checks[]", [&](std::string_view k,
-                                                       JsonValue& f) -> absl::Status {
-        if (k == "user_id") {
-          numeric_ids.emplace_back();
-          auto id = ReadUserId(f, &numeric_ids.back(), "checks[].user_id");
-          if (!id.ok()) return id.status();
-          // The same rule as every other route (a check of an id no route accepts is a bug
-          // in the caller, not a "false").
-          if (absl::Status valid = engine::Engine::ValidateUserId(*id); !valid.ok()) {
-            return engine::BadRequest(
-                absl::StrCat("checks[", checks.size(), "].user_id: ", valid.message()));
+  absl::Status parsed =
+      ParseObjectBody(call.request.body, [&](std::string_view key, JsonValue& v) -> absl::Status {
+        if (key != "checks") return UnknownField(key);
+        has_checks = true;
+        return ForEachElement(v, key, [&](JsonValue& e) -> absl::Status {
+          if (checks.size() == kMaxChecks) {
+            return engine::BadRequest(absl::StrCat("at most ", kMaxChecks, " checks per request"));
           }
-          user = *id;
-          has_user = true;
-        } else if (k == "segment") {
-          auto name = ReadString(f, "checks[].segment");
-          if (!name.ok()) return name.status();
-          segment = *name;
-          has_segment = true;
-        } else {
-          return UnknownField(k);
-        }
-        return absl::OkStatus();
+          absl::string_view user, segment;
+          bool has_user = false, has_segment = false;
+          absl::Status s =
+              ForEachField(e, "checks[]", [&](std::string_view k, JsonValue& f) -> absl::Status {
+                if (k == "user_id") {
+                  numeric_ids.emplace_back();
+                  auto id = ReadUserId(f, &numeric_ids.back(), "checks[].user_id");
+                  if (!id.ok()) return id.status();
+                  // The same rule as every other route (a check of an id no route accepts is a bug
+                  // in the caller, not a "false").
+                  if (absl::Status valid = engine::Engine::ValidateUserId(*id); !valid.ok()) {
+                    return engine::BadRequest(
+                        absl::StrCat("checks[", checks.size(), "].user_id: ", valid.message()));
+                  }
+                  user = *id;
+                  has_user = true;
+                } else if (k == "segment") {
+                  auto name = ReadString(f, "checks[].segment");
+                  if (!name.ok()) return name.status();
+                  segment = *name;
+                  has_segment = true;
+                } else {
+                  return UnknownField(k);
+                }
+                return absl::OkStatus();
+              });
+          if (!s.ok()) return s;
+          if (!has_user) return MissingField("checks[].user_id");
+          if (!has_segment) return MissingField("checks[].segment");
+          checks.emplace_back(segment, user);
+          return absl::OkStatus();
+        });
       });
-      if (!s.ok()) return s;
-      if (!has_user) return MissingField("checks[].user_id");
-      if (!has_segment) return MissingField("checks[].segment");
-      checks.emplace_back(segment, user);
-      return absl::OkStatus();
-    });
-  });
   if (!parsed.ok()) return parsed;
   if (!has_checks) return MissingField("checks");
   std::vector<bool> results = ctx.engine.CheckMany(checks);

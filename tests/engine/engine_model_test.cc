@@ -131,8 +131,10 @@ TEST_P(ModelTest, RandomOperationsMatchModel) {
         }
       }
       bool all_active = true;
-      for (const auto& a : update.add) all_active &= model.segments.count(a.segment) && model.segments[a.segment].active;
-      for (const auto& r : update.remove) all_active &= model.segments.count(r) && model.segments[r].active;
+      for (const auto& a : update.add)
+        all_active &= model.segments.count(a.segment) && model.segments[a.segment].active;
+      for (const auto& r : update.remove)
+        all_active &= model.segments.count(r) && model.segments[r].active;
       auto r = engine.UpdateUserSegments(user, update);
       ASSERT_EQ(r.ok(), all_active) << r.status();
       if (!all_active) {
@@ -173,7 +175,8 @@ TEST_P(ModelTest, RandomOperationsMatchModel) {
         }
       } else if (kind == 1) {
         // Random choice: check the count and the population, then adopt the engine's pick.
-        uint64_t want = (model.registered.size() * static_cast<uint64_t>(seg.percent * 1000) + 50000) / 100000;
+        uint64_t want =
+            (model.registered.size() * static_cast<uint64_t>(seg.percent * 1000) + 50000) / 100000;
         ASSERT_EQ(r->user_count, want);
         for (const auto& u : model.registered) {
           if (engine.Check(name, u)->member) seg.members[u] = expiry;
@@ -227,8 +230,8 @@ TEST_P(ModelTest, RandomOperationsMatchModel) {
       const char* ops[] = {"AND", "OR", "XOR", "AND NOT"};
       int k = rng() % 4;
       std::string expr = "\"" + a + "\" " + ops[k] + " \"" + b + "\"";
-      bool known = model.segments.count(a) && model.segments[a].active &&
-                   model.segments.count(b) && model.segments[b].active;
+      bool known = model.segments.count(a) && model.segments[a].active && model.segments.count(b) &&
+                   model.segments[b].active;
       auto r = engine.Query(expr, 1000);
       ASSERT_EQ(r.ok(), known) << expr;
       if (!known) continue;

@@ -267,8 +267,9 @@ TEST_F(EngineTest, AutoPercentIsUniform) {
 
 TEST_F(EngineTest, StickyPercentFollowsTheHashForLaterUsers) {
   for (int i = 0; i < 500; ++i) ASSERT_TRUE(engine_.RegisterUser("u" + std::to_string(i)).ok());
-  ASSERT_TRUE(engine_.CreateSegment({.name = "roll", .auto_percent = 25,
-                                     .auto_percent_sticky = true}).ok());
+  ASSERT_TRUE(
+      engine_.CreateSegment({.name = "roll", .auto_percent = 25, .auto_percent_sticky = true})
+          .ok());
   for (int i = 0; i < 1000; ++i) {
     std::string user = "u" + std::to_string(i);
     if (i >= 500) {
@@ -418,12 +419,13 @@ TEST_F(EngineTest, CheckManyAndUnknowns) {
 
 TEST_F(EngineTest, UpdateSegmentPatchesFields) {
   MustCreate("a", 10);
-  auto r = engine_.UpdateSegment("a", {.description = "d", .ttl_seconds = std::optional<int64_t>()});
+  auto r =
+      engine_.UpdateSegment("a", {.description = "d", .ttl_seconds = std::optional<int64_t>()});
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->meta.description, "d");
   EXPECT_EQ(r->meta.ttl_seconds, 0);
-  EXPECT_EQ(engine_.UpdateSegment("a", {.ttl_seconds = std::optional<int64_t>(7)})->meta.ttl_seconds,
-            7);
+  EXPECT_EQ(
+      engine_.UpdateSegment("a", {.ttl_seconds = std::optional<int64_t>(7)})->meta.ttl_seconds, 7);
   EXPECT_EQ(ErrorCodeOf(engine_.UpdateSegment("zz", {}).status()), "segment_not_found");
 }
 

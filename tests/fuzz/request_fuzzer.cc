@@ -5,14 +5,13 @@
 // Built two ways: with -DSEGD_FUZZ=ON under clang as a libFuzzer binary, and always as
 // request_fuzzer_replay, which runs the checked-in corpus as a regression test.
 
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <string>
-
-#include <boost/asio/buffer.hpp>
-#include <boost/beast/http.hpp>
 
 #include "engine/engine.h"
 #include "server/api.h"
