@@ -50,7 +50,7 @@
 #include "engine/clock.h"
 #include "engine/expiry_schedule.h"
 #include "engine/membership_shards.h"
-#include "engine/mutex.h"
+#include "base/mutex.h"
 #include "engine/op_record.h"
 #include "engine/segment_catalog.h"
 #include "engine/types.h"

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "absl/functional/function_ref.h"
-#include "engine/mutex.h"
+#include "base/mutex.h"
 #include "absl/types/span.h"
 #include "engine/detail/segment_list_pool.h"
 #include "engine/op_record.h"

@@ -20,7 +20,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
-#include "engine/mutex.h"
+#include "base/mutex.h"
 #include "absl/types/span.h"
 #include "engine/op_record.h"
 #include "engine/types.h"

@@ -30,7 +30,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
-#include "engine/mutex.h"
+#include "base/mutex.h"
 #include "engine/types.h"
 
 namespace segd::engine {

@@ -39,8 +39,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "engine/futex_word.h"
-#include "engine/mutex.h"
+#include "base/futex_word.h"
+#include "base/mutex.h"
 #include "engine/op_record.h"
 
 namespace segd::engine {

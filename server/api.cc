@@ -100,6 +100,33 @@ uint64_t Api::BodyLimit(const RouteMatch& match) const {
   return config_.max_body;
 }
 
+std::string Api::BodyTooLarge(const RouteMatch& match, std::optional<uint64_t> length) const {
+  absl::string_view what = "this endpoint's limit";
+  absl::string_view flag = "--max-body";
+  if (match.kind == RouteMatch::Kind::kFound) {
+    switch (kRoutes[match.route].body) {
+      case BodyKind::kCheck:
+        what = "the limit for batch checks";
+        flag = "--max-check-body";
+        break;
+      case BodyKind::kImport:
+        what = "the limit for imports";
+        flag = "--max-import-body";
+        break;
+      case BodyKind::kNone:
+      case BodyKind::kJson:
+        what = "the limit for JSON bodies";
+        break;
+    }
+  }
+  const uint64_t limit = BodyLimit(match);
+  if (length) {
+    return absl::StrCat("the body is ", *length, " bytes; ", what, " is ", limit, " bytes (",
+                        flag, ")");
+  }
+  return absl::StrCat("the body exceeds ", what, " of ", limit, " bytes (", flag, ")");
+}
+
 void Api::Handle(Request& request, RouteMatch& match, Response& response) {
   absl::string_view path = request.target;
   absl::string_view query;

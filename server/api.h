@@ -20,10 +20,12 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "engine/engine.h"
@@ -47,17 +49,20 @@ struct Request {
   std::string body;                // handlers may modify it (JSON parsing pads it in place)
 };
 
-// Receives a streamed body's chunks; returns false once the client has gone.
-using ChunkSink = std::function<bool(absl::string_view chunk)>;
+// A streamed body, produced a piece at a time on a worker thread: each call replaces *chunk
+// with the next piece and returns whether more follows; an error cuts the body short (the
+// client sees it unfinished). The server asks for the next pieces only once the client has
+// taken what came before, and holds no thread in between: a slow reader costs a few pieces
+// of memory, never a worker. Called from one thread at a time; destroyed on any.
+using BodySource = absl::AnyInvocable<absl::StatusOr<bool>(std::string* chunk)>;
 
 struct Response {
   unsigned status = 200;
   absl::string_view content_type = kJsonType;
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Allow, …)
-  // If set, the body is produced by this function on a worker thread, sent chunked. It returns
-  // the error that cut the stream short, if any (the client then sees an unfinished body).
-  std::function<absl::Status(const ChunkSink&)> stream;
+  // If set, the body comes from it, sent chunked.
+  BodySource stream;
   // If set, a worker thread moves it out of the response and calls it to fill in the response
   // before it is sent.
   std::function<void(Response&)> blocking;
@@ -92,6 +97,9 @@ class Api {
   }
   // The body limit of a match (unmatched paths get the JSON limit).
   uint64_t BodyLimit(const RouteMatch& match) const;
+  // The 413 message for a body over BodyLimit: its size when known, the limit, and the flag
+  // that sets it.
+  std::string BodyTooLarge(const RouteMatch& match, std::optional<uint64_t> length) const;
 
   // Answers `request`. `match` is Route(request.method, path of request.target); its params
   // are moved out.

@@ -65,15 +65,13 @@ void AppendCsvField(std::string* out, absl::string_view field) {
   out->push_back('"');
 }
 
-CsvReportWriter::CsvReportWriter(const engine::Engine& engine, CsvOut out)
-    : engine_(engine), out_(out) {
+CsvReportWriter::CsvReportWriter(const engine::Engine& engine) : engine_(engine) {
   buffer_.reserve(kFlushBytes + 1024);
 }
 
-bool CsvReportWriter::Flush() {
-  if (!stopped_ && !buffer_.empty() && !out_(buffer_)) stopped_ = true;
+void CsvReportWriter::Take(std::string* out) {
+  out->swap(buffer_);
   buffer_.clear();
-  return !stopped_;
 }
 
 const std::string& CsvReportWriter::SegmentName(engine::SegmentId id) {
@@ -82,13 +80,11 @@ const std::string& CsvReportWriter::SegmentName(engine::SegmentId id) {
   return it->second;
 }
 
-bool CsvReportWriter::Header() {
+void CsvReportWriter::Header() {
   buffer_.append("user_id,segment,operation,at,reason,expires_at\r\n");
-  return !stopped_;
 }
 
-bool CsvReportWriter::Row(const engine::OpRecord& r) {
-  if (stopped_) return false;
+void CsvReportWriter::Row(const engine::OpRecord& r) {
   AppendCsvField(&buffer_, engine_.UserName(r.user));
   buffer_.push_back(',');
   AppendCsvField(&buffer_, SegmentName(r.segment));
@@ -111,21 +107,35 @@ bool CsvReportWriter::Row(const engine::OpRecord& r) {
   if (r.expires_at != engine::kNoExpiry) AppendRfc3339Millis(&buffer_, r.expires_at);
   buffer_.append("\r\n");
   ++rows_;
-  if (buffer_.size() >= kFlushBytes) return Flush();
-  return true;
 }
 
-bool CsvReportWriter::Finish() { return Flush(); }
+CsvReportStream::CsvReportStream(const OpLog& log, const engine::Engine& engine,
+                                 const HistoryFilter& filter)
+    : scan_(log, filter), writer_(engine) {
+  writer_.Header();
+}
+
+absl::StatusOr<bool> CsvReportStream::Next(std::string* chunk) {
+  auto ended = scan_.Next([&](uint64_t, const engine::OpRecord& r) {
+    writer_.Row(r);
+    return writer_.buffered() < CsvReportWriter::kFlushBytes;
+  });
+  if (!ended.ok()) return ended.status();
+  writer_.Take(chunk);
+  return !*ended;
+}
 
 absl::StatusOr<uint64_t> WriteCsvReport(const OpLog& log, const engine::Engine& engine,
                                         const HistoryFilter& filter, CsvOut out) {
-  CsvReportWriter writer(engine, out);
-  writer.Header();
-  absl::Status status = log.ScanHistory(
-      filter, [&](uint64_t, const engine::OpRecord& r) { return writer.Row(r); });
-  if (!status.ok()) return status;
-  writer.Finish();
-  return writer.rows();
+  CsvReportStream stream(log, engine, filter);
+  std::string chunk;
+  for (;;) {
+    auto more = stream.Next(&chunk);
+    if (!more.ok()) return more.status();
+    if (!chunk.empty() && !out(chunk)) break;
+    if (!*more) break;
+  }
+  return stream.rows();
 }
 
 }  // namespace segd::storage

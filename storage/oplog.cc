@@ -1,6 +1,7 @@
 #include "storage/oplog.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <filesystem>
 #include <vector>
@@ -20,50 +21,23 @@
 #include "storage/detail/error_listener.h"
 #include "storage/detail/info_logger.h"
 #include "storage/detail/prefix_list_memtable.h"
+#include "storage/detail/rocks_util.h"
 #include "storage/detail/retention_filter.h"
 #include "storage/oplog_format.h"
 
 namespace segd::storage {
+
+using detail::AsSlice;
+using detail::Family;
+using detail::FromRocks;
+using detail::View;
+
 namespace {
 
-constexpr char kOpsCf[] = "ops";
-constexpr char kByTimeCf[] = "by_time";
-constexpr char kByUserCf[] = "by_user";
-constexpr char kBySegmentCf[] = "by_segment";
-constexpr char kUsersCf[] = "users";
-constexpr char kUnregisteredCf[] = "unregistered";
-constexpr char kSegmentsCf[] = "segments";
-constexpr char kSnapshotsCf[] = "snapshots";
-constexpr char kUserRunsCf[] = "user_runs";
 // Shorter runs of new users' records get by_user entries instead: a run entry saves little
 // there, and one user's history then needs no run lookup in the common case of small batches.
 constexpr size_t kMinUserRun = 8;
 constexpr char kFormatKey[] = "format";
-
-// The one place where a rocksdb::Status becomes an absl::Status.
-absl::Status FromRocks(const rocksdb::Status& s, absl::string_view context) {
-  if (s.ok()) return absl::OkStatus();
-  std::string message = absl::StrCat(context, ": ", s.ToString());
-  if (s.IsCorruption()) return absl::DataLossError(message);
-  // By kind, never by words in the text (a path may hold any word). Another segd holding the
-  // directory is found before RocksDB is opened (DataDir::Lock).
-  if (s.IsIOError()) {
-    if (s.IsNoSpace()) return absl::ResourceExhaustedError(message);
-    return absl::UnavailableError(message);
-  }
-  return absl::InternalError(message);
-}
-
-rocksdb::Slice AsSlice(const IdTimeSeqKeyBytes& key) {
-  return rocksdb::Slice(key.bytes, sizeof(key.bytes));
-}
-
-absl::string_view View(const rocksdb::Slice& slice) {
-  return absl::string_view(slice.data(), slice.size());
-}
-
-// Records replayed per engine batch during recovery.
-constexpr size_t kReplayBatch = 1 << 20;
 
 }  // namespace
 
@@ -78,9 +52,8 @@ OpLog::OpLog(std::string dir, OpLogOptions options) : dir_(std::move(dir)), opti
 
 OpLog::~OpLog() {
   if (!db_) return;
-  for (auto* cf : {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_,
-                   segments_, snapshots_, user_runs_}) {
-    if (cf) db_->DestroyColumnFamilyHandle(cf);
+  for (rocksdb::ColumnFamilyHandle* handle : families_) {
+    if (handle) db_->DestroyColumnFamilyHandle(handle);
   }
   db_->Close().PermitUncheckedError();
 }
@@ -142,10 +115,15 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     if (options.retention_ms > 0) o.periodic_compaction_seconds = 24 * 3600;
     return o;
   };
-  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName, cf_options);
-  descriptors.emplace_back(kOpsCf, retained(detail::RetainedFamily::kOps));
-  descriptors.emplace_back(kByTimeCf, retained(detail::RetainedFamily::kByTime));
+  std::array<rocksdb::ColumnFamilyOptions, detail::kFamilyCount> family_options;
+  family_options.fill(cf_options);
+  auto options_of = [&](Family family) -> rocksdb::ColumnFamilyOptions& {
+    return family_options[static_cast<size_t>(family)];
+  };
+  options_of(Family::kOps) = retained(detail::RetainedFamily::kOps);
+  options_of(Family::kByTime) = retained(detail::RetainedFamily::kByTime);
+  options_of(Family::kBySegment) = retained(detail::RetainedFamily::kById);
+  options_of(Family::kUserRuns) = retained(detail::RetainedFamily::kUserRuns);
   {
     // by_user gets records for users spread over the whole id space. In RocksDB's skiplist
     // memtable each such insert searches the whole table, a chain of cache misses (4-5 µs
@@ -177,13 +155,12 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     // memory (about 1.25 bytes per user per file above the last level), and the last level is
     // one seek anyway.
     by_user.optimize_filters_for_hits = true;
-    descriptors.emplace_back(kByUserCf, by_user);
+    options_of(Family::kByUser) = by_user;
   }
-  descriptors.emplace_back(kBySegmentCf, retained(detail::RetainedFamily::kById));
-  for (const char* name : {kUsersCf, kUnregisteredCf, kSegmentsCf, kSnapshotsCf}) {
-    descriptors.emplace_back(name, cf_options);
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (size_t i = 0; i < detail::kFamilyCount; ++i) {
+    descriptors.emplace_back(std::string(detail::kFamilyNames[i]), family_options[i]);
   }
-  descriptors.emplace_back(kUserRunsCf, retained(detail::RetainedFamily::kUserRuns));
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descriptors, &handles, &raw);
@@ -215,20 +192,11 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     });
     log->disk_->Refresh();
   }
-  log->default_ = handles[0];
-  log->ops_ = handles[1];
-  log->by_time_ = handles[2];
-  log->by_user_ = handles[3];
-  log->by_segment_ = handles[4];
-  log->users_ = handles[5];
-  log->unregistered_ = handles[6];
-  log->segments_ = handles[7];
-  log->snapshots_ = handles[8];
-  log->user_runs_ = handles[9];
+  std::copy(handles.begin(), handles.end(), log->families_.begin());
   // Every handle Open returned, the default one included, is destroyed in ~OpLog.
 
   std::string format;
-  s = log->db_->Get(rocksdb::ReadOptions(), log->default_, kFormatKey, &format);
+  s = log->db_->Get(rocksdb::ReadOptions(), log->cf(Family::kDefault), kFormatKey, &format);
   bool write_version = false;
   if (s.IsNotFound()) {
     write_version = true;
@@ -261,11 +229,11 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     PutBigEndian32(&version, kFormatVersion);
     rocksdb::WriteOptions sync;
     sync.sync = true;
-    s = log->db_->Put(sync, log->default_, kFormatKey, version);
+    s = log->db_->Put(sync, log->cf(Family::kDefault), kFormatKey, version);
     if (!s.ok()) return FromRocks(s, absl::StrCat("cannot write to data directory '", dir, "'"));
   }
 
-  std::unique_ptr<rocksdb::Iterator> it(log->db_->NewIterator(rocksdb::ReadOptions(), log->ops_));
+  std::unique_ptr<rocksdb::Iterator> it(log->db_->NewIterator(rocksdb::ReadOptions(), log->cf(Family::kOps)));
   it->SeekToLast();
   if (it->Valid()) {  // the next record follows the last block's
     if (it->key().size() != 8) return absl::DataLossError("corrupt key in the operation log");
@@ -277,7 +245,7 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   // Retention may have removed every record the newest snapshot covers: numbering goes on
   // from the snapshot's position then.
   std::unique_ptr<rocksdb::Iterator> snapshots(
-      log->db_->NewIterator(rocksdb::ReadOptions(), log->snapshots_));
+      log->db_->NewIterator(rocksdb::ReadOptions(), log->cf(Family::kSnapshots)));
   snapshots->SeekForPrev(SnapshotMetaKey(UINT64_MAX));
   if (snapshots->Valid() && snapshots->key().size() == 9 && snapshots->key()[0] == 'm') {
     auto meta = DecodeSnapshotMeta(View(snapshots->value()));
@@ -347,8 +315,7 @@ absl::Status OpLog::TryResume() {
         rocksdb::FlushOptions flush;
         flush.wait = false;
         flush.allow_write_stall = true;
-        db_->Flush(flush, {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_,
-                           segments_, snapshots_, user_runs_})
+        db_->Flush(flush, std::vector<rocksdb::ColumnFamilyHandle*>(families_.begin(), families_.end()))
             .PermitUncheckedError();
       }
     }
@@ -393,14 +360,14 @@ void OpLog::PutUserIndex(rocksdb::WriteBatch& wb, absl::Span<const engine::OpRec
       }
       if (j - i >= kMinUserRun) {
         const auto count = static_cast<uint32_t>(j - i);
-        wb.Put(user_runs_, UserRunKey(r.user + count - 1, first_seq + i), EncodeUserRun(r, count));
+        wb.Put(cf(Family::kUserRuns), UserRunKey(r.user + count - 1, first_seq + i), EncodeUserRun(r, count));
         *users_in_runs_end = uint64_t{r.user} + count;
         i = j;
         continue;
       }
       j = i + 1;
     }
-    wb.Put(by_user_, AsSlice(MakeIdTimeSeqKey(r.user, r.at, first_seq + i)), EncodeRecord(r));
+    wb.Put(cf(Family::kByUser), AsSlice(MakeIdTimeSeqKey(r.user, r.at, first_seq + i)), EncodeRecord(r));
     i = j;
   }
 }
@@ -420,7 +387,7 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   for (const engine::UserEvent& e : batch.users) reserve += 24 + e.external_id.size();
   rocksdb::WriteBatch wb(reserve);
   for (const engine::SegmentMeta& meta : batch.segments) {
-    wb.Put(segments_, IdKey(meta.id), EncodeSegment(meta));
+    wb.Put(cf(Family::kSegments), IdKey(meta.id), EncodeSegment(meta));
   }
   // Users a batch creates have consecutive ids: one `users` entry per run of them.
   std::string created;
@@ -429,7 +396,7 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   absl::InlinedVector<std::pair<engine::UserId, uint64_t>, 2> created_ranges;
   auto put_created = [&] {
     if (!created.empty()) {
-      wb.Put(users_, IdKey(first_created), created);
+      wb.Put(cf(Family::kUsers), IdKey(first_created), created);
       created_ranges.emplace_back(first_created, uint64_t{next_created});
     }
     created.clear();
@@ -445,10 +412,10 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
         next_created = e.user + 1;
         break;
       case engine::UserEvent::Kind::kRegistered:
-        wb.Delete(unregistered_, IdKey(e.user));
+        wb.Delete(cf(Family::kUnregistered), IdKey(e.user));
         break;
       case engine::UserEvent::Kind::kDeleted:
-        wb.Put(unregistered_, IdKey(e.user), "");
+        wb.Put(cf(Family::kUnregistered), IdKey(e.user), "");
         break;
     }
   }
@@ -464,13 +431,13 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   for (size_t begin = 0; begin < records.size(); begin += kMaxBlockRecords) {
     const absl::Span<const engine::OpRecord> block = records.subspan(begin, kMaxBlockRecords);
     const uint64_t first = seq + begin;
-    wb.Put(ops_, SeqKey(first), EncodeBlock(block));
+    wb.Put(cf(Family::kOps), SeqKey(first), EncodeBlock(block));
     // Runs of consecutive records: same time (by_time), same time and segment (by_segment).
     for (size_t i = 0, j; i < block.size(); i = j) {
       for (j = i + 1; j < block.size() && block[j].at == block[i].at; ++j) {
       }
       if (first + i != last.end_seq || block[i].at != last.at) {
-        wb.Put(by_time_, TimeSeqKey(block[i].at, first + i),
+        wb.Put(cf(Family::kByTime), TimeSeqKey(block[i].at, first + i),
                EncodeRunLength(static_cast<uint32_t>(j - i)));
       }
     }
@@ -480,7 +447,7 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
            ++j) {
       }
       if (first + i != last.end_seq || block[i].at != last.at || block[i].segment != last.segment) {
-        wb.Put(by_segment_, AsSlice(MakeIdTimeSeqKey(block[i].segment, block[i].at, first + i)),
+        wb.Put(cf(Family::kBySegment), AsSlice(MakeIdTimeSeqKey(block[i].segment, block[i].at, first + i)),
                EncodeRunLength(static_cast<uint32_t>(j - i)));
       }
     }
@@ -562,184 +529,6 @@ absl::Status OpLog::SyncError() {
   return sync_error_;
 }
 
-absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
-  auto start = std::chrono::steady_clock::now();
-  RecoveryStats stats;
-  engine::OpBatch dictionaries;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), segments_));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() != 4) return absl::DataLossError("corrupt segment key");
-      auto meta = DecodeSegment(GetBigEndian32(it->key().data()), View(it->value()));
-      if (!meta.ok()) return meta.status();
-      dictionaries.segments.push_back(*std::move(meta));
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "reading segments");
-  }
-  // Segments first (their ids must exist before anything names them), then users in chunks.
-  stats.segments = dictionaries.segments.size();
-  if (absl::Status s = engine.ApplyRecovered(dictionaries); !s.ok()) return s;
-  dictionaries.segments.clear();
-  {
-    rocksdb::ReadOptions options;
-    options.readahead_size = 2 << 20;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, users_));
-    std::vector<std::string> names;
-    // The last entry tells how many users there are: size the dictionary once.
-    it->SeekToLast();
-    if (it->Valid()) {
-      if (it->key().size() != 4) return absl::DataLossError("corrupt user key");
-      if (absl::Status s = DecodeUserNames(View(it->value()), &names); !s.ok()) return s;
-      engine.ReserveUsers(uint64_t{GetBigEndian32(it->key().data())} + names.size());
-    }
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() != 4) return absl::DataLossError("corrupt user key");
-      const engine::UserId first = GetBigEndian32(it->key().data());
-      if (absl::Status s = DecodeUserNames(View(it->value()), &names); !s.ok()) return s;
-      if (absl::Status s = engine.RecoverUsers(first, names); !s.ok()) return s;
-      stats.users += names.size();
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "reading users");
-  }
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), unregistered_));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      if (it->key().size() != 4) return absl::DataLossError("corrupt user key");
-      dictionaries.users.push_back(
-          {engine::UserEvent::Kind::kDeleted, GetBigEndian32(it->key().data()), {}});
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "reading the registry");
-  }
-  stats.users -= dictionaries.users.size();  // deleted users are not counted
-  if (absl::Status s = engine.ApplyRecovered(dictionaries); !s.ok()) return s;
-  auto since = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
-  stats.dictionary_seconds = since(start);
-  auto snapshot_start = std::chrono::steady_clock::now();
-
-  // The newest committed snapshot, if any.
-  uint64_t replay_from = 1;
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), snapshots_));
-    it->SeekForPrev(SnapshotMetaKey(UINT64_MAX));
-    if (it->Valid() && it->key().size() == 9 && it->key()[0] == 'm') {
-      uint64_t id = GetBigEndian64(it->key().data() + 1);
-      auto meta = DecodeSnapshotMeta(View(it->value()));
-      if (!meta.ok()) return meta.status();
-      for (uint32_t shard = 0; shard < meta->shards; ++shard) {
-        std::string value;
-        rocksdb::Status got =
-            db_->Get(rocksdb::ReadOptions(), snapshots_, SnapshotShardKey(id, shard), &value);
-        if (got.IsNotFound()) continue;  // an empty shard
-        if (!got.ok()) return FromRocks(got, "reading the snapshot");
-        auto state = DecodeShardState(shard, value);
-        if (!state.ok()) return state.status();
-        if (absl::Status s = engine.InstallShard(*std::move(state)); !s.ok()) return s;
-      }
-      replay_from = meta->seq;
-      stats.snapshot_seq = meta->seq;
-      retention_->protected_seq.store(meta->seq, std::memory_order_release);
-    }
-    if (!it->status().ok()) return FromRocks(it->status(), "reading snapshots");
-  }
-
-  stats.snapshot_seconds = since(snapshot_start);
-  auto replay_start = std::chrono::steady_clock::now();
-  engine::OpBatch batch;
-  absl::Status replay_error;
-  absl::Status s = ForEachRecord(replay_from, [&](uint64_t, const engine::OpRecord& r) {
-    batch.memberships.push_back(r);
-    if (batch.memberships.size() == kReplayBatch) {
-      replay_error = engine.ApplyRecovered(batch);
-      stats.records += batch.memberships.size();
-      batch.memberships.clear();
-    }
-    return replay_error.ok();
-  });
-  if (!s.ok()) return s;
-  if (!replay_error.ok()) return replay_error;
-  if (absl::Status last = engine.ApplyRecovered(batch); !last.ok()) return last;
-  stats.records += batch.memberships.size();
-  stats.replay_seconds = since(replay_start);
-  stats.seconds = since(start);
-  return stats;
-}
-
-absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
-  std::lock_guard<std::mutex> one_at_a_time(snapshot_mu_);
-  if (failed_.load(std::memory_order_acquire)) {
-    MutexLock lock(&failure_mu_);
-    return failure_;
-  }
-  auto start = std::chrono::steady_clock::now();
-  SnapshotStats stats;
-  SnapshotMeta meta;
-  // A log position that memory matches exactly: everything before it is applied.
-  engine.AtQuiescentPoint([&] {
-    meta.seq = next_seq();
-    meta.shards = engine.shard_count();
-  });
-  meta.created_at = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
-  const uint64_t id = meta.seq;
-  rocksdb::WriteOptions options;
-  for (uint32_t shard = 0; shard < meta.shards; ++shard) {
-    engine::MembershipShards::ShardState state = engine.CopyShard(shard);
-    if (state.members.empty()) continue;
-    std::string value = EncodeShardState(state);
-    stats.bytes += value.size();
-    // Twice: once in the write-ahead log, once in the file the flush after it writes.
-    if (absl::Status s = disk_->Admit(2 * value.size(), DiskReserve::Use::kSnapshot); !s.ok()) {
-      return s;
-    }
-    rocksdb::Status s;
-    {
-      std::lock_guard<std::mutex> lock(rocks_write_mu_);
-      s = db_->Put(options, snapshots_, SnapshotShardKey(id, shard), value);
-    }
-    if (!s.ok()) return FromRocks(s, "writing a snapshot");
-    ++stats.shards;
-  }
-  // Commit: the meta key, then a sync of the write-ahead log, which makes it durable together
-  // with the shard entries written before it. The sync runs outside rocks_write_mu_: the
-  // engine's writes go on meanwhile instead of waiting for it.
-  rocksdb::Status s;
-  {
-    std::lock_guard<std::mutex> lock(rocks_write_mu_);
-    s = db_->Put(rocksdb::WriteOptions(), snapshots_, SnapshotMetaKey(id),
-                 EncodeSnapshotMeta(meta));
-  }
-  if (!s.ok()) return FromRocks(s, "committing a snapshot");
-  if (TEST_before_snapshot_sync_) TEST_before_snapshot_sync_();
-  s = db_->SyncWAL();
-  if (!s.ok()) return FromRocks(s, "syncing a snapshot");
-  // From now on recovery starts at meta.seq: retention may drop records before it.
-  retention_->protected_seq.store(meta.seq, std::memory_order_release);
-  // Prune every older snapshot: keys 'm'/'s' with an id below this one. It follows the meta
-  // key in the write-ahead log, so no recovery sees the prune without the new snapshot.
-  rocksdb::WriteBatch prune;
-  prune.DeleteRange(snapshots_, SnapshotMetaKey(0), SnapshotMetaKey(id));
-  prune.DeleteRange(snapshots_, SnapshotShardKey(0, 0), SnapshotShardKey(id, 0));
-  {
-    std::lock_guard<std::mutex> lock(rocks_write_mu_);
-    s = db_->Write(rocksdb::WriteOptions(), &prune);
-  }
-  if (!s.ok()) return FromRocks(s, "pruning old snapshots");
-  // Flush every memtable, so that the write-ahead log up to here can be deleted: a restart
-  // then replays only what was written after this snapshot (nothing, at clean shutdown).
-  // Writes continue meanwhile into new memtables.
-  rocksdb::FlushOptions flush;
-  flush.allow_write_stall = true;
-  s = db_->Flush(flush, {default_, ops_, by_time_, by_user_, by_segment_, users_, unregistered_,
-                         segments_, snapshots_, user_runs_});
-  if (!s.ok()) return FromRocks(s, "flushing after a snapshot");
-  stats.seq = meta.seq;
-  stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return stats;
-}
-
 uint64_t OpLog::replay_start() const {
   return std::max<uint64_t>(1, retention_->protected_seq.load(std::memory_order_acquire));
 }
@@ -753,11 +542,13 @@ engine::TimeMs OpLog::RetentionCutoff() const {
 absl::Status OpLog::TEST_CompactHistory() {
   rocksdb::CompactRangeOptions options;
   options.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
-  for (rocksdb::ColumnFamilyHandle* cf : {ops_, by_time_, by_user_, by_segment_, user_runs_}) {
-    if (rocksdb::Status s = db_->Flush(rocksdb::FlushOptions(), cf); !s.ok()) {
+  for (Family family :
+       {Family::kOps, Family::kByTime, Family::kByUser, Family::kBySegment, Family::kUserRuns}) {
+    rocksdb::ColumnFamilyHandle* handle = cf(family);
+    if (rocksdb::Status s = db_->Flush(rocksdb::FlushOptions(), handle); !s.ok()) {
       return FromRocks(s, "flush");
     }
-    if (rocksdb::Status s = db_->CompactRange(options, cf, nullptr, nullptr); !s.ok()) {
+    if (rocksdb::Status s = db_->CompactRange(options, handle, nullptr, nullptr); !s.ok()) {
       return FromRocks(s, "compaction");
     }
   }
@@ -766,17 +557,16 @@ absl::Status OpLog::TEST_CompactHistory() {
 
 uint64_t OpLog::ApproximateBytes() const {
   uint64_t total = 0;
-  for (rocksdb::ColumnFamilyHandle* cf : {default_, ops_, by_time_, by_user_, by_segment_, users_,
-                                          unregistered_, segments_, snapshots_, user_runs_}) {
+  for (rocksdb::ColumnFamilyHandle* handle : families_) {
     uint64_t value = 0;
-    if (db_->GetIntProperty(cf, "rocksdb.total-sst-files-size", &value)) total += value;
-    if (db_->GetIntProperty(cf, "rocksdb.cur-size-all-mem-tables", &value)) total += value;
+    if (db_->GetIntProperty(handle, "rocksdb.total-sst-files-size", &value)) total += value;
+    if (db_->GetIntProperty(handle, "rocksdb.cur-size-all-mem-tables", &value)) total += value;
   }
   return total;
 }
 
 std::optional<engine::TimeMs> OpLog::FirstRecordAt() const {
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), ops_));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kOps)));
   it->SeekToFirst();
   if (!it->Valid()) return std::nullopt;
   std::vector<engine::OpRecord> records;
@@ -794,354 +584,12 @@ uint64_t OpLog::TEST_CountEntries(rocksdb::ColumnFamilyHandle* cf) const {
 }
 
 std::pair<uint64_t, uint64_t> OpLog::TEST_UserIndexEntries() const {
-  return {TEST_CountEntries(by_user_), TEST_CountEntries(user_runs_)};
+  return {TEST_CountEntries(cf(Family::kByUser)), TEST_CountEntries(cf(Family::kUserRuns))};
 }
 
 std::pair<uint64_t, uint64_t> OpLog::TEST_RunIndexEntries() const {
-  return {TEST_CountEntries(by_time_), TEST_CountEntries(by_segment_)};
+  return {TEST_CountEntries(cf(Family::kByTime)), TEST_CountEntries(cf(Family::kBySegment))};
 }
 
-absl::Status OpLog::TEST_DropSnapshots() {
-  rocksdb::WriteBatch wb;
-  wb.DeleteRange(snapshots_, "", std::string(16, '\xff'));
-  std::lock_guard<std::mutex> lock(rocks_write_mu_);
-  return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "dropping snapshots");
-}
-
-namespace {
-
-// Reads records by sequence number from `ops` through one iterator, keeping the last block
-// decoded: consecutive lookups (a replay, a period's report) decode each block once.
-class BlockReader {
- public:
-  explicit BlockReader(rocksdb::Iterator* it) : it_(it) {}
-
-  // Points *records at the n records from `seq` on. NotFound if no block holds all of them
-  // (retention removed it, or the log has no such records).
-  absl::Status Get(uint64_t seq, uint32_t n, const engine::OpRecord** records) {
-    if (records_.empty() || seq < first_ || seq + n > first_ + records_.size()) {
-      if (absl::Status s = Load(seq); !s.ok()) return s;
-      if (seq < first_ || seq + n > first_ + records_.size()) {
-        return absl::NotFoundError("no such records");
-      }
-    }
-    *records = &records_[seq - first_];
-    return absl::OkStatus();
-  }
-
-  // The first record at or after `seq` and the block holding it: first(), records().
-  // NotFound past the end of the log.
-  absl::Status LoadAtOrAfter(uint64_t seq) {
-    if (absl::Status s = Load(seq); !s.ok() && !absl::IsNotFound(s)) return s;
-    if (!records_.empty() && seq < first_ + records_.size()) return absl::OkStatus();
-    it_->Seek(SeqKey(seq));
-    return Decode();
-  }
-  // The block after the current one; NotFound at the end of the log.
-  absl::Status Next() {
-    it_->Next();
-    return Decode();
-  }
-  uint64_t first() const { return first_; }
-  const std::vector<engine::OpRecord>& records() const { return records_; }
-
- private:
-  // The block whose first record is the greatest at or before `seq`.
-  absl::Status Load(uint64_t seq) {
-    // Sequential reading: the next block is the iterator's next entry.
-    if (!records_.empty() && seq == first_ + records_.size() && it_->Valid()) {
-      it_->Next();
-    } else {
-      it_->SeekForPrev(SeqKey(seq));
-    }
-    return Decode();
-  }
-  absl::Status Decode() {
-    records_.clear();
-    if (!it_->Valid()) {
-      if (!it_->status().ok()) return FromRocks(it_->status(), "reading the operation log");
-      return absl::NotFoundError("end of the operation log");
-    }
-    if (it_->key().size() != 8) return absl::DataLossError("corrupt key in the operation log");
-    first_ = GetBigEndian64(it_->key().data());
-    return DecodeBlock(View(it_->value()), &records_);
-  }
-
-  rocksdb::Iterator* it_;
-  uint64_t first_ = 0;
-  std::vector<engine::OpRecord> records_;
-};
-
-}  // namespace
-
-absl::Status OpLog::ForEachRecord(
-    uint64_t from_seq, absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const {
-  rocksdb::ReadOptions options;
-  options.readahead_size = 2 << 20;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, ops_));
-  BlockReader reader(it.get());
-  for (absl::Status s = reader.LoadAtOrAfter(from_seq);; s = reader.Next()) {
-    if (absl::IsNotFound(s)) return absl::OkStatus();
-    if (!s.ok()) return s;
-    const std::vector<engine::OpRecord>& records = reader.records();
-    for (size_t i = 0; i < records.size(); ++i) {
-      const uint64_t seq = reader.first() + i;
-      if (seq >= from_seq && !fn(seq, records[i])) return absl::OkStatus();
-    }
-  }
-}
-
-}  // namespace segd::storage
-
-namespace segd::storage {
-namespace {
-
-// One index range being merged: keys `prefix` + (at, seq) for at in [from, to).
-struct Cursor {
-  std::unique_ptr<rocksdb::Iterator> it;
-  std::string prefix;
-  std::string end;  // first key past the range
-  int64_t at = 0;
-  uint64_t seq = 0;
-  bool loaded = false;   // whether it is at an entry in range (the last Load's answer)
-  bool corrupt = false;  // Load met a key of the wrong length inside the range
-
-  // Moves to the next entry and loads it.
-  void Advance() {
-    it->Next();
-    loaded = Load();
-  }
-
-  bool Load() {
-    if (!it->Valid() || it->key().compare(end) >= 0) return false;
-    if (it->key().size() != prefix.size() + 16) {
-      corrupt = true;  // the scan must fail, not end short
-      return false;
-    }
-    ParseTimeSeq(View(it->key()), prefix.size(), &at, &seq);
-    return true;
-  }
-};
-
-}  // namespace
-
-absl::Status OpLog::FindUserRunRecords(
-    const rocksdb::Snapshot* snapshot, absl::Span<const uint32_t> users, engine::TimeMs from,
-    engine::TimeMs to, std::vector<std::pair<uint64_t, engine::OpRecord>>* out) const {
-  rocksdb::ReadOptions options;
-  options.snapshot = snapshot;
-  std::unique_ptr<rocksdb::Iterator> runs(db_->NewIterator(options, user_runs_));
-  for (uint32_t user : users) {
-    // Runs never share a user, so the first run ending at or after `user` is the only one
-    // that can hold it.
-    runs->Seek(IdKey(user));
-    if (!runs->Valid()) {
-      if (!runs->status().ok()) return FromRocks(runs->status(), "reading the user runs");
-      continue;
-    }
-    if (runs->key().size() != 12) return absl::DataLossError("corrupt key in the user runs");
-    engine::OpRecord record;
-    uint32_t count = 0;
-    if (absl::Status s = DecodeUserRun(View(runs->value()), &record, &count); !s.ok()) return s;
-    if (user < record.user) continue;
-    if (user - record.user >= count) {
-      return absl::DataLossError("a user run does not end where its key says");
-    }
-    if (record.at < from || record.at >= to) continue;
-    const uint64_t seq = GetBigEndian64(runs->key().data() + 4) + (user - record.user);
-    record.user = user;
-    out->emplace_back(seq, record);
-  }
-  std::sort(out->begin(), out->end(), [](const auto& a, const auto& b) {
-    return a.second.at < b.second.at || (a.second.at == b.second.at && a.first < b.first);
-  });
-  return absl::OkStatus();
-}
-
-absl::Status OpLog::ScanHistory(
-    const HistoryFilter& filter,
-    absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const {
-  // Records past the retention are out of every report, also before compaction removes them.
-  const engine::TimeMs from = std::max(filter.from, RetentionCutoff());
-  if (from >= filter.to) return absl::OkStatus();
-  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
-  rocksdb::ReadOptions options;
-  options.snapshot = snapshot;
-  // Read ahead only for long range scans (a period, a segment). A user's history is a few
-  // entries: a 1 MiB read-ahead per scan made GET /v1/users/{id}/segments read megabytes.
-  if (filter.users.empty()) options.readahead_size = 1 << 20;
-  // by_user has a prefix (user) Bloom filter: its scans are prefix seeks, valid within the
-  // user's entries only.
-  options.prefix_same_as_start = true;
-
-  // Which index: the listed users' (entries hold their records), else the listed segments',
-  // else by time (entries are runs of records, read from `ops`).
-  std::vector<uint32_t> ids;
-  rocksdb::ColumnFamilyHandle* index = by_time_;
-  bool filter_segments = false;
-  if (!filter.users.empty()) {
-    ids.assign(filter.users.begin(), filter.users.end());
-    index = by_user_;
-    filter_segments = !filter.segments.empty();
-  } else if (!filter.segments.empty()) {
-    ids.assign(filter.segments.begin(), filter.segments.end());
-    index = by_segment_;
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  std::vector<engine::SegmentId> wanted_segments(filter.segments.begin(), filter.segments.end());
-  std::sort(wanted_segments.begin(), wanted_segments.end());
-  // Whether a record from the user index passes the segment filter.
-  auto segment_wanted = [&](engine::SegmentId segment) {
-    return !filter_segments ||
-           std::binary_search(wanted_segments.begin(), wanted_segments.end(), segment);
-  };
-
-  std::vector<Cursor> cursors;
-  auto open_cursor = [&](std::string prefix) {
-    Cursor c;
-    c.it.reset(db_->NewIterator(options, index));
-    c.prefix = std::move(prefix);
-    c.end = c.prefix + TimeSeqKey(filter.to, 0);
-    c.it->Seek(c.prefix + TimeSeqKey(from, 0));
-    cursors.push_back(std::move(c));
-  };
-  if (index == by_time_) {
-    open_cursor("");
-  } else {
-    for (uint32_t id : ids) open_cursor(IdKey(id));
-  }
-  std::unique_ptr<rocksdb::Iterator> ops_it(db_->NewIterator(options, ops_));
-  BlockReader blocks(ops_it.get());
-
-  // Emits one index entry: a record (by_user) or a run of records (by_time, by_segment), and
-  // moves the cursor to its next entry. Returns false to stop.
-  absl::Status status;
-  const bool by_segment = index == by_segment_;
-  auto emit = [&](Cursor& c) -> bool {
-    if (index == by_user_) {
-      auto record = DecodeRecord(View(c.it->value()));
-      if (!record.ok()) {
-        status = record.status();
-        return false;
-      }
-      const uint64_t seq = c.seq;
-      c.Advance();
-      return !segment_wanted(record->segment) || fn(seq, *record);
-    }
-    auto run = DecodeRunLength(View(c.it->value()));
-    if (!run.ok()) {
-      status = run.status();
-      return false;
-    }
-    const engine::TimeMs at = c.at;
-    const uint64_t seq = c.seq;
-    // A run's own n records, then any that later batches continued it with: the records after
-    // them with the same time (and segment), up to the next entry of that time (and segment),
-    // which starts a run of its own ("Continued runs" in docs/oplog_format.md).
-    c.Advance();
-    const uint64_t next_entry =
-        c.loaded && c.at == at ? c.seq : std::numeric_limits<uint64_t>::max();
-    const engine::OpRecord* records = nullptr;
-    if (absl::Status got = blocks.Get(seq, *run, &records); !got.ok()) {
-      // Retention may have removed records whose index entry a compaction has not reached
-      // yet (the cutoff moves on while a scan runs): those rows have left the history.
-      if (absl::IsNotFound(got) && at < RetentionCutoff()) return true;
-      status = absl::IsNotFound(got) ? absl::DataLossError("index entry without a record") : got;
-      return false;
-    }
-    for (uint32_t i = 0; i < *run; ++i) {
-      if (!fn(seq + i, records[i])) return false;
-    }
-    const engine::SegmentId segment = by_segment ? GetBigEndian32(c.prefix.data()) : 0;
-    for (uint64_t next = seq + *run; next < next_entry; ++next) {
-      const engine::OpRecord* record = nullptr;
-      absl::Status got = blocks.Get(next, 1, &record);
-      if (absl::IsNotFound(got)) break;  // the end of the log this scan sees
-      if (!got.ok()) {
-        status = got;
-        return false;
-      }
-      if (record->at != at || (by_segment && record->segment != segment)) break;
-      if (!fn(next, *record)) return false;
-    }
-    return true;
-  };
-
-  // The listed users' records that sit in user_runs (users a batch created): at most one per
-  // user, merged in by (at, seq) below.
-  std::vector<std::pair<uint64_t, engine::OpRecord>> run_records;
-  if (index == by_user_) {
-    if (absl::Status s = FindUserRunRecords(snapshot, ids, from, filter.to, &run_records);
-        !s.ok()) {
-      db_->ReleaseSnapshot(snapshot);
-      return s;
-    }
-    std::erase_if(run_records,
-                  [&](const auto& row) { return !segment_wanted(row.second.segment); });
-  }
-  size_t next_run_record = 0;
-  bool stopped = false;
-  // Emits the run records before (at, seq); false once `fn` asked to stop.
-  auto emit_run_records_before = [&](int64_t at, uint64_t seq) {
-    for (; next_run_record < run_records.size(); ++next_run_record) {
-      const auto& [run_seq, record] = run_records[next_run_record];
-      if (record.at > at || (record.at == at && run_seq >= seq)) return true;
-      if (!fn(run_seq, record)) return false;
-    }
-    return true;
-  };
-
-  // A k-way merge by (at, seq); k is small (one per listed id), so a linear pick is enough.
-  // Runs never overlap and all records of a run share its time, so merging runs by their
-  // first record keeps (at, seq) order.
-  std::vector<size_t> live;
-  const absl::Status corrupt_key =
-      absl::DataLossError("a history index key of the wrong length; the log is damaged");
-  for (size_t i = 0; i < cursors.size(); ++i) {
-    cursors[i].loaded = cursors[i].Load();
-    if (cursors[i].loaded) live.push_back(i);
-    if (cursors[i].corrupt) {
-      status = corrupt_key;
-      stopped = true;
-      live.clear();
-      break;
-    }
-  }
-  while (!live.empty()) {
-    size_t best = 0;
-    for (size_t k = 1; k < live.size(); ++k) {
-      const Cursor& a = cursors[live[k]];
-      const Cursor& b = cursors[live[best]];
-      if (a.at < b.at || (a.at == b.at && a.seq < b.seq)) best = k;
-    }
-    Cursor& c = cursors[live[best]];
-    if (!emit_run_records_before(c.at, c.seq) || !emit(c)) {
-      stopped = true;
-      break;
-    }
-    if (!c.loaded) {
-      if (c.corrupt) {
-        status = corrupt_key;
-        stopped = true;
-        break;
-      }
-      if (!c.it->status().ok()) {
-        status = FromRocks(c.it->status(), "reading the history index");
-        stopped = true;
-        break;
-      }
-      live.erase(live.begin() + best);
-    }
-  }
-  if (!stopped) {
-    emit_run_records_before(std::numeric_limits<int64_t>::max(),
-                            std::numeric_limits<uint64_t>::max());
-  }
-  cursors.clear();
-  ops_it.reset();
-  db_->ReleaseSnapshot(snapshot);
-  return status;
-}
 
 }  // namespace segd::storage

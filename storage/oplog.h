@@ -37,6 +37,7 @@
 // with everything else; TryResume and RecordPosition from one thread at a time (the
 // housekeeper's ticker); Recover once, before the engine is used.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -54,10 +55,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/engine.h"
-#include "engine/futex_word.h"
-#include "engine/mutex.h"
+#include "base/futex_word.h"
+#include "base/mutex.h"
 #include "engine/op_record.h"
 #include "storage/data_dir.h"
+#include "storage/detail/families.h"
 #include "storage/disk_reserve.h"
 
 namespace rocksdb {
@@ -74,6 +76,7 @@ namespace detail {
 struct RetentionState;
 class ErrorListener;
 }  // namespace detail
+class HistoryScan;
 
 enum class Durability { kProcess, kFsync };
 
@@ -181,11 +184,8 @@ class OpLog final : public engine::OpSink {
                              absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const;
 
   // Calls fn(seq, record) for each record matching `filter`, ordered by (at, seq), until fn
-  // returns false. Streams: memory use is bounded whatever the number of rows. Reads one
-  // consistent view of the log (writes during the scan are not seen). Cost: a range scan per
-  // listed user (whose index entries hold the records: nothing else is read), else per listed
-  // segment, else one over the period; segment and period entries are runs of records, each
-  // read from its ops block (one block read serves every run inside it).
+  // returns false: a HistoryScan (history_scan.h) read to its end in one go. Memory use is
+  // bounded whatever the number of rows.
   absl::Status ScanHistory(const HistoryFilter& filter,
                            absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const;
 
@@ -242,6 +242,8 @@ class OpLog final : public engine::OpSink {
   std::pair<uint64_t, uint64_t> TEST_RunIndexEntries() const;
 
  private:
+  friend class HistoryScan;  // reads db_ and the families through its own snapshot
+
   OpLog(std::string dir, OpLogOptions options);
   // Marks the log failed with `status` (kept for WriteState) and returns the Unavailable error
   // the write answers.
@@ -254,28 +256,17 @@ class OpLog final : public engine::OpSink {
                     uint64_t first_seq,
                     absl::Span<const std::pair<engine::UserId, uint64_t>> created_ranges,
                     uint64_t* users_in_runs_end);
-  // Appends, for each of `users` whose record in user_runs has `at` in [from, to), its (seq,
-  // record), then sorts *out by (at, seq).
-  absl::Status FindUserRunRecords(const rocksdb::Snapshot* snapshot,
-                                  absl::Span<const uint32_t> users, engine::TimeMs from,
-                                  engine::TimeMs to,
-                                  std::vector<std::pair<uint64_t, engine::OpRecord>>* out) const;
-
   const std::string dir_;
   const OpLogOptions options_;
   // Declared before db_, so destroyed after it: RocksDB uses the file system to its end.
   std::unique_ptr<DataDir> data_dir_;
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
-  rocksdb::ColumnFamilyHandle* ops_ = nullptr;
-  rocksdb::ColumnFamilyHandle* by_time_ = nullptr;
-  rocksdb::ColumnFamilyHandle* by_user_ = nullptr;
-  rocksdb::ColumnFamilyHandle* by_segment_ = nullptr;
-  rocksdb::ColumnFamilyHandle* users_ = nullptr;
-  rocksdb::ColumnFamilyHandle* unregistered_ = nullptr;
-  rocksdb::ColumnFamilyHandle* segments_ = nullptr;
-  rocksdb::ColumnFamilyHandle* snapshots_ = nullptr;
-  rocksdb::ColumnFamilyHandle* user_runs_ = nullptr;
+  // Handles of the column families, by detail::Family (detail/families.h).
+  std::array<rocksdb::ColumnFamilyHandle*, detail::kFamilyCount> families_{};
+  rocksdb::ColumnFamilyHandle* cf(detail::Family family) const {
+    return families_[static_cast<size_t>(family)];
+  }
   std::mutex snapshot_mu_;  // one snapshot at a time
   // Every write to RocksDB holds this, so the engine's batches and a snapshot's puts are never
   // merged into one RocksDB write group. An engine write then waits at most for one shard's
@@ -283,7 +274,6 @@ class OpLog final : public engine::OpSink {
   // synchronisation of write groups is invisible to it (Debian's librocksdb is not
   // instrumented).
   std::mutex rocks_write_mu_;
-  rocksdb::ColumnFamilyHandle* default_ = nullptr;
 
   std::shared_ptr<detail::RetentionState> retention_;
   // The first time reports may show: now - retention, or the minimum without retention.

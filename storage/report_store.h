@@ -20,7 +20,7 @@
 #include "absl/status/statusor.h"
 #include "engine/clock.h"
 #include "engine/engine.h"
-#include "engine/mutex.h"
+#include "base/mutex.h"
 #include "storage/oplog.h"
 
 namespace segd::storage {

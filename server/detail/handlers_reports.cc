@@ -88,10 +88,12 @@ absl::Status HistoryReport(const HandlerContext& ctx, Call& call) {
   call.response.content_type = kCsvType;
   const storage::OpLog& log = ctx.log;
   const engine::Engine& engine = ctx.engine;
-  call.response.stream = [&log, &engine, f = *std::move(filter)](const ChunkSink& sink) {
-    auto rows = storage::WriteCsvReport(log, engine, f,
-                                        [&](absl::string_view chunk) { return sink(chunk); });
-    return rows.status();
+  // Opened on the first call, on a worker: opening reads (a listed user's runs).
+  call.response.stream = [&log, &engine, f = *std::move(filter),
+                          csv = std::unique_ptr<storage::CsvReportStream>()](
+                             std::string* chunk) mutable -> absl::StatusOr<bool> {
+    if (!csv) csv = std::make_unique<storage::CsvReportStream>(log, engine, f);
+    return csv->Next(chunk);
   };
   return absl::OkStatus();
 }
@@ -168,15 +170,12 @@ absl::Status GetReport(const HandlerContext& ctx, Call& call) {
   call.response.headers.emplace_back(
       "Content-Disposition",
       absl::StrCat("attachment; filename=\"segd-report-", report->id, ".csv\""));
-  call.response.stream = [file](const ChunkSink& sink) -> absl::Status {
-    std::string buffer(kFileChunk, '\0');
-    while (true) {
-      size_t n = std::fread(buffer.data(), 1, buffer.size(), file.get());
-      if (n > 0 && !sink(absl::string_view(buffer.data(), n))) return absl::OkStatus();
-      if (n < buffer.size()) break;
-    }
+  call.response.stream = [file](std::string* chunk) -> absl::StatusOr<bool> {
+    chunk->resize(kFileChunk);
+    const size_t n = std::fread(chunk->data(), 1, chunk->size(), file.get());
+    chunk->resize(n);
     if (std::ferror(file.get())) return absl::DataLossError("reading the report file failed");
-    return absl::OkStatus();
+    return n == kFileChunk;
   };
   return absl::OkStatus();
 }

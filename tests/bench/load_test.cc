@@ -12,7 +12,7 @@
 #include "bench/load/latency_histogram.h"
 #include "bench/load/workload.h"
 #include "gtest/gtest.h"
-#include "tests/server/server_process.h"
+#include "tests/integration/server_process.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace segd::load {

@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
-#include "engine/mutex.h"
+#include "base/mutex.h"
 #include "engine/op_record.h"
 
 namespace segd::testutil {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tests/server/server_process.h"
+#include "tests/integration/server_process.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace segd {
@@ -80,8 +80,21 @@ TEST(HttpBehaviour, StreamedAnswersArriveOnceAndInOrder) {
 
 TEST(HttpBehaviour, OversizeBodiesAre413BeforeTheBodyIsRead) {
   TempDir dir;
-  ServerProcess server(dir.path(), {"--max-body", "1KiB", "--max-check-body", "2KiB"});
+  ServerProcess server(dir.path(), {"--max-body", "1KiB", "--max-check-body", "2KiB",
+                                    "--max-import-body", "4KiB"});
   ASSERT_TRUE(server.started());
+  {
+    // An import's answer names the import limit and its flag, not the JSON one.
+    HttpClient client(server.port());
+    client.SendRaw(
+        "POST /v1/segments/s/users:import HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+        "Content-Length: 5000\r\n\r\n");
+    HttpResult r = client.ReadResponse();
+    EXPECT_EQ(r.status, 413u);
+    EXPECT_NE(r.body.find("the limit for imports is 4096 bytes (--max-import-body)"),
+              std::string::npos)
+        << r.body;
+  }
   {
     HttpClient client(server.port());
     // Declares 10 MB but sends none of it: the answer must come from the header alone.
@@ -91,6 +104,7 @@ TEST(HttpBehaviour, OversizeBodiesAre413BeforeTheBodyIsRead) {
     HttpResult r = client.ReadResponse();
     EXPECT_EQ(r.status, 413u);
     EXPECT_NE(r.body.find("payload_too_large"), std::string::npos);
+    EXPECT_NE(r.body.find("1024 bytes (--max-body)"), std::string::npos) << r.body;
     EXPECT_TRUE(client.ServerClosed());
   }
   {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tests/server/server_process.h"
+#include "tests/integration/server_process.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace segd {

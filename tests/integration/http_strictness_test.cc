@@ -5,7 +5,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "tests/server/server_process.h"
+#include "tests/integration/server_process.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace segd {

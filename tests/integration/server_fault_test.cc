@@ -1,21 +1,27 @@
 // Faults an operator meets, against the real server: the disk filling up (on a small tmpfs),
-// the data directory moved or its log files lost, and expiry lateness under snapshots and
-// across restarts.
+// the data directory moved or its log files lost, expiry lateness under snapshots and across
+// restarts, and clients too slow to read their reports.
 
+#include <netinet/in.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "tests/server/server_process.h"
+#include "tests/integration/server_process.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace segd {
@@ -336,6 +342,72 @@ TEST(Expiry, MembershipsEndWithinASecondUnderSnapshotsAndAfterRestarts) {
               static_cast<long long>(lateness_ms[lateness_ms.size() / 2]),
               static_cast<long long>(worst));
   EXPECT_LE(worst, 1000) << "the contract: a membership ends within a second of expires_at";
+}
+
+// A connection that asks for a report and then reads nothing: its receive buffer is made as
+// small as the kernel allows before connecting, so that the server's writes stall at once.
+class StalledReader {
+ public:
+  StalledReader(uint16_t port, const std::string& target) {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    int small = 1;
+    setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    const std::string request = testutil::RawRequest("GET", target);
+    connected_ = connected_ && write(fd_, request.data(), request.size()) ==
+                                   static_cast<ssize_t>(request.size());
+  }
+  ~StalledReader() { close(fd_); }
+  bool connected() const { return connected_; }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+// More clients than report workers ask for a large report and never read it. Another client's
+// report and a user's history (which share those workers) must still be answered in full,
+// long before the stalled connections time out.
+TEST(SlowClients, ReadersThatStallHoldNoWorker) {
+  TempDir dir;
+  // The stalled connections would hold a blocked worker for the whole read timeout.
+  ServerProcess server(dir.Sub("data"), {"--read-timeout", "600s"});
+  ASSERT_TRUE(server.started());
+  HttpClient client(server.port());
+  ASSERT_EQ(client.Post("/v1/segments", R"({"name":"big"})").status, 201u);
+  // About 16 MB of CSV: several times what socket buffers and the server's queue hold.
+  constexpr int kUsers = 250'000;
+  ASSERT_EQ(client.Request("POST", "/v1/segments/big/users:import",
+                           ImportBody("a-rather-long-user-name-", 0, kUsers), "text/plain")
+                .status,
+            200u);
+  std::vector<std::unique_ptr<StalledReader>> stalled;
+  for (int i = 0; i < 4; ++i) {
+    stalled.push_back(std::make_unique<StalledReader>(server.port(), "/v1/reports/history?segment=big"));
+    ASSERT_TRUE(stalled.back()->connected());
+  }
+  // Give the stalled reports time to fill every buffer between them and their readers.
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+
+  // A fresh client, with a deadline far below the read timeout: a stall fails here.
+  auto fetch = std::async(std::launch::async, [port = server.port()] {
+    HttpClient reader(port);
+    HttpResult report = reader.Get("/v1/reports/history?segment=big");
+    HttpResult history = reader.Get("/v1/users/a-rather-long-user-name-7/segments");
+    return std::make_pair(report, history);
+  });
+  if (fetch.wait_for(std::chrono::seconds(60)) != std::future_status::ready) {
+    server.Kill();  // ends the fetch, which the future's destructor waits for
+    FAIL() << "no answer within 60 s: the stalled readers hold every worker";
+  }
+  auto [report, history] = fetch.get();
+  ASSERT_EQ(report.status, 200u);
+  EXPECT_EQ(std::count(report.body.begin(), report.body.end(), '\n'), kUsers + 1);
+  EXPECT_EQ(history.status, 200u);
 }
 
 }  // namespace

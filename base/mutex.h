@@ -8,6 +8,8 @@
 // our TSan runs useless. The standard mutexes go through pthreads, which TSan intercepts, and
 // are as cheap uncontended (one atomic operation to lock, one to unlock).
 
+#include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <shared_mutex>
 
@@ -41,6 +43,38 @@ class ABSL_LOCKABLE SharedMutex {
 
  private:
   std::shared_mutex mu_;
+};
+
+// A condition variable for Mutex. The predicate runs with the mutex held.
+class CondVar {
+ public:
+  CondVar() = default;
+  CondVar(const CondVar&) = delete;
+  CondVar& operator=(const CondVar&) = delete;
+
+  // Waits until `done()` holds. REQUIRES: mu held.
+  template <typename Pred>
+  void Wait(Mutex* mu, Pred done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    Held held{mu};
+    cv_.wait(held, done);
+  }
+  // Waits until `done()` holds or `timeout` passes; returns done(). REQUIRES: mu held.
+  template <typename Pred>
+  bool WaitFor(Mutex* mu, std::chrono::nanoseconds timeout, Pred done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    Held held{mu};
+    return cv_.wait_for(held, timeout, done);
+  }
+  void SignalAll() { cv_.notify_all(); }
+
+ private:
+  // The lockable interface condition_variable_any needs, over a Mutex the caller holds.
+  struct Held {
+    Mutex* mu;
+    void lock() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu->Lock(); }
+    void unlock() ABSL_NO_THREAD_SAFETY_ANALYSIS { mu->Unlock(); }
+  };
+  std::condition_variable_any cv_;
 };
 
 class ABSL_SCOPED_LOCKABLE MutexLock {

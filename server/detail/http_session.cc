@@ -1,0 +1,433 @@
+#include "server/detail/http_session.h"
+
+#include <algorithm>
+#include <limits>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/log.h"
+#include "server/request_framing.h"
+
+namespace segd::server::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+// Answers queued before a batch is written even if more pipelined requests are waiting.
+constexpr size_t kMaxBatchBytes = 256 * 1024;
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kLingerBytes = 4 << 20;
+
+uint64_t NanosSince(std::chrono::steady_clock::time_point start) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+}
+
+}  // namespace
+
+void SessionRegistry::Add(HttpSession* session) {
+  MutexLock lock(&mu_);
+  sessions_.insert(session);
+}
+
+void SessionRegistry::Remove(HttpSession* session) {
+  MutexLock lock(&mu_);
+  sessions_.erase(session);
+  if (sessions_.empty()) empty_.SignalAll();
+}
+
+std::vector<std::shared_ptr<HttpSession>> SessionRegistry::Live() {
+  // References are taken under the lock and dropped by the caller after it: the last one may
+  // destroy its session, whose destructor takes the lock.
+  std::vector<std::shared_ptr<HttpSession>> live;
+  MutexLock lock(&mu_);
+  live.reserve(sessions_.size());
+  for (HttpSession* s : sessions_) {
+    // A session whose count already fell to zero is being destroyed; skip it.
+    if (auto self = s->weak_from_this().lock()) live.push_back(std::move(self));
+  }
+  return live;
+}
+
+bool SessionRegistry::WaitEmpty(std::chrono::nanoseconds timeout) {
+  MutexLock lock(&mu_);
+  return empty_.WaitFor(&mu_, timeout,
+                        [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sessions_.empty(); });
+}
+
+HttpSession::HttpSession(SessionHost& host, tcp::socket&& socket)
+    : host_(host), api_(host.api), config_(host.config), stream_(std::move(socket)) {
+  in_.max_size(config_.max_header + 2 * kReadChunk);
+}
+
+HttpSession::~HttpSession() {
+  api_.metrics().ConnectionClosed();
+  host_.registry.Remove(this);
+}
+
+void HttpSession::Run() {
+  host_.registry.Add(this);
+  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Process(); });
+}
+
+void HttpSession::OnDrain() {
+  draining_ = true;
+  if (reading_ && !parser_ && in_.size() == 0) Close();
+}
+
+// Parses and answers every complete request in in_, then writes or reads. Does nothing while
+// a write is in flight (its completion calls Process again): a second write would send the
+// same pieces twice.
+void HttpSession::Process() {
+  while (!closed_ && !waiting_ && !writing_ && in_.size() > 0 &&
+         out_.body_bytes() < kMaxBatchBytes && !close_after_write_) {
+    if (!parser_) StartRequest();
+    // Beast unfolds obsolete line folding as it parses: look at the raw header first.
+    if (!parser_->is_header_done() &&
+        HasObsoleteLineFolding(
+            absl::string_view(static_cast<const char*>(in_.data().data()), in_.size()))) {
+      Reject(400, "bad_request",
+             "obsolete line folding (a header line starting with a space or tab) is not "
+             "accepted");
+      break;
+    }
+    beast::error_code ec;
+    size_t used = parser_->put(in_.data(), ec);
+    in_.consume(used);
+    if (ec == http::error::need_more) {
+      if (used == 0) break;
+      continue;
+    }
+    if (ec) {
+      ParseError(ec);
+      break;
+    }
+    if (parser_->is_header_done() && !routed_ && !OnHeader()) break;
+    if (parser_->is_done()) OnRequest();
+  }
+  if (closed_ || waiting_ || writing_) return;
+  if (!out_.empty()) {
+    Write();
+  } else if (close_after_write_) {
+    Linger();
+  } else {
+    Read();
+  }
+}
+
+void HttpSession::StartRequest() {
+  parser_.emplace();
+  parser_->header_limit(config_.max_header);
+  // The route's limit is applied once the header is known (OnHeader; the parser stops after
+  // the header). Until then none: the parser would otherwise refuse a declared length before
+  // the route is known, with the wrong limit in the answer.
+  parser_->body_limit(std::numeric_limits<uint64_t>::max());
+  routed_ = false;
+  request_deadline_ = Clock::now() + std::chrono::seconds(config_.read_timeout_seconds);
+}
+
+// Routes the request and checks its declared size. Returns false if it was answered already.
+bool HttpSession::OnHeader() {
+  routed_ = true;
+  const auto& req = parser_->get();
+  if (auto rejected = CheckRequestFraming(req.base())) {
+    match_ = {};
+    Reject(rejected->status, rejected->code, rejected->message);
+    return false;
+  }
+  absl::string_view target(req.target().data(), req.target().size());
+  absl::string_view path = target.substr(0, target.find('?'));
+  absl::string_view method(req.method_string().data(), req.method_string().size());
+  match_ = api_.Route(method, path);
+  uint64_t limit = api_.BodyLimit(match_);
+  // The parser has validated Content-Length already. (Read from the field: GCC 12 warns
+  // falsely about boost::optional inside parser::content_length at -O2 with sanitizers.)
+  uint64_t length = 0;
+  if (auto field = req.find(http::field::content_length);
+      field != req.end() &&
+      absl::SimpleAtoi(absl::string_view(field->value().data(), field->value().size()),
+                       &length) &&
+      length > limit) {
+    Reject(413, "payload_too_large", api_.BodyTooLarge(match_, length));
+    return false;
+  }
+  parser_->body_limit(limit);
+  if (!parser_->is_done()) {
+    auto expect = req.find(http::field::expect);
+    if (expect != req.end() &&
+        absl::EqualsIgnoreCase(absl::string_view(expect->value().data(), expect->value().size()),
+                               "100-continue")) {
+      out_.AddText("HTTP/1.1 100 Continue\r\n\r\n");
+    }
+  }
+  return true;
+}
+
+void HttpSession::ParseError(beast::error_code ec) {
+  if (ec == http::error::header_limit) {
+    Reject(431, "header_too_large",
+           absl::StrCat("the request line and headers exceed ", config_.max_header, " bytes"));
+  } else if (ec == http::error::body_limit) {
+    Reject(413, "payload_too_large", api_.BodyTooLarge(match_, std::nullopt));
+  } else {
+    Reject(400, "bad_request", absl::StrCat("malformed HTTP request: ", ec.message()));
+  }
+}
+
+// Answers an error found by the HTTP layer and closes the connection after it.
+void HttpSession::Reject(unsigned status, absl::string_view code, absl::string_view message) {
+  Response response;
+  ErrorResponse(HttpError(code, message), response);
+  response.status = status;
+  close_after_write_ = true;
+  out_.AddResponse(response, false);
+  api_.metrics().Record(routed_ ? match_.route : -1, status, 0);
+  parser_.reset();
+}
+
+void HttpSession::OnRequest() {
+  Clock::time_point start = Clock::now();
+  auto& req = parser_->get();
+  bool keep_alive = req.keep_alive() && !draining_ && !host_.draining.load();
+  Request request;
+  request.method = absl::string_view(req.method_string().data(), req.method_string().size());
+  request.target = absl::string_view(req.target().data(), req.target().size());
+  if (auto it = req.find(http::field::content_type); it != req.end()) {
+    request.content_type = absl::string_view(it->value().data(), it->value().size());
+  }
+  request.body = std::move(req.body());
+  // On the stack: only answers handed to a worker need to outlive this call.
+  Response response;
+  api_.Handle(request, match_, response);
+  int route = match_.route;
+  if (LogEnabled(LogLevel::kDebug)) {
+    Log(LogLevel::kDebug, "%.*s %.*s -> %u", static_cast<int>(request.method.size()),
+        request.method.data(), static_cast<int>(request.target.size()), request.target.data(),
+        response.status);
+  }
+  if (response.blocking) {
+    RunBlocking(std::make_unique<Response>(std::move(response)), keep_alive, route, start);
+  } else if (response.stream) {
+    api_.metrics().Record(route, response.status, NanosSince(start));
+    RunStream(response, keep_alive);
+  } else {
+    out_.AddResponse(response, keep_alive);
+    api_.metrics().Record(route, response.status, NanosSince(start));
+  }
+  // The request (and the views into it) is done with; the next one starts fresh.
+  parser_.reset();
+  if (!keep_alive) close_after_write_ = true;
+}
+
+void HttpSession::RunBlocking(std::unique_ptr<Response> response, bool keep_alive, int route,
+                              Clock::time_point start) {
+  waiting_ = true;
+  asio::thread_pool& pool =
+      response->pool == Response::Pool::kDurableWrites ? host_.durable_writers : host_.workers;
+  asio::post(pool, [self = shared_from_this(), r = std::move(response), keep_alive, route,
+                    start]() mutable {
+    // Moved out first: the function may reset the response it fills (an error answer does).
+    auto fill = std::move(r->blocking);
+    r->blocking = nullptr;
+    fill(*r);
+    asio::post(self->stream_.get_executor(),
+               [self, r = std::move(r), keep_alive, route, start]() mutable {
+                 self->waiting_ = false;
+                 self->out_.AddResponse(*r, keep_alive);
+                 self->api_.metrics().Record(route, r->status, NanosSince(start));
+                 self->Process();
+               });
+  });
+}
+
+void HttpSession::RunStream(Response& response, bool keep_alive) {
+  waiting_ = true;
+  streaming_ = true;
+  stream_keep_alive_ = keep_alive;
+  source_ = std::move(response.stream);
+  producing_ = false;
+  source_ended_ = false;
+  source_status_ = absl::OkStatus();
+  ready_.clear();
+  out_.AddChunkedHead(response, keep_alive);
+  // Starts the first step and writes the head, with any answers queued before it.
+  PumpStream();
+}
+
+void HttpSession::Produce() {
+  if (producing_ || source_ended_ || closed_) return;
+  producing_ = true;
+  asio::post(host_.workers, [self = shared_from_this(), source = std::move(source_)]() mutable {
+    std::vector<std::string> chunks;
+    size_t bytes = 0;
+    absl::StatusOr<bool> more = true;
+    while (bytes < kStreamStepBytes) {
+      std::string chunk;
+      more = source(&chunk);
+      if (!more.ok()) break;
+      bytes += chunk.size();
+      if (!chunk.empty()) chunks.push_back(std::move(chunk));
+      if (!*more) break;
+    }
+    asio::post(self->stream_.get_executor(),
+               [self, source = std::move(source), chunks = std::move(chunks),
+                more = std::move(more)]() mutable {
+                 self->OnProduced(std::move(source), std::move(chunks), std::move(more));
+               });
+  });
+}
+
+void HttpSession::OnProduced(BodySource source, std::vector<std::string> chunks,
+                             absl::StatusOr<bool> more) {
+  producing_ = false;
+  if (closed_) return;  // the source goes with this call
+  if (!more.ok()) {
+    source_ended_ = true;
+    source_status_ = more.status();
+  } else if (!*more) {
+    source_ended_ = true;
+  } else {
+    source_ = std::move(source);
+  }
+  for (std::string& chunk : chunks) ready_.push_back(std::move(chunk));
+  PumpStream();
+}
+
+void HttpSession::PumpStream() {
+  if (!streaming_ || writing_ || closed_) return;
+  for (std::string& chunk : ready_) out_.AddChunk(std::move(chunk));
+  ready_.clear();
+  const bool finished = source_ended_ && !producing_;
+  if (finished) {
+    streaming_ = false;
+    waiting_ = false;
+    if (source_status_.ok()) {
+      out_.AddLastChunk();
+      if (!stream_keep_alive_) close_after_write_ = true;
+    } else {
+      // Leave the body unfinished, so that the client sees it was cut short.
+      Log(LogLevel::kError, "streamed response cut short: %s",
+          std::string(source_status_.message()).c_str());
+      close_after_write_ = true;
+    }
+  } else {
+    // The next step runs while this one is written; no further one until that write is done.
+    Produce();
+  }
+  if (!out_.empty()) {
+    Write();
+  } else if (finished) {
+    Process();
+  }
+}
+
+void HttpSession::Read() {
+  reading_ = true;
+  if (draining_ && !parser_ && in_.size() == 0) {
+    Close();
+    return;
+  }
+  Clock::time_point deadline = Clock::now() + std::chrono::seconds(config_.read_timeout_seconds);
+  if (parser_ && !parser_->is_header_done()) deadline = std::min(deadline, request_deadline_);
+  stream_.expires_at(deadline);
+  size_t room = std::min(kReadChunk, in_.max_size() - in_.size());
+  if (room == 0) {  // cannot happen while the parser enforces max_header; never spin on it
+    Reject(431, "header_too_large", "the request does not fit the input buffer");
+    Process();
+    return;
+  }
+  auto buffer = in_.prepare(room);
+  stream_.async_read_some(buffer, [self = shared_from_this()](beast::error_code ec, size_t n) {
+    self->reading_ = false;
+    if (ec) {
+      if (ec == beast::error::timeout) self->api_.metrics().ConnectionTimedOut();
+      self->Close();
+      return;
+    }
+    self->in_.commit(n);
+    // A new request's clock starts with its first byte.
+    if (!self->parser_ && n > 0) self->StartRequest();
+    self->Process();
+  });
+}
+
+void HttpSession::Write() {
+  writing_ = true;
+  buffers_.clear();
+  for (const std::string& piece : out_.pieces()) buffers_.emplace_back(piece.data(), piece.size());
+  stream_.expires_after(std::chrono::seconds(config_.read_timeout_seconds));
+  asio::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->OnWritten(ec);
+  });
+}
+
+void HttpSession::OnWritten(beast::error_code ec) {
+  writing_ = false;
+  out_.Clear();
+  if (ec) {
+    Close();
+    return;
+  }
+  if (streaming_) {
+    PumpStream();
+    return;
+  }
+  if (close_after_write_) {
+    Linger();
+    return;
+  }
+  Process();
+}
+
+// After the last answer: stop sending, then read and discard what the client still sends
+// (say, a body we refused with 413) until it closes, for at most kLingerTime or kLingerBytes.
+// Closing with unread bytes would make the kernel send a reset, which can destroy the answer
+// before the client reads it.
+void HttpSession::Linger() {
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  linger_deadline_ = Clock::now() + kLingerTime;
+  DiscardInput(0);
+}
+
+void HttpSession::DiscardInput(size_t discarded) {
+  if (closed_) return;
+  if (discarded > kLingerBytes || Clock::now() >= linger_deadline_) {
+    Close();
+    return;
+  }
+  stream_.expires_at(linger_deadline_);
+  in_.clear();
+  auto buffer = in_.prepare(kReadChunk);
+  stream_.async_read_some(buffer,
+                          [self = shared_from_this(), discarded](beast::error_code ec, size_t n) {
+                            if (ec) {
+                              self->Close();
+                              return;
+                            }
+                            self->DiscardInput(discarded + n);
+                          });
+}
+
+void HttpSession::Close() {
+  if (closed_) return;
+  closed_ = true;
+  // A step in flight keeps the source until it returns here, and drops it then.
+  source_ = nullptr;
+  ready_.clear();
+  beast::error_code ignored;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.close();
+}
+
+}  // namespace segd::server::detail

@@ -1,0 +1,136 @@
+#pragma once
+
+// HttpSession: one client connection of HttpServer, and SessionRegistry, the server's list of
+// them. http_server.h states the contract (parsing, pipelining, limits, timeouts, workers).
+//
+// A session reads whatever bytes are available, answers every complete request in them, and
+// writes all the answers in one gather write (OutputBatch). An answer a worker produces
+// (Response::blocking) pauses the session until it is ready. A streamed answer
+// (Response::stream) is produced a step at a time on a worker (about kStreamStepBytes); the
+// next step starts only when the session is not blocked on a write, so a client that stops
+// reading holds at most two steps of memory and no thread.
+//
+// Thread safety: a session's methods run on its strand, except Run (the accepting thread,
+// once). SessionRegistry is safe from any thread.
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "base/mutex.h"
+#include "server/api.h"
+#include "server/config.h"
+#include "server/detail/output_batch.h"
+
+namespace segd::server::detail {
+
+class HttpSession;
+
+class SessionRegistry {
+ public:
+  void Add(HttpSession* session);
+  void Remove(HttpSession* session);
+  // References to every session not already being destroyed.
+  std::vector<std::shared_ptr<HttpSession>> Live();
+  // Waits until no session is left or `timeout` passes; returns whether none is left.
+  bool WaitEmpty(std::chrono::nanoseconds timeout);
+
+ private:
+  Mutex mu_;
+  absl::flat_hash_set<HttpSession*> sessions_ ABSL_GUARDED_BY(mu_);
+  CondVar empty_;
+};
+
+// What the server shares with its sessions. Outlives every session.
+struct SessionHost {
+  Api& api;
+  const ServerConfig& config;
+  boost::asio::thread_pool& workers;          // blocking answers and streamed steps
+  boost::asio::thread_pool& durable_writers;  // mutations under --durability fsync
+  const std::atomic<bool>& draining;          // the server is shutting down
+  SessionRegistry& registry;
+};
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  // Bytes a streamed answer produces per worker step.
+  static constexpr size_t kStreamStepBytes = 128 * 1024;
+
+  HttpSession(SessionHost& host, boost::asio::ip::tcp::socket&& socket);
+  ~HttpSession();
+
+  // Registers the session and starts reading.
+  void Run();
+  auto executor() { return stream_.get_executor(); }
+  // The server drains: an idle connection closes now, a busy one after its current answer.
+  void OnDrain();
+  // The grace period is over.
+  void ForceClose() { Close(); }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  void Process();
+  void StartRequest();
+  bool OnHeader();
+  void ParseError(boost::beast::error_code ec);
+  void Reject(unsigned status, absl::string_view code, absl::string_view message);
+  void OnRequest();
+  void RunBlocking(std::unique_ptr<Response> response, bool keep_alive, int route,
+                   Clock::time_point start);
+  void RunStream(Response& response, bool keep_alive);
+  // Starts the next step of the streamed answer on a worker, unless one runs or it ended.
+  void Produce();
+  void OnProduced(BodySource source, std::vector<std::string> chunks,
+                  absl::StatusOr<bool> more);
+  // Moves produced chunks into the output, ends the body once the source has, and writes.
+  void PumpStream();
+  void Read();
+  void Write();
+  void OnWritten(boost::beast::error_code ec);
+  void Linger();
+  void DiscardInput(size_t discarded);
+  void Close();
+
+  SessionHost& host_;
+  Api& api_;
+  const ServerConfig& config_;
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer in_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  RouteMatch match_;
+  bool routed_ = false;
+  Clock::time_point request_deadline_;
+  Clock::time_point linger_deadline_;
+
+  OutputBatch out_;  // the next write
+  std::vector<boost::asio::const_buffer> buffers_;
+
+  bool reading_ = false;
+  bool writing_ = false;
+  bool waiting_ = false;  // a worker is producing the current answer
+  bool close_after_write_ = false;
+  bool draining_ = false;
+  bool closed_ = false;
+
+  // The streamed answer in progress.
+  bool streaming_ = false;
+  bool stream_keep_alive_ = true;
+  BodySource source_;        // empty while a step has it, or once it ended
+  bool producing_ = false;   // a step runs on a worker
+  bool source_ended_ = false;
+  absl::Status source_status_;
+  std::vector<std::string> ready_;  // produced, not yet in out_
+};
+
+}  // namespace segd::server::detail

@@ -1,0 +1,54 @@
+// Unit tests: Flags and environment variables.
+
+#include <string>
+
+#include "gtest/gtest.h"
+#include "server/config.h"
+
+namespace segd::server {
+namespace {
+
+const char* NoEnv(const char*) { return nullptr; }
+const char* SomeEnv(const char* name) {
+  std::string n = name;
+  if (n == "SEGD_PORT") return "9000";
+  if (n == "SEGD_REPORT_TTL") return "30m";
+  return nullptr;
+}
+
+TEST(ServerConfig, FlagsOverrideEnvironmentAndBadValuesAreNamed) {
+  auto parsed = ParseServerConfig({"--port=7000", "--threads", "3", "--durability", "fsync",
+                                   "--max-body", "2MiB", "--read-timeout", "5s",
+                                   "--history-retention", "90d"},
+                                  SomeEnv);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->config.port, 7000);
+  EXPECT_EQ(parsed->config.threads, 3u);
+  EXPECT_EQ(parsed->config.durability, storage::Durability::kFsync);
+  EXPECT_EQ(parsed->config.max_body, 2u << 20);
+  EXPECT_EQ(parsed->config.read_timeout_seconds, 5);
+  EXPECT_EQ(parsed->config.report_ttl_seconds, 1800);  // from the environment
+  EXPECT_EQ(parsed->config.history_retention_seconds, 90 * 86400);
+  EXPECT_EQ(ParseServerConfig({"--history-retention", "forever"}, NoEnv)
+                ->config.history_retention_seconds,
+            0);
+  EXPECT_FALSE(ParseServerConfig({"--history-retention", "0"}, NoEnv).ok());
+  EXPECT_EQ(ParseServerConfig({}, NoEnv)->config.snapshot_every_records, 1'000'000u);
+  EXPECT_EQ(ParseServerConfig({"--snapshot-every", "0"}, NoEnv)->config.snapshot_every_records,
+            0u);
+  EXPECT_FALSE(ParseServerConfig({"--snapshot-every", "-5"}, NoEnv).ok());
+  EXPECT_FALSE(ParseServerConfig({"--snapshot-every", "1e6"}, NoEnv).ok());
+
+  EXPECT_TRUE(ParseServerConfig({"--help"}, NoEnv)->help);
+  auto bad = ParseServerConfig({"--port", "70000"}, NoEnv);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--port"), absl::string_view::npos);
+  EXPECT_FALSE(ParseServerConfig({"--nope"}, NoEnv).ok());
+  EXPECT_FALSE(ParseServerConfig({"--port"}, NoEnv).ok());
+  EXPECT_FALSE(ParseServerConfig({"--durability", "sometimes"}, NoEnv).ok());
+  EXPECT_FALSE(ParseServerConfig({"stray"}, NoEnv).ok());
+  EXPECT_GE(ParseServerConfig({}, NoEnv)->config.threads, 1u);
+}
+
+}  // namespace
+}  // namespace segd::server
