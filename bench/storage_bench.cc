@@ -8,10 +8,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <random>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -53,8 +53,8 @@ std::atomic<uint64_t> next_user{0};
 
 void BM_LoggedSingleWriters(benchmark::State& state) {
   if (state.thread_index() == 0) {
-    shared_engine = new LoggedEngine("writers", state.range(0) ? Durability::kFsync
-                                                                : Durability::kProcess);
+    shared_engine =
+        new LoggedEngine("writers", state.range(0) ? Durability::kFsync : Durability::kProcess);
   }
   for (auto _ : state) {
     std::string user = "user-" + std::to_string(next_user.fetch_add(1));
@@ -76,12 +76,13 @@ BENCHMARK(BM_LoggedSingleWriters)->Arg(0)->Arg(1)->Threads(50)->UseRealTime();
 void BM_LoggedSingleWritersExistingUsers(benchmark::State& state) {
   constexpr int kUsers = 1'000'000;
   if (state.thread_index() == 0) {
-    shared_engine = new LoggedEngine("existing", state.range(0) ? Durability::kFsync
-                                                                 : Durability::kProcess);
+    shared_engine =
+        new LoggedEngine("existing", state.range(0) ? Durability::kFsync : Durability::kProcess);
     if (!shared_engine->engine->CreateSegment({.name = "b"}).ok()) std::abort();
     std::vector<engine::ImportItem> items(10000);
     for (int batch = 0; batch < kUsers / 10000; ++batch) {
-      for (int i = 0; i < 10000; ++i) items[i].user_id = "user-" + std::to_string(batch * 10000 + i);
+      for (int i = 0; i < 10000; ++i)
+        items[i].user_id = "user-" + std::to_string(batch * 10000 + i);
       if (!shared_engine->engine->Import("b", items, std::nullopt).ok()) std::abort();
     }
   }
@@ -124,7 +125,8 @@ LoggedEngine& ReportLog() {
     std::vector<engine::ImportItem> items(10000);
     for (int batch = 0; batch < 200; ++batch) {
       // Each group of four imports adds the same 10k users to a, b, c and d.
-      for (int i = 0; i < 10000; ++i) items[i].user_id = "u" + std::to_string(batch / 4 * 10000 + i);
+      for (int i = 0; i < 10000; ++i)
+        items[i].user_id = "u" + std::to_string(batch / 4 * 10000 + i);
       if (!l->engine->Import(segments[batch % 4], items, 3600).ok()) std::abort();
     }
     std::atexit([] { delete logged; });  // removes its directory
@@ -194,8 +196,9 @@ void BM_LogReportOneUserMonthInLongLog(benchmark::State& state) {
       }
       if (!log->Write(batch).ok()) std::abort();
     }
-    build_rate = static_cast<double>(records) /
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - build_start).count();
+    build_rate =
+        static_cast<double>(records) /
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - build_start).count();
     std::atexit([] {
       log.reset();
       std::filesystem::remove_all(dir);
@@ -268,14 +271,17 @@ void BM_LogRestartFromSnapshot(benchmark::State& state) {
     std::uniform_real_distribution<double> unit(0, 1);
     if (k <= 20) {
       for (uint32_t u = 0; u < users; ++u) {
-        if (k == 1 || unit(rng) < p) batch.memberships.push_back({0, 0, u, id, engine::OpKind::kAdd, engine::OpReason::kImport});
+        if (k == 1 || unit(rng) < p)
+          batch.memberships.push_back(
+              {0, 0, u, id, engine::OpKind::kAdd, engine::OpReason::kImport});
       }
     } else {
       std::vector<uint32_t> pick(static_cast<size_t>(users * p));
       for (auto& u : pick) u = rng() % users;
       std::sort(pick.begin(), pick.end());
       pick.erase(std::unique(pick.begin(), pick.end()), pick.end());
-      for (uint32_t u : pick) batch.memberships.push_back({0, 0, u, id, engine::OpKind::kAdd, engine::OpReason::kImport});
+      for (uint32_t u : pick)
+        batch.memberships.push_back({0, 0, u, id, engine::OpKind::kAdd, engine::OpReason::kImport});
     }
     memberships += batch.memberships.size();
     if (!original.ApplyRecovered(batch).ok()) std::abort();
@@ -290,7 +296,8 @@ void BM_LogRestartFromSnapshot(benchmark::State& state) {
       std::snprintf(name, sizeof name, "u%011u", static_cast<uint32_t>(rng() % users));
       item.user_id = name;
     }
-    if (!original.Import("s" + std::to_string(1 + r % 1000), items, std::nullopt).ok()) std::abort();
+    if (!original.Import("s" + std::to_string(1 + r % 1000), items, std::nullopt).ok())
+      std::abort();
   }
   uint64_t snapshot_bytes = 0;
   for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
@@ -304,7 +311,8 @@ void BM_LogRestartFromSnapshot(benchmark::State& state) {
     // rebuilding the engine.
     auto open_start = std::chrono::steady_clock::now();
     log = *OpLog::Open(dir, {Durability::kProcess});
-    open_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - open_start).count();
+    open_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - open_start).count();
     engine::Engine recovered(engine::EngineOptions{nullptr, log.get(), 2});
     stats = *log->Recover(recovered);
     if (recovered.Stats().memberships != original.Stats().memberships) std::abort();

@@ -9,8 +9,8 @@ namespace segd::engine {
 namespace {
 
 bool IsNameChar(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '.' || c == ':' || c == '-';
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == ':' || c == '-';
 }
 
 struct Token {
@@ -51,16 +51,17 @@ class Parser {
     auto expr = ParseOr(0);
     if (!expr.ok()) return expr.status();
     if (tok_.kind != Token::Kind::kEnd) {
-      return SyntaxError(absl::StrCat("expected an operator or the end, found ", Describe(tok_.kind)),
-                         tok_.position);
+      return SyntaxError(
+          absl::StrCat("expected an operator or the end, found ", Describe(tok_.kind)),
+          tok_.position);
     }
     return expr;
   }
 
  private:
   absl::Status Advance() {
-    while (pos_ < src_.size() && (src_[pos_] == ' ' || src_[pos_] == '\t' ||
-                                  src_[pos_] == '\n' || src_[pos_] == '\r')) {
+    while (pos_ < src_.size() &&
+           (src_[pos_] == ' ' || src_[pos_] == '\t' || src_[pos_] == '\n' || src_[pos_] == '\r')) {
       ++pos_;
     }
     size_t start = pos_;
@@ -88,7 +89,8 @@ class Parser {
       tok_ = {Token::Kind::kName, name, start};
       return absl::OkStatus();
     }
-    if (!IsNameChar(c)) return SyntaxError(absl::StrCat("unexpected character '", std::string(1, c), "'"), start);
+    if (!IsNameChar(c))
+      return SyntaxError(absl::StrCat("unexpected character '", std::string(1, c), "'"), start);
     while (pos_ < src_.size() && IsNameChar(src_[pos_])) ++pos_;
     absl::string_view word = src_.substr(start, pos_ - start);
     Token::Kind kind = Token::Kind::kName;
@@ -157,8 +159,8 @@ class Parser {
       Result inner = ParseOr(depth + 1);
       if (!inner.ok()) return inner;
       if (tok_.kind != Token::Kind::kClose) {
-        return SyntaxError(absl::StrCat("expected ')' to close the '(' at byte ", open,
-                                        ", found ", Describe(tok_.kind)),
+        return SyntaxError(absl::StrCat("expected ')' to close the '(' at byte ", open, ", found ",
+                                        Describe(tok_.kind)),
                            tok_.position);
       }
       if (absl::Status s = Advance(); !s.ok()) return s;
@@ -173,9 +175,9 @@ class Parser {
       if (absl::Status s = Advance(); !s.ok()) return s;
       return node;
     }
-    return SyntaxError(absl::StrCat("expected a segment name, NOT or '(', found ",
-                                    Describe(tok_.kind)),
-                       tok_.position);
+    return SyntaxError(
+        absl::StrCat("expected a segment name, NOT or '(', found ", Describe(tok_.kind)),
+        tok_.position);
   }
 
   absl::string_view src_;

@@ -17,11 +17,11 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "roaring/roaring.hh"
 
 namespace segd::engine {
@@ -29,8 +29,8 @@ namespace segd::engine {
 struct Expr {
   enum class Kind { kSegment, kNot, kAnd, kOr, kXor };
   Kind kind = Kind::kSegment;
-  std::string name;      // kSegment
-  size_t position = 0;   // byte offset of the operand or operator in the source
+  std::string name;             // kSegment
+  size_t position = 0;          // byte offset of the operand or operator in the source
   std::unique_ptr<Expr> left;   // operand of kNot; left of binary operators
   std::unique_ptr<Expr> right;  // right of binary operators
 };

@@ -140,8 +140,8 @@ void MembershipShards::Apply(absl::Span<const OpRecord> records, std::vector<App
     Applied applied;
     uint32_t local = LocalOf(r.user);
     if (r.op == OpKind::kAdd) {
-      applied.was_member = shard->lists.Upsert(local, r.segment, r.expires_at,
-                                               &applied.previous_expiry);
+      applied.was_member =
+          shard->lists.Upsert(local, r.segment, r.expires_at, &applied.previous_expiry);
       if (!applied.was_member) {
         if (shard->members.size() <= r.segment) shard->members.resize(r.segment + 1);
         auto& bitmap = shard->members[r.segment];

@@ -24,8 +24,8 @@
 #include <vector>
 
 #include "absl/functional/function_ref.h"
-#include "base/mutex.h"
 #include "absl/types/span.h"
+#include "base/mutex.h"
 #include "engine/detail/segment_list_pool.h"
 #include "engine/op_record.h"
 #include "engine/types.h"
@@ -94,7 +94,7 @@ class MembershipShards {
   struct ShardState {
     uint32_t index = 0;
     std::vector<std::pair<SegmentId, Roaring>> members;  // non-empty bitmaps, by segment id
-    std::vector<std::pair<uint64_t, TimeMs>> expiries;  // (segment << 32 | user, expires_at)
+    std::vector<std::pair<uint64_t, TimeMs>> expiries;   // (segment << 32 | user, expires_at)
   };
   // Copies shard `index` (empty state if it does not exist) under its reader lock: writers to
   // that shard wait for the copy (memcpy of its containers), readers do not wait at all.

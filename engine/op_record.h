@@ -33,7 +33,7 @@ const char* OpReasonName(OpReason reason);
 
 // One change of one membership.
 struct OpRecord {
-  TimeMs at = 0;                 // when it happened; for kTtlExpired, when it was due
+  TimeMs at = 0;                  // when it happened; for kTtlExpired, when it was due
   TimeMs expires_at = kNoExpiry;  // for kAdd: the new expiry, kNoExpiry for none
   UserId user = 0;
   SegmentId segment = 0;
@@ -61,7 +61,7 @@ struct SegmentMeta {
   std::string name;
   std::string description;
   TimeMs created_at = 0;
-  TimeMs deleted_at = 0;  // 0 while active
+  TimeMs deleted_at = 0;     // 0 while active
   double auto_percent = -1;  // < 0 when not set
   bool sticky = false;
   int64_t ttl_seconds = 0;  // default TTL of new memberships; 0 when not set

@@ -5,6 +5,7 @@
 // for anything persisted or user-visible.
 
 #include <cstdint>
+
 #include "absl/strings/string_view.h"
 
 namespace segd::engine {
@@ -15,6 +16,7 @@ uint64_t StableHash64(absl::string_view bytes, uint64_t seed = 0);
 
 // True when a user falls below `percent` (0–100) of a sticky rollout of `segment`. Decided by
 // StableHash64 over (segment name, external user id) mapped uniformly to [0, 100).
-bool StickyPercentDecision(absl::string_view segment, absl::string_view external_id, double percent);
+bool StickyPercentDecision(absl::string_view segment, absl::string_view external_id,
+                           double percent);
 
 }  // namespace segd::engine

@@ -36,8 +36,7 @@ void WriteQueue::Lead(Task& self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Task* previous = nullptr;
   for (Task* t = &self;; t = t->next_) {
     const bool combinable = !t->combine_key.empty();
-    if (combined_first != nullptr &&
-        (!combinable || combined_keys_.contains(t->combine_key))) {
+    if (combined_first != nullptr && (!combinable || combined_keys_.contains(t->combine_key))) {
       EndCombined(combined_first, previous);
       combined_first = nullptr;
     }

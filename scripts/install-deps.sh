@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages segd needs to build, and with --test also those its tests need
-# (the servers that bench/compare measures segd against), and nothing else.
+# (the servers that bench/compare measures segd against, clang-format for the style check),
+# and nothing else.
 # Idempotent: apt-get runs only when something is missing.
 set -euo pipefail
 
@@ -10,7 +11,7 @@ packages=(
   libbenchmark-dev libgtest-dev
 )
 if [ "${1:-}" = "--test" ]; then
-  packages+=(redis-server redis-tools postgresql)
+  packages+=(redis-server redis-tools postgresql clang-format)
 fi
 
 missing=()

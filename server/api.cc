@@ -121,8 +121,8 @@ std::string Api::BodyTooLarge(const RouteMatch& match, std::optional<uint64_t> l
   }
   const uint64_t limit = BodyLimit(match);
   if (length) {
-    return absl::StrCat("the body is ", *length, " bytes; ", what, " is ", limit, " bytes (",
-                        flag, ")");
+    return absl::StrCat("the body is ", *length, " bytes; ", what, " is ", limit, " bytes (", flag,
+                        ")");
   }
   return absl::StrCat("the body exceeds ", what, " of ", limit, " bytes (", flag, ")");
 }

@@ -112,7 +112,7 @@ class Api {
   // The label of a route id in metrics and logs.
   const std::string& RouteName(int route) const;
 
- // One row of the route table (api.cc).
+  // One row of the route table (api.cc).
   struct RouteDef;
 
  private:

@@ -60,11 +60,21 @@ void AppendJsonEscaped(std::string* out, absl::string_view value) {
     }
     out->append(value.data() + run_start, i - run_start);
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c >= 0x80) {
           out->append("\\ufffd");  // a byte that is not UTF-8: the replacement character

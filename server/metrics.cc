@@ -88,8 +88,8 @@ void Metrics::AppendPrometheus(std::string* out) const {
       uint64_t n = Sum(r, s, false);
       if (n == 0) continue;
       std::string status = kStatuses[s] == 0 ? "other" : absl::StrCat(kStatuses[s]);
-      absl::StrAppend(out, "segd_http_requests_total{route=\"", routes_[r], "\",status=\"",
-                      status, "\"} ", n, "\n");
+      absl::StrAppend(out, "segd_http_requests_total{route=\"", routes_[r], "\",status=\"", status,
+                      "\"} ", n, "\n");
     }
   }
   absl::StrAppend(
@@ -134,10 +134,12 @@ void Metrics::AppendPrometheus(std::string* out) const {
       out,
       "# HELP segd_http_connections_open Client connections open now.\n"
       "# TYPE segd_http_connections_open gauge\n"
-      "segd_http_connections_open ", connections_open_.load(std::memory_order_relaxed), "\n",
+      "segd_http_connections_open ",
+      connections_open_.load(std::memory_order_relaxed), "\n",
       "# HELP segd_http_connections_total Client connections accepted.\n"
       "# TYPE segd_http_connections_total counter\n"
-      "segd_http_connections_total ", connections_total_.load(std::memory_order_relaxed), "\n",
+      "segd_http_connections_total ",
+      connections_total_.load(std::memory_order_relaxed), "\n",
       "# HELP segd_http_connections_rejected_total Connections refused over --max-connections.\n"
       "# TYPE segd_http_connections_rejected_total counter\n"
       "segd_http_connections_rejected_total ",

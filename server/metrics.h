@@ -21,9 +21,9 @@ class Metrics {
  public:
   // Latency bucket upper bounds, in nanoseconds; a last implicit bucket is +Inf.
   static constexpr std::array<uint64_t, 24> kBucketsNs = {
-      1000,      2000,      3000,      4000,      5000,       7500,       10000,     25000,
-      50000,     100000,    250000,    500000,    1000000,    2500000,    5000000,   10000000,
-      25000000,  50000000,  100000000, 250000000, 500000000,  1000000000, 2500000000, 10000000000};
+      1000,     2000,     3000,      4000,      5000,      7500,       10000,      25000,
+      50000,    100000,   250000,    500000,    1000000,   2500000,    5000000,    10000000,
+      25000000, 50000000, 100000000, 250000000, 500000000, 1000000000, 2500000000, 10000000000};
   // Statuses counted by value; any other lands in "other".
   static constexpr std::array<unsigned, 17> kStatuses = {
       200, 201, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 431, 500, 503, 0};
@@ -35,8 +35,10 @@ class Metrics {
   // One request of route `route` (an id, or -1 for a path that matched no route) answered with
   // `status` after `nanos` of server time.
   void Record(int route, unsigned status, uint64_t nanos);
-  void ConnectionOpened() { connections_open_.fetch_add(1, std::memory_order_relaxed);
-                            connections_total_.fetch_add(1, std::memory_order_relaxed); }
+  void ConnectionOpened() {
+    connections_open_.fetch_add(1, std::memory_order_relaxed);
+    connections_total_.fetch_add(1, std::memory_order_relaxed);
+  }
   void ConnectionClosed() { connections_open_.fetch_sub(1, std::memory_order_relaxed); }
   void ConnectionRejected() { connections_rejected_.fetch_add(1, std::memory_order_relaxed); }
   void ConnectionTimedOut() { connections_timed_out_.fetch_add(1, std::memory_order_relaxed); }

@@ -25,7 +25,7 @@ absl::Status PercentDecode(absl::string_view in, bool plus_is_space, std::string
 struct RouteMatch {
   enum class Kind { kFound, kNoPath, kWrongMethod };
   Kind kind = Kind::kNoPath;
-  int route = -1;              // kFound: the id given to Add
+  int route = -1;                   // kFound: the id given to Add
   std::vector<std::string> params;  // kFound: decoded captures, in pattern order
   std::string allow;                // kWrongMethod: the methods the path accepts, "GET, POST"
   absl::Status error;               // kFound with a capture that does not decode

@@ -4,8 +4,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace segd::server {
@@ -59,9 +59,8 @@ int64_t DaysFromCivil(int64_t year, unsigned month, unsigned day) {
 absl::StatusOr<engine::TimeMs> ParseRfc3339(absl::string_view text) {
   size_t pos = 0;
   int year, month, day, hour, minute, second;
-  if (!Digits(text, &pos, 4, &year) || !Expect(text, &pos, '-') ||
-      !Digits(text, &pos, 2, &month) || !Expect(text, &pos, '-') ||
-      !Digits(text, &pos, 2, &day)) {
+  if (!Digits(text, &pos, 4, &year) || !Expect(text, &pos, '-') || !Digits(text, &pos, 2, &month) ||
+      !Expect(text, &pos, '-') || !Digits(text, &pos, 2, &day)) {
     return BadTime(text, "bad date");
   }
   if (pos >= text.size() || (text[pos] != 'T' && text[pos] != 't')) {
@@ -113,8 +112,8 @@ absl::StatusOr<engine::TimeMs> ParseRfc3339(absl::string_view text) {
 absl::StatusOr<std::pair<engine::TimeMs, engine::TimeMs>> ParseMonth(absl::string_view text) {
   size_t pos = 0;
   int year, month;
-  if (!Digits(text, &pos, 4, &year) || !Expect(text, &pos, '-') ||
-      !Digits(text, &pos, 2, &month) || pos != text.size() || month < 1 || month > 12) {
+  if (!Digits(text, &pos, 4, &year) || !Expect(text, &pos, '-') || !Digits(text, &pos, 2, &month) ||
+      pos != text.size() || month < 1 || month > 12) {
     return absl::InvalidArgumentError(
         absl::StrCat("period '", text, "' is not a calendar month such as 2023-09"));
   }
@@ -129,11 +128,24 @@ absl::StatusOr<int64_t> ParseDurationSeconds(absl::string_view text) {
   int64_t unit = 1;
   if (!text.empty()) {
     switch (text.back()) {
-      case 's': unit = 1; digits.remove_suffix(1); break;
-      case 'm': unit = 60; digits.remove_suffix(1); break;
-      case 'h': unit = 3600; digits.remove_suffix(1); break;
-      case 'd': unit = 86400; digits.remove_suffix(1); break;
-      default: break;
+      case 's':
+        unit = 1;
+        digits.remove_suffix(1);
+        break;
+      case 'm':
+        unit = 60;
+        digits.remove_suffix(1);
+        break;
+      case 'h':
+        unit = 3600;
+        digits.remove_suffix(1);
+        break;
+      case 'd':
+        unit = 86400;
+        digits.remove_suffix(1);
+        break;
+      default:
+        break;
     }
   }
   int64_t n = 0;
@@ -154,9 +166,9 @@ absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
     uint64_t unit;
   };
   static constexpr Suffix kSuffixes[] = {
-      {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"KB", 1ull << 10},
-      {"MB", 1ull << 20},  {"GB", 1ull << 30},  {"K", 1ull << 10},   {"M", 1ull << 20},
-      {"G", 1ull << 30},
+      {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30},
+      {"KB", 1ull << 10},  {"MB", 1ull << 20},  {"GB", 1ull << 30},
+      {"K", 1ull << 10},   {"M", 1ull << 20},   {"G", 1ull << 30},
   };
   for (const Suffix& s : kSuffixes) {
     if (absl::EndsWith(text, s.text)) {

@@ -140,8 +140,8 @@ absl::Status HistoryScan::FindUserRunRecords(absl::Span<const uint32_t> users) {
       return absl::DataLossError("a user run does not end where its key says");
     }
     if (record.at < from_ || record.at >= to_) continue;
-    if (filter_segments_ && !std::binary_search(wanted_segments_.begin(), wanted_segments_.end(),
-                                                record.segment)) {
+    if (filter_segments_ &&
+        !std::binary_search(wanted_segments_.begin(), wanted_segments_.end(), record.segment)) {
       continue;
     }
     const uint64_t seq = GetBigEndian64(runs->key().data() + 4) + (user - record.user);
@@ -181,8 +181,7 @@ absl::StatusOr<bool> HistoryScan::NextOfRun(uint64_t* seq, const engine::OpRecor
   return true;
 }
 
-absl::StatusOr<bool> HistoryScan::TakeEntry(size_t best, uint64_t* seq,
-                                            engine::OpRecord* record) {
+absl::StatusOr<bool> HistoryScan::TakeEntry(size_t best, uint64_t* seq, engine::OpRecord* record) {
   Cursor& c = cursors_[live_[best]];
   const engine::TimeMs at = c.at;
   const uint64_t entry_seq = c.seq;
@@ -204,8 +203,7 @@ absl::StatusOr<bool> HistoryScan::TakeEntry(size_t best, uint64_t* seq,
   const engine::SegmentId segment =
       index_ == Index::kBySegment ? GetBigEndian32(c.prefix.data()) : 0;
   c.Advance();
-  const uint64_t next_entry =
-      c.loaded && c.at == at ? c.seq : std::numeric_limits<uint64_t>::max();
+  const uint64_t next_entry = c.loaded && c.at == at ? c.seq : std::numeric_limits<uint64_t>::max();
   if (!c.loaded) {
     if (c.corrupt) {
       return absl::DataLossError("a history index key of the wrong length; the log is damaged");

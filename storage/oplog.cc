@@ -21,8 +21,8 @@
 #include "storage/detail/error_listener.h"
 #include "storage/detail/info_logger.h"
 #include "storage/detail/prefix_list_memtable.h"
-#include "storage/detail/rocks_util.h"
 #include "storage/detail/retention_filter.h"
+#include "storage/detail/rocks_util.h"
 #include "storage/oplog_format.h"
 
 namespace segd::storage {
@@ -233,7 +233,8 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     if (!s.ok()) return FromRocks(s, absl::StrCat("cannot write to data directory '", dir, "'"));
   }
 
-  std::unique_ptr<rocksdb::Iterator> it(log->db_->NewIterator(rocksdb::ReadOptions(), log->cf(Family::kOps)));
+  std::unique_ptr<rocksdb::Iterator> it(
+      log->db_->NewIterator(rocksdb::ReadOptions(), log->cf(Family::kOps)));
   it->SeekToLast();
   if (it->Valid()) {  // the next record follows the last block's
     if (it->key().size() != 8) return absl::DataLossError("corrupt key in the operation log");
@@ -315,7 +316,8 @@ absl::Status OpLog::TryResume() {
         rocksdb::FlushOptions flush;
         flush.wait = false;
         flush.allow_write_stall = true;
-        db_->Flush(flush, std::vector<rocksdb::ColumnFamilyHandle*>(families_.begin(), families_.end()))
+        db_->Flush(flush,
+                   std::vector<rocksdb::ColumnFamilyHandle*>(families_.begin(), families_.end()))
             .PermitUncheckedError();
       }
     }
@@ -360,14 +362,16 @@ void OpLog::PutUserIndex(rocksdb::WriteBatch& wb, absl::Span<const engine::OpRec
       }
       if (j - i >= kMinUserRun) {
         const auto count = static_cast<uint32_t>(j - i);
-        wb.Put(cf(Family::kUserRuns), UserRunKey(r.user + count - 1, first_seq + i), EncodeUserRun(r, count));
+        wb.Put(cf(Family::kUserRuns), UserRunKey(r.user + count - 1, first_seq + i),
+               EncodeUserRun(r, count));
         *users_in_runs_end = uint64_t{r.user} + count;
         i = j;
         continue;
       }
       j = i + 1;
     }
-    wb.Put(cf(Family::kByUser), AsSlice(MakeIdTimeSeqKey(r.user, r.at, first_seq + i)), EncodeRecord(r));
+    wb.Put(cf(Family::kByUser), AsSlice(MakeIdTimeSeqKey(r.user, r.at, first_seq + i)),
+           EncodeRecord(r));
     i = j;
   }
 }
@@ -447,7 +451,8 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
            ++j) {
       }
       if (first + i != last.end_seq || block[i].at != last.at || block[i].segment != last.segment) {
-        wb.Put(cf(Family::kBySegment), AsSlice(MakeIdTimeSeqKey(block[i].segment, block[i].at, first + i)),
+        wb.Put(cf(Family::kBySegment),
+               AsSlice(MakeIdTimeSeqKey(block[i].segment, block[i].at, first + i)),
                EncodeRunLength(static_cast<uint32_t>(j - i)));
       }
     }
@@ -590,6 +595,5 @@ std::pair<uint64_t, uint64_t> OpLog::TEST_UserIndexEntries() const {
 std::pair<uint64_t, uint64_t> OpLog::TEST_RunIndexEntries() const {
   return {TEST_CountEntries(cf(Family::kByTime)), TEST_CountEntries(cf(Family::kBySegment))};
 }
-
 
 }  // namespace segd::storage

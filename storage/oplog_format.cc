@@ -159,8 +159,8 @@ namespace {
 void PutRecordTail(std::string* out, const engine::OpRecord& r) {
   PutVarint(out, r.user);
   PutVarint(out, r.segment);
-  out->push_back(static_cast<char>((static_cast<uint8_t>(r.op) << 4) |
-                                   static_cast<uint8_t>(r.reason)));
+  out->push_back(
+      static_cast<char>((static_cast<uint8_t>(r.op) << 4) | static_cast<uint8_t>(r.reason)));
   PutSigned(out, r.expires_at);
 }
 
@@ -388,8 +388,8 @@ absl::StatusOr<engine::SegmentMeta> DecodeSegment(uint32_t id, absl::string_view
   m.id = id;
   uint8_t sticky;
   if (!in.String(&m.name) || !in.String(&m.description) || !in.Signed(&m.created_at) ||
-      !in.Signed(&m.deleted_at) || !in.Double(&m.auto_percent) || !in.Byte(&sticky) ||
-      sticky > 1 || !in.Signed(&m.ttl_seconds) || !in.done()) {
+      !in.Signed(&m.deleted_at) || !in.Double(&m.auto_percent) || !in.Byte(&sticky) || sticky > 1 ||
+      !in.Signed(&m.ttl_seconds) || !in.done()) {
     return Corrupt("segment entry");
   }
   m.sticky = sticky == 1;

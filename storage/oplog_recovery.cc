@@ -33,7 +33,8 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
   RecoveryStats stats;
   engine::OpBatch dictionaries;
   {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kSegments)));
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kSegments)));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (it->key().size() != 4) return absl::DataLossError("corrupt segment key");
       auto meta = DecodeSegment(GetBigEndian32(it->key().data()), View(it->value()));
@@ -68,7 +69,8 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
     if (!it->status().ok()) return FromRocks(it->status(), "reading users");
   }
   {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kUnregistered)));
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kUnregistered)));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       if (it->key().size() != 4) return absl::DataLossError("corrupt user key");
       dictionaries.users.push_back(
@@ -87,7 +89,8 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
   // The newest committed snapshot, if any.
   uint64_t replay_from = 1;
   {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kSnapshots)));
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kSnapshots)));
     it->SeekForPrev(SnapshotMetaKey(UINT64_MAX));
     if (it->Valid() && it->key().size() == 9 && it->key()[0] == 'm') {
       uint64_t id = GetBigEndian64(it->key().data() + 1);
@@ -95,8 +98,8 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
       if (!meta.ok()) return meta.status();
       for (uint32_t shard = 0; shard < meta->shards; ++shard) {
         std::string value;
-        rocksdb::Status got =
-            db_->Get(rocksdb::ReadOptions(), cf(Family::kSnapshots), SnapshotShardKey(id, shard), &value);
+        rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cf(Family::kSnapshots),
+                                       SnapshotShardKey(id, shard), &value);
         if (got.IsNotFound()) continue;  // an empty shard
         if (!got.ok()) return FromRocks(got, "reading the snapshot");
         auto state = DecodeShardState(shard, value);
@@ -198,13 +201,13 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   // Writes continue meanwhile into new memtables.
   rocksdb::FlushOptions flush;
   flush.allow_write_stall = true;
-  s = db_->Flush(flush, std::vector<rocksdb::ColumnFamilyHandle*>(families_.begin(), families_.end()));
+  s = db_->Flush(flush,
+                 std::vector<rocksdb::ColumnFamilyHandle*>(families_.begin(), families_.end()));
   if (!s.ok()) return FromRocks(s, "flushing after a snapshot");
   stats.seq = meta.seq;
   stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return stats;
 }
-
 
 absl::Status OpLog::ForEachRecord(
     uint64_t from_seq, absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const {
@@ -222,7 +225,6 @@ absl::Status OpLog::ForEachRecord(
     }
   }
 }
-
 
 absl::Status OpLog::TEST_DropSnapshots() {
   rocksdb::WriteBatch wb;

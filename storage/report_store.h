@@ -18,9 +18,9 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "base/mutex.h"
 #include "engine/clock.h"
 #include "engine/engine.h"
-#include "base/mutex.h"
 #include "storage/oplog.h"
 
 namespace segd::storage {

@@ -50,8 +50,9 @@ absl::StatusOr<DumpFormat> ParseDumpFormat(absl::string_view name) {
   if (name == "redis-zsets") return DumpFormat::kRedisZsets;
   if (name == "pg-users") return DumpFormat::kPgUsers;
   if (name == "pg-memberships") return DumpFormat::kPgMemberships;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown dump format '", name, "'; one of redis-sets, redis-zsets, pg-users, pg-memberships"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown dump format '", name,
+                   "'; one of redis-sets, redis-zsets, pg-users, pg-memberships"));
 }
 
 absl::StatusOr<uint64_t> DumpDataset(const Dataset& dataset, DumpFormat format, int64_t now_unix,

@@ -26,7 +26,7 @@ class LatencyHistogram {
   uint64_t Percentile(double q) const;
 
  private:
-  static constexpr int kSubBits = 4;  // 16 sub-buckets per power of two
+  static constexpr int kSubBits = 4;    // 16 sub-buckets per power of two
   static constexpr int kMinShift = 10;  // values below 1024 ns share the first buckets
   static constexpr int kPowers = 27;    // up to 2^(10+27) ns ≈ 137 s
   static constexpr size_t kBuckets = (kPowers + 1) << kSubBits;

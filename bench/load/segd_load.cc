@@ -10,6 +10,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -21,14 +28,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
-#include <boost/asio/write.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -114,8 +113,8 @@ struct Results {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(asio::io_context& ioc, const Options& options, const Dataset& dataset,
-             uint64_t seed, Results& results, Clock::time_point end)
+  Connection(asio::io_context& ioc, const Options& options, const Dataset& dataset, uint64_t seed,
+             Results& results, Clock::time_point end)
       : options_(options),
         socket_(asio::make_strand(ioc)),
         timer_(socket_.get_executor()),
@@ -220,10 +219,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     parser_.emplace();
     parser_->body_limit(1ull << 30);
-    http::async_read(socket_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, size_t) {
-                       self->OnAnswer(ec);
-                     });
+    http::async_read(
+        socket_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnAnswer(ec); });
   }
 
   void OnAnswer(beast::error_code ec) {
@@ -315,8 +313,7 @@ std::optional<LoadFigures> LoadDataset(const Options& options, const Dataset& da
     return std::nullopt;
   }
   const std::string ttl_parameter =
-      options.dataset.ttl_seconds ? absl::StrCat("?ttl_seconds=", options.dataset.ttl_seconds)
-                                  : "";
+      options.dataset.ttl_seconds ? absl::StrCat("?ttl_seconds=", options.dataset.ttl_seconds) : "";
   auto start = Clock::now();
   uint64_t memberships = 0;
   constexpr uint64_t kLinesPerImport = 100000;
@@ -329,8 +326,9 @@ std::optional<LoadFigures> LoadDataset(const Options& options, const Dataset& da
     uint64_t in_batch = 0;
     auto flush = [&] {
       if (in_batch == 0) return true;
-      unsigned s = Send(stream, http::verb::post, "/v1/segments/" + name + "/users:import" + ttl_parameter,
-                        "text/plain", std::move(lines));
+      unsigned s =
+          Send(stream, http::verb::post, "/v1/segments/" + name + "/users:import" + ttl_parameter,
+               "text/plain", std::move(lines));
       lines.clear();
       memberships += in_batch;
       in_batch = 0;
@@ -472,8 +470,7 @@ void Report(const Options& o, Results& r, double seconds) {
               "p99 us", "p99.9 us", "max us");
   std::printf("%-12llu %12.0f %10.1f %10.1f %10.1f %10.1f %10.1f\n",
               static_cast<unsigned long long>(h.count()), rps, us(h.Percentile(0.5)),
-              us(h.Percentile(0.9)), us(h.Percentile(0.99)), us(h.Percentile(0.999)),
-              us(h.max()));
+              us(h.Percentile(0.9)), us(h.Percentile(0.99)), us(h.Percentile(0.999)), us(h.max()));
   std::printf("statuses:");
   for (const auto& [status, n] : r.statuses) {
     std::printf(" %u=%llu", status, static_cast<unsigned long long>(n));

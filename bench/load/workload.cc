@@ -9,9 +9,9 @@
 namespace segd::load {
 
 absl::StatusOr<Workload> ParseWorkload(absl::string_view name) {
-  for (Workload w : {Workload::kCheck, Workload::kUserSegments, Workload::kCount,
-                     Workload::kBatchCheck, Workload::kQuery, Workload::kMixed, Workload::kAdd,
-                     Workload::kImport}) {
+  for (Workload w :
+       {Workload::kCheck, Workload::kUserSegments, Workload::kCount, Workload::kBatchCheck,
+        Workload::kQuery, Workload::kMixed, Workload::kAdd, Workload::kImport}) {
     if (name == WorkloadName(w)) return w;
   }
   return absl::InvalidArgumentError(absl::StrCat(
@@ -21,14 +21,22 @@ absl::StatusOr<Workload> ParseWorkload(absl::string_view name) {
 
 const char* WorkloadName(Workload w) {
   switch (w) {
-    case Workload::kCheck: return "check";
-    case Workload::kUserSegments: return "user-segments";
-    case Workload::kCount: return "count";
-    case Workload::kBatchCheck: return "batch-check";
-    case Workload::kQuery: return "query";
-    case Workload::kMixed: return "mixed";
-    case Workload::kAdd: return "add";
-    case Workload::kImport: return "import";
+    case Workload::kCheck:
+      return "check";
+    case Workload::kUserSegments:
+      return "user-segments";
+    case Workload::kCount:
+      return "count";
+    case Workload::kBatchCheck:
+      return "batch-check";
+    case Workload::kQuery:
+      return "query";
+    case Workload::kMixed:
+      return "mixed";
+    case Workload::kAdd:
+      return "add";
+    case Workload::kImport:
+      return "import";
   }
   return "?";
 }
@@ -66,8 +74,7 @@ uint32_t RequestGenerator::RandomSegment() {
   if (spec_.segment != 0) return spec_.segment;
   double u = std::uniform_real_distribution<double>(0, 1)(rng_);
   auto it = std::lower_bound(zipf_cdf_.begin(), zipf_cdf_.end(), u);
-  return static_cast<uint32_t>(std::min<size_t>(it - zipf_cdf_.begin(), zipf_cdf_.size() - 1)) +
-         1;
+  return static_cast<uint32_t>(std::min<size_t>(it - zipf_cdf_.begin(), zipf_cdf_.size() - 1)) + 1;
 }
 
 void RequestGenerator::Get(std::string* out, const std::string& target) {
@@ -132,9 +139,8 @@ void RequestGenerator::Append(std::string* out) {
       for (uint32_t i = 0; i < spec_.batch; ++i) {
         absl::StrAppend(&body, dataset_.UserId(RandomUser()), "\n");
       }
-      Post(out,
-           absl::StrCat("/v1/segments/", RandomSegmentName(), "/users:import"),
-           "text/plain", body);
+      Post(out, absl::StrCat("/v1/segments/", RandomSegmentName(), "/users:import"), "text/plain",
+           body);
       return;
     }
   }

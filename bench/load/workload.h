@@ -16,16 +16,7 @@
 
 namespace segd::load {
 
-enum class Workload {
-  kCheck,
-  kUserSegments,
-  kCount,
-  kBatchCheck,
-  kQuery,
-  kMixed,
-  kAdd,
-  kImport
-};
+enum class Workload { kCheck, kUserSegments, kCount, kBatchCheck, kQuery, kMixed, kAdd, kImport };
 
 // "check", "user-segments", "count", "batch-check", "query", "mixed", "add", "import".
 absl::StatusOr<Workload> ParseWorkload(absl::string_view name);
@@ -33,7 +24,8 @@ const char* WorkloadName(Workload w);
 
 // How user ids are spelt. kHashed: `u-` plus 12 hex digits derived from (seed, index), like the
 // hashed ids ad servers use. kDecimal: the index as 12 decimal digits (`000000000042`), the
-// spelling of redis-benchmark's __rand_int__, so that peers' own clients can ask for the same users.
+// spelling of redis-benchmark's __rand_int__, so that peers' own clients can ask for the same
+// users.
 enum class IdFormat { kHashed, kDecimal };
 
 struct DatasetSpec {

@@ -67,8 +67,8 @@ class SegmentListPool {
   // by key, each naming a membership in `members`. `local_of` maps a user to its index in the
   // shard. One counting pass sizes every block, a second fills them in order: O(memberships).
   template <typename Members, typename Expiries, typename LocalOf>
-  static SegmentListPool BuildFrom(const Members& members, const Expiries& expiries,
-                                   size_t users, LocalOf local_of);
+  static SegmentListPool BuildFrom(const Members& members, const Expiries& expiries, size_t users,
+                                   LocalOf local_of);
 
   // Sizes the head table for `users` users up front (so that it never grows under a lock).
   void ReserveUsers(size_t users) { heads_.resize(users); }

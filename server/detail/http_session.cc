@@ -1,10 +1,10 @@
 #include "server/detail/http_session.h"
 
 #include <algorithm>
-#include <limits>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <limits>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -28,9 +28,9 @@ constexpr auto kLingerTime = std::chrono::seconds(2);
 constexpr size_t kLingerBytes = 4 << 20;
 
 uint64_t NanosSince(std::chrono::steady_clock::time_point start) {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now() - start)
-                                   .count());
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count());
 }
 
 }  // namespace
@@ -155,8 +155,7 @@ bool HttpSession::OnHeader() {
   uint64_t length = 0;
   if (auto field = req.find(http::field::content_length);
       field != req.end() &&
-      absl::SimpleAtoi(absl::string_view(field->value().data(), field->value().size()),
-                       &length) &&
+      absl::SimpleAtoi(absl::string_view(field->value().data(), field->value().size()), &length) &&
       length > limit) {
     Reject(413, "payload_too_large", api_.BodyTooLarge(match_, length));
     return false;

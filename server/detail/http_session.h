@@ -91,8 +91,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void RunStream(Response& response, bool keep_alive);
   // Starts the next step of the streamed answer on a worker, unless one runs or it ended.
   void Produce();
-  void OnProduced(BodySource source, std::vector<std::string> chunks,
-                  absl::StatusOr<bool> more);
+  void OnProduced(BodySource source, std::vector<std::string> chunks, absl::StatusOr<bool> more);
   // Moves produced chunks into the output, ends the body once the source has, and writes.
   void PumpStream();
   void Read();
@@ -126,8 +125,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // The streamed answer in progress.
   bool streaming_ = false;
   bool stream_keep_alive_ = true;
-  BodySource source_;        // empty while a step has it, or once it ended
-  bool producing_ = false;   // a step runs on a worker
+  BodySource source_;       // empty while a step has it, or once it ended
+  bool producing_ = false;  // a step runs on a worker
   bool source_ended_ = false;
   absl::Status source_status_;
   std::vector<std::string> ready_;  // produced, not yet in out_

@@ -14,8 +14,7 @@ simdjson::ondemand::parser& ThreadParser() {
 }
 
 absl::Status Malformed(simdjson::error_code error) {
-  return engine::BadRequest(
-      absl::StrCat("malformed JSON: ", simdjson::error_message(error)));
+  return engine::BadRequest(absl::StrCat("malformed JSON: ", simdjson::error_message(error)));
 }
 
 absl::Status WrongType(std::string_view what, std::string_view expected) {
@@ -128,7 +127,7 @@ absl::StatusOr<bool> ReadBool(JsonValue& value, std::string_view what) {
 }
 
 absl::StatusOr<absl::string_view> ReadUserId(JsonValue& value, std::string* storage,
-                                            std::string_view what) {
+                                             std::string_view what) {
   json_type type;
   if (auto error = value.type().get(type)) return Malformed(error);
   if (type == json_type::string) return ReadString(value, what);

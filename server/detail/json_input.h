@@ -48,10 +48,12 @@ absl::StatusOr<double> ReadNumber(JsonValue& value, std::string_view what);
 absl::StatusOr<bool> ReadBool(JsonValue& value, std::string_view what);
 // A user_id: a string, or a JSON integer read as its decimal text (written to *storage).
 absl::StatusOr<absl::string_view> ReadUserId(JsonValue& value, std::string* storage,
-                                            std::string_view what);
+                                             std::string_view what);
 
 // Debian's Abseil has its own string_view type; simdjson hands out std::string_view.
-inline absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+inline absl::string_view AsAbsl(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 absl::Status UnknownField(std::string_view key);
 absl::Status MissingField(std::string_view key);

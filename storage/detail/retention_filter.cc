@@ -68,8 +68,8 @@ std::unique_ptr<rocksdb::CompactionFilter> RetentionFilterFactory::CreateCompact
     const rocksdb::CompactionFilter::Context& /*context*/) {
   int64_t retention = state_->retention_ms.load(std::memory_order_acquire);
   // No retention: a cutoff before every time keeps everything.
-  int64_t cutoff = retention <= 0 ? std::numeric_limits<int64_t>::min()
-                                  : state_->clock->NowMs() - retention;
+  int64_t cutoff =
+      retention <= 0 ? std::numeric_limits<int64_t>::min() : state_->clock->NowMs() - retention;
   return std::make_unique<RetentionFilter>(family_, cutoff,
                                            state_->protected_seq.load(std::memory_order_acquire));
 }

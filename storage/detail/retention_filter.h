@@ -25,8 +25,8 @@ namespace segd::storage::detail {
 
 // Shared between the OpLog and its filters.
 struct RetentionState {
-  std::atomic<int64_t> retention_ms{0};      // 0: keep everything
-  std::atomic<uint64_t> protected_seq{0};    // ops at or after this seq are kept; 0: all kept
+  std::atomic<int64_t> retention_ms{0};    // 0: keep everything
+  std::atomic<uint64_t> protected_seq{0};  // ops at or after this seq are kept; 0: all kept
   engine::Clock* clock = nullptr;
 };
 

@@ -51,7 +51,8 @@ TEST(Workload, DatasetAndRequestsAreDeterministic) {
   a.ForEachMember(4, [&](uint64_t i) { members.insert(i); });
   EXPECT_EQ(members.size(), 250u);  // distinct
 
-  RequestGenerator g1(a, {.workload = Workload::kCheck}, 3), g2(b, {.workload = Workload::kCheck}, 3);
+  RequestGenerator g1(a, {.workload = Workload::kCheck}, 3),
+      g2(b, {.workload = Workload::kCheck}, 3);
   std::string r1, r2;
   for (int i = 0; i < 10; ++i) {
     g1.Append(&r1);
@@ -163,8 +164,7 @@ TEST(DatasetDump, EveryFormatHoldsTheSameMemberships) {
   }
   std::map<std::string, std::set<std::string>> rows;
   std::string memberships = Dump(d, DumpFormat::kPgMemberships, 0);
-  EXPECT_EQ(static_cast<uint64_t>(std::count(memberships.begin(), memberships.end(), '\n')),
-            total);
+  EXPECT_EQ(static_cast<uint64_t>(std::count(memberships.begin(), memberships.end(), '\n')), total);
   for (size_t pos = 0; pos < memberships.size();) {
     size_t t1 = memberships.find('\t', pos), t2 = memberships.find('\t', t1 + 1);
     size_t end = memberships.find('\n', pos);
@@ -187,11 +187,11 @@ TEST(SegdLoad, LoadsADatasetAndReportsJson) {
   testutil::ServerProcess server(dir.path());
   ASSERT_TRUE(server.started());
   for (const char* workload : {"check", "mixed", "batch-check", "add"}) {
-    std::string command = std::string(SEGD_LOAD_BINARY) + " --port " +
-                          std::to_string(server.port()) +
-                          " --users 2000 --segments 5 --duration 0.5 --connections 4 --batch 10"
-                          " --json --workload " + workload +
-                          (std::string(workload) == "check" ? " --load" : "") + " 2>/dev/null";
+    std::string command =
+        std::string(SEGD_LOAD_BINARY) + " --port " + std::to_string(server.port()) +
+        " --users 2000 --segments 5 --duration 0.5 --connections 4 --batch 10"
+        " --json --workload " +
+        workload + (std::string(workload) == "check" ? " --load" : "") + " 2>/dev/null";
     FILE* pipe = popen(command.c_str(), "r");
     ASSERT_NE(pipe, nullptr);
     char line[4096] = {0};

@@ -189,7 +189,8 @@ TEST(EngineConcurrencyTest, QueuedSingleUserMutationsShareOneBatchAllOrNothing) 
       return engine.UpdateUserSegments("v" + std::to_string(i), {.add = {{"s"}}}).status();
     });
   }
-  mixed.push_back([&engine] { return engine.UpdateUserSegments("u0", {.remove = {"s"}}).status(); });
+  mixed.push_back(
+      [&engine] { return engine.UpdateUserSegments("u0", {.remove = {"s"}}).status(); });
   auto second = [&] {
     EXPECT_EQ(engine.UpdateUserSegments("second", {.add = {{"s"}}}).status().code(),
               absl::StatusCode::kUnavailable);
@@ -305,8 +306,7 @@ TEST(EngineConcurrencyTest, ReadersDuringBulkWritesAndExpiry) {
     ASSERT_TRUE(engine.CreateSegment({.name = "big", .auto_percent = 40, .ttl_seconds = 2}).ok());
     ASSERT_TRUE(engine.Import("big", items, 1).ok());
     for (int i = 0; i < 200; ++i) {
-      ASSERT_TRUE(
-          engine.UpdateUserSegments("w" + std::to_string(i), {.add = {{"big", 1}}}).ok());
+      ASSERT_TRUE(engine.UpdateUserSegments("w" + std::to_string(i), {.add = {{"big", 1}}}).ok());
     }
     ASSERT_TRUE(engine.DeleteSegment("big").ok());
   }

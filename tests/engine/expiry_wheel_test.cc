@@ -31,7 +31,10 @@ class WheelHarness {
   void AdvanceTo(int64_t to) {
     int64_t before = wheel_.now();
     wheel_.AdvanceTo(
-        to, [&](SegmentId s, UserId u) { return due_.at({s, u}); },
+        to,
+        [&](SegmentId s, UserId u) {
+          return due_.at({s, u});
+        },
         [&](int64_t when, SegmentId s, Roaring users) {
           for (UserId u : users) {
             auto it = due_.find({s, u});
@@ -56,7 +59,7 @@ class WheelHarness {
 TEST(ExpiryWheelTest, FiresAtTheDueSecond) {
   WheelHarness h(1000);
   h.Schedule(1, 7, 1001);
-  h.Schedule(1, 8, 1300);        // level 1
+  h.Schedule(1, 8, 1300);          // level 1
   h.Schedule(2, 7, 1000 + 70000);  // level 2
   h.AdvanceTo(1000);
   EXPECT_EQ(h.due().size(), 3u);
@@ -103,7 +106,8 @@ TEST(ExpiryWheelTest, RandomScheduleCancelAdvance) {
     for (int i = 0; i < adds; ++i) {
       // Mostly near, sometimes far (all levels), sometimes in the past.
       int64_t horizon = int64_t{1} << (rng() % 34);
-      int64_t due = h.wheel().now() + static_cast<int64_t>(rng() % horizon) - (rng() % 10 == 0 ? 5 : 0);
+      int64_t due =
+          h.wheel().now() + static_cast<int64_t>(rng() % horizon) - (rng() % 10 == 0 ? 5 : 0);
       h.Schedule(rng() % 4, next_user++, std::max<int64_t>(due, 1));
     }
     int cancels = rng() % 30;

@@ -40,8 +40,7 @@ TEST(ExpressionTest, Precedence) {
   EXPECT_EQ(ParseShow("a AND b XOR c"), "((a AND b) XOR c)");
   EXPECT_EQ(ParseShow("NOT a AND b"), "((NOT a) AND b)");
   EXPECT_EQ(ParseShow("a AND NOT NOT b"), "(a AND (NOT (NOT b)))");
-  EXPECT_EQ(ParseShow("(sport OR music) AND NOT churned"),
-            "((sport OR music) AND (NOT churned))");
+  EXPECT_EQ(ParseShow("(sport OR music) AND NOT churned"), "((sport OR music) AND (NOT churned))");
   EXPECT_EQ(ParseShow("a AND b AND c"), "((a AND b) AND c)");
 }
 
@@ -58,9 +57,8 @@ TEST(ExpressionTest, SyntaxErrorsCarryPosition) {
     std::string src;
     size_t position;
   } cases[] = {
-      {"", 0},           {"a AND", 5},     {"(a OR b", 7},  {"a b", 2},
-      {"a AND )", 6},    {"a $ b", 2},     {"\"AND", 0},    {"\"\"", 0},
-      {"NOT", 3},        {"a OR OR b", 5}, {"(", 1},        {"\"a b\"", 2},
+      {"", 0},      {"a AND", 5}, {"(a OR b", 7}, {"a b", 2},       {"a AND )", 6}, {"a $ b", 2},
+      {"\"AND", 0}, {"\"\"", 0},  {"NOT", 3},     {"a OR OR b", 5}, {"(", 1},       {"\"a b\"", 2},
   };
   for (const Case& c : cases) {
     auto e = ParseExpression(c.src);

@@ -35,9 +35,9 @@ TEST(UserDictionaryTest, ManyUsersRoundTrip) {
 TEST(UserDictionaryTest, AcceptsOddButValidIds) {
   UserDictionary dict;
   std::string longest(256, 'x');
-  for (std::string id : {std::string("a@b.c"), std::string("with space"), std::string("a/b%20"),
-                         std::string("\xc3\xa9t\xc3\xa9"), std::string("\xf0\x9f\x98\x80"),
-                         longest}) {
+  for (std::string id :
+       {std::string("a@b.c"), std::string("with space"), std::string("a/b%20"),
+        std::string("\xc3\xa9t\xc3\xa9"), std::string("\xf0\x9f\x98\x80"), longest}) {
     auto r = dict.Insert(id);
     ASSERT_TRUE(r.ok()) << id << ": " << r.status();
     EXPECT_EQ(dict.Name(*r), id);
@@ -47,9 +47,8 @@ TEST(UserDictionaryTest, AcceptsOddButValidIds) {
 TEST(UserDictionaryTest, RejectsBadIds) {
   for (std::string id :
        {std::string(), std::string(257, 'x'), std::string("tab\there"), std::string("nl\n"),
-        std::string("\x7f"), std::string("\xc2\x85"), std::string("\xff"),
-        std::string("\xc3"), std::string("\xe0\x80\x80"), std::string("\xed\xa0\x80"),
-        std::string("nul\0x", 5)}) {
+        std::string("\x7f"), std::string("\xc2\x85"), std::string("\xff"), std::string("\xc3"),
+        std::string("\xe0\x80\x80"), std::string("\xed\xa0\x80"), std::string("nul\0x", 5)}) {
     absl::Status s = UserDictionary::Validate(id);
     EXPECT_FALSE(s.ok()) << "accepted: " << id;
     EXPECT_EQ(ErrorCodeOf(s), "bad_request");
@@ -100,9 +99,10 @@ TEST(UserDictionaryTest, InsertConsecutiveRejectsGapsRepeatsAndBadNames) {
   EXPECT_EQ(known.InsertConsecutive(1, std::vector<absl::string_view>{"a"}).code(),
             absl::StatusCode::kDataLoss);
   UserDictionary bad;
-  EXPECT_EQ(bad.InsertConsecutive(0, std::vector<absl::string_view>{"ok", absl::string_view("a\0b", 3)})
-                .code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(
+      bad.InsertConsecutive(0, std::vector<absl::string_view>{"ok", absl::string_view("a\0b", 3)})
+          .code(),
+      absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // WriteQueue: order, mutual exclusion with the writer lock, the hand-off of the lead before the
-// durability wait, combined commits, and who sees a durability or commit failure. Run under ThreadSanitizer too: the
-// tasks' shared state is deliberately unsynchronised except by the queue and the writer lock.
+// durability wait, combined commits, and who sees a durability or commit failure. Run under
+// ThreadSanitizer too: the tasks' shared state is deliberately unsynchronised except by the queue
+// and the writer lock.
 
 #include "engine/write_queue.h"
 
@@ -164,9 +165,9 @@ TEST(WriteQueueTest, CombinesAdjacentKeyedTasksUntilAKeyRepeatsOrAKeylessTaskRun
   NullSink sink;
   RecordingCombiner combiner;
   WriteQueue queue(&writer_mu, &sink, &combiner);
-  const std::vector<std::pair<std::string, bool>> keys = {
-      {"a", true}, {"b", true}, {"c", true}, {"a", true}, {"d", true},
-      {"", true},  {"e", true}, {"b", true}, {"f", false}};
+  const std::vector<std::pair<std::string, bool>> keys = {{"a", true}, {"b", true}, {"c", true},
+                                                          {"a", true}, {"d", true}, {"", true},
+                                                          {"e", true}, {"b", true}, {"f", false}};
   std::vector<std::string> order;
   for (const absl::Status& s : RunBehindOneTask(queue, combiner, keys, &order)) {
     EXPECT_TRUE(s.ok()) << s;
@@ -205,8 +206,8 @@ TEST(WriteQueueTest, AFailedCombinedCommitFailsOnlyItsTasksThatCommitted) {
   const std::vector<absl::Status> results = RunBehindOneTask(queue, combiner, keys, &order);
   for (size_t i = 0; i < keys.size(); ++i) {
     const bool combined_and_committed = !keys[i].first.empty() && keys[i].second;
-    EXPECT_EQ(results[i].code(), combined_and_committed ? absl::StatusCode::kUnavailable
-                                                        : absl::StatusCode::kOk)
+    EXPECT_EQ(results[i].code(),
+              combined_and_committed ? absl::StatusCode::kUnavailable : absl::StatusCode::kOk)
         << "task " << i << " (key '" << keys[i].first << "')";
   }
 }

@@ -41,9 +41,7 @@ class ApiTest : public ::testing::Test {
     client_ = std::make_unique<HttpClient>(server_->port());
   }
 
-  HttpResult CreateSegment(const std::string& json) {
-    return client_->Post("/v1/segments", json);
-  }
+  HttpResult CreateSegment(const std::string& json) { return client_->Post("/v1/segments", json); }
 
   TempDir dir_;
   std::unique_ptr<ServerProcess> server_;
@@ -51,7 +49,8 @@ class ApiTest : public ::testing::Test {
 };
 
 TEST_F(ApiTest, SegmentLifecycle) {
-  HttpResult created = CreateSegment(R"({"name":"sport","description":"likes sport","ttl_seconds":3600})");
+  HttpResult created =
+      CreateSegment(R"({"name":"sport","description":"likes sport","ttl_seconds":3600})");
   ASSERT_EQ(created.status, 201) << created.body;
   auto seg = Json(created.body);
   EXPECT_EQ(std::string(seg["name"].get_string().value()), "sport");
@@ -124,8 +123,7 @@ TEST_F(ApiTest, BadSegmentRequestsAreRejectedWithoutEffect) {
     EXPECT_EQ(ErrorCode(r), "bad_request") << c.why;
   }
   EXPECT_EQ(Json(client_->Get("/v1/segments").body)["segments"].get_array().value().size(), 0u);
-  HttpResult wrong_type =
-      client_->Request("POST", "/v1/segments", R"({"name":"a"})", "text/plain");
+  HttpResult wrong_type = client_->Request("POST", "/v1/segments", R"({"name":"a"})", "text/plain");
   EXPECT_EQ(wrong_type.status, 415u);
   EXPECT_EQ(ErrorCode(wrong_type), "unsupported_media_type");
 }
@@ -150,8 +148,8 @@ TEST_F(ApiTest, MembershipsThroughTheUserEndpoint) {
   EXPECT_EQ(client_->Get("/v1/segments/A/users/nobody").body, R"({"member":false})");
   EXPECT_EQ(ErrorCode(client_->Get("/v1/segments/nope/users/u1")), "segment_not_found");
 
-  HttpResult again = client_->Post("/v1/users/u%40x.com/segments",
-                                   R"({"add":["A"],"remove":["B","C"]})");
+  HttpResult again =
+      client_->Post("/v1/users/u%40x.com/segments", R"({"add":["A"],"remove":["B","C"]})");
   ASSERT_EQ(again.status, 200u) << again.body;
   j = Json(again.body);
   EXPECT_EQ(j["added"].get_array().value().size(), 0u);
@@ -165,8 +163,9 @@ TEST_F(ApiTest, MembershipsThroughTheUserEndpoint) {
   EXPECT_EQ(std::string(segs.at(0)["name"].get_string().value()), "A");
   EXPECT_TRUE(segs.at(0)["added_at"].is_string());
   EXPECT_TRUE(segs.at(0)["expires_at"].is_null());
-  EXPECT_EQ(Json(client_->Get("/v1/users/stranger/segments").body)["segments"]
-                .get_array().value().size(), 0u);
+  EXPECT_EQ(
+      Json(client_->Get("/v1/users/stranger/segments").body)["segments"].get_array().value().size(),
+      0u);
 
   // Unknown segments: 404 listing them, nothing applied.
   HttpResult unknown = client_->Post("/v1/users/u2/segments", R"({"add":["A","X","Y"]})");
@@ -174,24 +173,24 @@ TEST_F(ApiTest, MembershipsThroughTheUserEndpoint) {
   auto details = Json(unknown.body)["error"]["details"]["segments"].get_array().value();
   EXPECT_EQ(details.size(), 2u);
   EXPECT_EQ(client_->Get("/v1/segments/A/users/u2").body, R"({"member":false})");
-  EXPECT_EQ(Json(client_->Get("/v1/segments/A/count").body)["user_count"].get_uint64().value(),
-            1u);
+  EXPECT_EQ(Json(client_->Get("/v1/segments/A/count").body)["user_count"].get_uint64().value(), 1u);
 
   // The contract's other errors.
-  EXPECT_EQ(client_->Post("/v1/users/u2/segments", R"({"add":["A"],"remove":["A"]})").status,
-            422u);
+  EXPECT_EQ(client_->Post("/v1/users/u2/segments", R"({"add":["A"],"remove":["A"]})").status, 422u);
   EXPECT_EQ(client_->Post("/v1/users/u2/segments", R"({"add":["A","A"]})").status, 422u);
-  EXPECT_EQ(client_->Post("/v1/users/u2/segments",
-                          R"({"add":[{"name":"A","ttl_seconds":5,"expires_at":"2099-01-01T00:00:00Z"}]})")
-                .status,
-            400u);
-  EXPECT_EQ(client_->Post("/v1/users/u2/segments",
-                          R"({"add":[{"name":"A","expires_at":"2001-01-01T00:00:00Z"}]})")
+  EXPECT_EQ(
+      client_
+          ->Post("/v1/users/u2/segments",
+                 R"({"add":[{"name":"A","ttl_seconds":5,"expires_at":"2099-01-01T00:00:00Z"}]})")
+          .status,
+      400u);
+  EXPECT_EQ(client_
+                ->Post("/v1/users/u2/segments",
+                       R"({"add":[{"name":"A","expires_at":"2001-01-01T00:00:00Z"}]})")
                 .status,
             400u);
   EXPECT_EQ(client_->Post("/v1/users/u2/segments", R"({"add":"A"})").status, 400u);
-  EXPECT_EQ(Json(client_->Get("/v1/segments/A/count").body)["user_count"].get_uint64().value(),
-            1u);
+  EXPECT_EQ(Json(client_->Get("/v1/segments/A/count").body)["user_count"].get_uint64().value(), 1u);
 }
 
 TEST_F(ApiTest, UsersRegisterAndDelete) {
@@ -222,7 +221,8 @@ TEST_F(ApiTest, CheckManyAndQuery) {
   ASSERT_EQ(checks.status, 200u) << checks.body;
   EXPECT_EQ(checks.body, R"({"results":[false,true,false]})");
   std::string many = R"({"checks":[)";
-  for (int i = 0; i <= 10000; ++i) many += std::string(i ? "," : "") + R"({"user_id":"1","segment":"sport"})";
+  for (int i = 0; i <= 10000; ++i)
+    many += std::string(i ? "," : "") + R"({"user_id":"1","segment":"sport"})";
   many += "]}";
   EXPECT_EQ(client_->Post("/v1/check", many).status, 400u);
 
@@ -245,9 +245,9 @@ TEST_F(ApiTest, CheckManyAndQuery) {
 
 TEST_F(ApiTest, ImportTextAndNdjson) {
   ASSERT_EQ(CreateSegment(R"({"name":"imp"})").status, 201u);
-  HttpResult text = client_->Request("POST", "/v1/segments/imp/users:import",
-                                     "a\r\nb\n\n c \n" + std::string(300, 'x') + "\nd",
-                                     "text/plain");
+  HttpResult text =
+      client_->Request("POST", "/v1/segments/imp/users:import",
+                       "a\r\nb\n\n c \n" + std::string(300, 'x') + "\nd", "text/plain");
   ASSERT_EQ(text.status, 200u) << text.body;
   auto j = Json(text.body);
   EXPECT_EQ(j["added"].get_uint64().value(), 4u);  // a, b, " c ", d

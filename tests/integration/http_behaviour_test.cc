@@ -28,8 +28,8 @@ TEST(HttpBehaviour, PipelinedRequestsAnswerInOrderOnOneConnection) {
   HttpClient client(server.port());
   std::string batch = RawRequest("POST", "/v1/segments", R"({"name":"p"})");
   for (int i = 0; i < 50; ++i) {
-    batch += RawRequest("POST", "/v1/users/u" + std::to_string(i) + "/segments",
-                        R"({"add":["p"]})");
+    batch +=
+        RawRequest("POST", "/v1/users/u" + std::to_string(i) + "/segments", R"({"add":["p"]})");
     batch += RawRequest("GET", "/v1/segments/p/count");
   }
   batch += RawRequest("GET", "/v1/nope");
@@ -80,8 +80,8 @@ TEST(HttpBehaviour, StreamedAnswersArriveOnceAndInOrder) {
 
 TEST(HttpBehaviour, OversizeBodiesAre413BeforeTheBodyIsRead) {
   TempDir dir;
-  ServerProcess server(dir.path(), {"--max-body", "1KiB", "--max-check-body", "2KiB",
-                                    "--max-import-body", "4KiB"});
+  ServerProcess server(
+      dir.path(), {"--max-body", "1KiB", "--max-check-body", "2KiB", "--max-import-body", "4KiB"});
   ASSERT_TRUE(server.started());
   {
     // An import's answer names the import limit and its flag, not the JSON one.
@@ -119,9 +119,10 @@ TEST(HttpBehaviour, OversizeBodiesAre413BeforeTheBodyIsRead) {
     // A chunked body that passes the limit.
     HttpClient client(server.port());
     std::string chunk(800, ' ');
-    client.SendRaw("POST /v1/segments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                   "Transfer-Encoding: chunked\r\n\r\n320\r\n" + chunk + "\r\n320\r\n" + chunk +
-                   "\r\n0\r\n\r\n");
+    client.SendRaw(
+        "POST /v1/segments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n320\r\n" +
+        chunk + "\r\n320\r\n" + chunk + "\r\n0\r\n\r\n");
     EXPECT_EQ(client.ReadResponse().status, 413u);
   }
   {
@@ -145,16 +146,18 @@ TEST(HttpBehaviour, ChunkedBodiesAndExpectContinue) {
   ASSERT_TRUE(server.started());
   HttpClient client(server.port());
   std::string body = R"({"name":"chunky"})";
-  client.SendRaw("POST /v1/segments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 "Transfer-Encoding: chunked\r\n\r\n5\r\n" + body.substr(0, 5) + "\r\nc\r\n" +
-                 body.substr(5) + "\r\n0\r\n\r\n");
+  client.SendRaw(
+      "POST /v1/segments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n5\r\n" +
+      body.substr(0, 5) + "\r\nc\r\n" + body.substr(5) + "\r\n0\r\n\r\n");
   ASSERT_EQ(body.size() - 5, 0xcu);
   EXPECT_EQ(client.ReadResponse().status, 201u);
 
   std::string body2 = R"({"name":"patient"})";
-  client.SendRaw("POST /v1/segments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 "Expect: 100-continue\r\nContent-Length: " + std::to_string(body2.size()) +
-                 "\r\n\r\n");
+  client.SendRaw(
+      "POST /v1/segments HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Expect: 100-continue\r\nContent-Length: " +
+      std::to_string(body2.size()) + "\r\n\r\n");
   // The interim 100 comes before the body is sent.
   HttpResult interim = client.ReadResponse();
   EXPECT_EQ(interim.status, 100u);

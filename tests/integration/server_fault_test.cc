@@ -358,8 +358,8 @@ class StalledReader {
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
     const std::string request = testutil::RawRequest("GET", target);
-    connected_ = connected_ && write(fd_, request.data(), request.size()) ==
-                                   static_cast<ssize_t>(request.size());
+    connected_ = connected_ &&
+                 write(fd_, request.data(), request.size()) == static_cast<ssize_t>(request.size());
   }
   ~StalledReader() { close(fd_); }
   bool connected() const { return connected_; }
@@ -381,13 +381,15 @@ TEST(SlowClients, ReadersThatStallHoldNoWorker) {
   ASSERT_EQ(client.Post("/v1/segments", R"({"name":"big"})").status, 201u);
   // About 16 MB of CSV: several times what socket buffers and the server's queue hold.
   constexpr int kUsers = 250'000;
-  ASSERT_EQ(client.Request("POST", "/v1/segments/big/users:import",
-                           ImportBody("a-rather-long-user-name-", 0, kUsers), "text/plain")
+  ASSERT_EQ(client
+                .Request("POST", "/v1/segments/big/users:import",
+                         ImportBody("a-rather-long-user-name-", 0, kUsers), "text/plain")
                 .status,
             200u);
   std::vector<std::unique_ptr<StalledReader>> stalled;
   for (int i = 0; i < 4; ++i) {
-    stalled.push_back(std::make_unique<StalledReader>(server.port(), "/v1/reports/history?segment=big"));
+    stalled.push_back(
+        std::make_unique<StalledReader>(server.port(), "/v1/reports/history?segment=big"));
     ASSERT_TRUE(stalled.back()->connected());
   }
   // Give the stalled reports time to fill every buffer between them and their readers.

@@ -11,16 +11,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <cstdio>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 
 namespace segd::testutil {
 
@@ -31,8 +30,8 @@ class ServerProcess {
   ServerProcess(const std::string& data_dir, std::vector<std::string> extra = {}) {
     int out[2];
     if (pipe(out) != 0) return;
-    std::vector<std::string> args = {SEGD_BINARY, "--data-dir", data_dir, "--port", "0",
-                                     "--bind", "127.0.0.1", "--log-level", "warn"};
+    std::vector<std::string> args = {SEGD_BINARY, "--data-dir", data_dir,      "--port", "0",
+                                     "--bind",    "127.0.0.1",  "--log-level", "warn"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
@@ -114,8 +113,8 @@ inline std::string RawRequest(const std::string& method, const std::string& targ
                               const std::string& body = "") {
   std::string r = method + " " + target + " HTTP/1.1\r\nHost: x\r\n";
   if (!body.empty()) {
-    r += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n";
+    r +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   return r + "\r\n" + body;
 }

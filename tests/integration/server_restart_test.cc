@@ -60,15 +60,15 @@ TEST(ServerRestart, SnapshotsByCountBoundTheReplayAfterACrash) {
     for (int batch = 0; batch < 4; ++batch) {
       std::string lines;
       for (int i = 0; i < 1000; ++i) lines += "u" + std::to_string(batch * 1000 + i) + "\n";
-      ASSERT_EQ(client.Request("POST", "/v1/segments/bulk/users:import", lines, "text/plain")
-                    .status,
-                200u);
+      ASSERT_EQ(
+          client.Request("POST", "/v1/segments/bulk/users:import", lines, "text/plain").status,
+          200u);
       // The housekeeper looks every 200 ms; wait for the snapshot this batch is due.
       bool snapshotted = false;
       for (int tries = 0; tries < 100 && !snapshotted; ++tries) {
         std::string metrics = client.Get("/metrics").body;
-        snapshotted = metrics.find("segd_snapshots_total " + std::to_string(batch + 1)) !=
-                      std::string::npos;
+        snapshotted =
+            metrics.find("segd_snapshots_total " + std::to_string(batch + 1)) != std::string::npos;
         if (!snapshotted) std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
       ASSERT_TRUE(snapshotted) << "no snapshot after batch " << batch;
@@ -283,9 +283,9 @@ TEST(ServerRestart, ExpiriesDueWhileDownAreAppliedAtStart) {
     ASSERT_EQ(client.Post("/v1/segments", R"({"name":"t"})").status, 201u);
     // Due 1 s after the add; expired within the second after that, so 2.5 s of downtime is
     // always enough.
-    ASSERT_EQ(client.Post("/v1/users/u/segments", R"({"add":[{"name":"t","ttl_seconds":1}]})")
-                  .status,
-              200u);
+    ASSERT_EQ(
+        client.Post("/v1/users/u/segments", R"({"add":[{"name":"t","ttl_seconds":1}]})").status,
+        200u);
     EXPECT_EQ(server.Kill(), 128 + SIGKILL);
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(2500));

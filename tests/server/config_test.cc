@@ -1,9 +1,10 @@
 // Unit tests: Flags and environment variables.
 
+#include "server/config.h"
+
 #include <string>
 
 #include "gtest/gtest.h"
-#include "server/config.h"
 
 namespace segd::server {
 namespace {
@@ -17,10 +18,10 @@ const char* SomeEnv(const char* name) {
 }
 
 TEST(ServerConfig, FlagsOverrideEnvironmentAndBadValuesAreNamed) {
-  auto parsed = ParseServerConfig({"--port=7000", "--threads", "3", "--durability", "fsync",
-                                   "--max-body", "2MiB", "--read-timeout", "5s",
-                                   "--history-retention", "90d"},
-                                  SomeEnv);
+  auto parsed =
+      ParseServerConfig({"--port=7000", "--threads", "3", "--durability", "fsync", "--max-body",
+                         "2MiB", "--read-timeout", "5s", "--history-retention", "90d"},
+                        SomeEnv);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   EXPECT_EQ(parsed->config.port, 7000);
   EXPECT_EQ(parsed->config.threads, 3u);
@@ -34,8 +35,7 @@ TEST(ServerConfig, FlagsOverrideEnvironmentAndBadValuesAreNamed) {
             0);
   EXPECT_FALSE(ParseServerConfig({"--history-retention", "0"}, NoEnv).ok());
   EXPECT_EQ(ParseServerConfig({}, NoEnv)->config.snapshot_every_records, 1'000'000u);
-  EXPECT_EQ(ParseServerConfig({"--snapshot-every", "0"}, NoEnv)->config.snapshot_every_records,
-            0u);
+  EXPECT_EQ(ParseServerConfig({"--snapshot-every", "0"}, NoEnv)->config.snapshot_every_records, 0u);
   EXPECT_FALSE(ParseServerConfig({"--snapshot-every", "-5"}, NoEnv).ok());
   EXPECT_FALSE(ParseServerConfig({"--snapshot-every", "1e6"}, NoEnv).ok());
 

@@ -1,7 +1,8 @@
 // Unit tests: JsonWriter: escaping, invalid UTF-8 and times.
 
-#include "gtest/gtest.h"
 #include "server/json_writer.h"
+
+#include "gtest/gtest.h"
 
 namespace segd::server {
 namespace {
@@ -12,15 +13,18 @@ TEST(JsonWriter, EscapesQuotesBackslashesAndControlCharacters) {
   json.BeginObject().Key("k\"").String(std::string("a\"b\\c\n\t\x01\x7f\xc3\xa9", 11));
   json.Key("n").Null().Key("list").BeginArray().Int(-3).Uint(4).Bool(false).Double(0.25);
   json.EndArray().EndObject();
-  EXPECT_EQ(out, "{\"k\\\"\":\"a\\\"b\\\\c\\n\\t\\u0001\\u007f\xc3\xa9\",\"n\":null,"
-                 "\"list\":[-3,4,false,0.25]}");
+  EXPECT_EQ(out,
+            "{\"k\\\"\":\"a\\\"b\\\\c\\n\\t\\u0001\\u007f\xc3\xa9\",\"n\":null,"
+            "\"list\":[-3,4,false,0.25]}");
 }
 
 TEST(JsonWriter, ReplacesBytesThatAreNotUtf8) {
   std::string out;
-  AppendJsonEscaped(&out, std::string("/qu\xb4ry \xe2\x82\xac \xed\xa0\x80 \xf4\x90\x80\x80 \xc3", 21));
-  EXPECT_EQ(out, "/qu\\ufffdry \xe2\x82\xac \\ufffd\\ufffd\\ufffd \\ufffd\\ufffd\\ufffd\\ufffd "
-                 "\\ufffd");
+  AppendJsonEscaped(&out,
+                    std::string("/qu\xb4ry \xe2\x82\xac \xed\xa0\x80 \xf4\x90\x80\x80 \xc3", 21));
+  EXPECT_EQ(out,
+            "/qu\\ufffdry \xe2\x82\xac \\ufffd\\ufffd\\ufffd \\ufffd\\ufffd\\ufffd\\ufffd "
+            "\\ufffd");
 }
 
 TEST(JsonWriter, WritesTimesAndNullTimes) {

@@ -1,7 +1,8 @@
 // Unit tests: Metrics: counts by route and status, quantile estimates.
 
-#include "gtest/gtest.h"
 #include "server/metrics.h"
+
+#include "gtest/gtest.h"
 
 namespace segd::server {
 namespace {
@@ -17,8 +18,9 @@ TEST(Metrics, CountsByRouteAndStatusAndEstimatesQuantiles) {
             std::string::npos);
   EXPECT_NE(text.find("segd_http_requests_total{route=\"unmatched\",status=\"404\"} 1"),
             std::string::npos);
-  EXPECT_NE(text.find("segd_http_request_duration_seconds_bucket{route=\"check\",le=\"2e-06\"} 101"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("segd_http_request_duration_seconds_bucket{route=\"check\",le=\"2e-06\"} 101"),
+      std::string::npos)
       << text;
   double median = metrics.EstimateQuantileNs(0, 0.5);
   EXPECT_GT(median, 1000);

@@ -1,10 +1,11 @@
 // Unit tests: The served OpenAPI document against the routing table.
 
-#include "gtest/gtest.h"
 #include "server/openapi.h"
+
+#include "absl/strings/ascii.h"
+#include "gtest/gtest.h"
 #include "server/api.h"
 #include "server/router.h"
-#include "absl/strings/ascii.h"
 
 namespace segd::server {
 namespace {

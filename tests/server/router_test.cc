@@ -1,7 +1,8 @@
 // Unit tests: Router: matching, captures, allowed methods; percent-decoding.
 
-#include "gtest/gtest.h"
 #include "server/router.h"
+
+#include "gtest/gtest.h"
 
 namespace segd::server {
 namespace {

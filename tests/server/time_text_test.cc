@@ -1,7 +1,8 @@
 // Unit tests: Parsing and formatting of times, months, durations and sizes.
 
-#include "gtest/gtest.h"
 #include "server/time_text.h"
+
+#include "gtest/gtest.h"
 
 namespace segd::server {
 namespace {
@@ -13,9 +14,9 @@ TEST(TimeText, ParsesRfc3339AndCutsToTheMillisecond) {
   EXPECT_EQ(*ParseRfc3339("2026-11-22T10:00:00.5Z"), 1795341600500);
   EXPECT_EQ(*ParseRfc3339("2026-11-22t12:00:00+02:00"), 1795341600000);
   EXPECT_EQ(*ParseRfc3339("1969-12-31T23:59:59.999Z"), -1);
-  for (const char* bad : {"", "2026-11-22", "2026-11-22T10:00:00", "2026-02-30T00:00:00Z",
-                          "2026-11-22T24:00:00Z", "2026-11-22T10:00:00.Z",
-                          "2026-11-22T10:00:00Zjunk", "2026-11-22 10:00:00Z"}) {
+  for (const char* bad :
+       {"", "2026-11-22", "2026-11-22T10:00:00", "2026-02-30T00:00:00Z", "2026-11-22T24:00:00Z",
+        "2026-11-22T10:00:00.Z", "2026-11-22T10:00:00Zjunk", "2026-11-22 10:00:00Z"}) {
     EXPECT_FALSE(ParseRfc3339(bad).ok()) << bad;
   }
 }

@@ -108,8 +108,8 @@ TEST_F(HistoryTest, RowsAreOrderedByTimeThenLogOrder) {
   // By user, by several users (merged in time order), by segment (deleted ones too), both.
   HistoryFilter by_user{.users = {*engine_->FindUser("alice")}};
   EXPECT_EQ(Report(by_user), (std::vector<std::string>{want[0], want[3]}));
-  HistoryFilter two_users{.users = {*engine_->FindUser("bob"), *engine_->FindUser("alice"),
-                                    *engine_->FindUser("bob")}};
+  HistoryFilter two_users{
+      .users = {*engine_->FindUser("bob"), *engine_->FindUser("alice"), *engine_->FindUser("bob")}};
   EXPECT_EQ(Report(two_users), (std::vector<std::string>{want[0], want[3], want[4], want[6]}));
   engine::SegmentId music = *engine_->FindSegmentEvenDeleted("music");
   HistoryFilter by_segment{.segments = {music}};

@@ -5,6 +5,8 @@
 // writes many single-record batches at one time, whose index runs continue from batch to batch
 // (also across a reopen of the log, which starts a new run of the same time).
 
+#include "storage/history_scan.h"
+
 #include <algorithm>
 #include <random>
 #include <string>
@@ -12,7 +14,6 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "storage/history_scan.h"
 #include "storage/oplog.h"
 #include "storage/oplog_format.h"
 #include "tests/testutil/temp_dir.h"
@@ -94,7 +95,8 @@ class HistoryScanTest : public ::testing::Test {
       // Single users changing several segments at once: runs of one record per segment.
       for (int i = 0; i < 50; ++i) {
         std::string user = "u" + std::to_string(rng() % 9000);
-        ASSERT_TRUE(engine_->UpdateUserSegments(user, {.add = {{"c"}, {"a"}}, .remove = {"b"}}).ok());
+        ASSERT_TRUE(
+            engine_->UpdateUserSegments(user, {.add = {{"c"}, {"a"}}, .remove = {"b"}}).ok());
         if (i % 10 == 0) clock_.Advance(1);
       }
       // One record per request at one time: mostly one segment (by_segment runs continue),
@@ -113,11 +115,13 @@ class HistoryScanTest : public ::testing::Test {
       // Expiries are logged at their due time, before the records just written.
       ASSERT_TRUE(engine_->ProcessExpiries().ok());
     }
-    ASSERT_TRUE(log_->ForEachRecord(1, [&](uint64_t seq, const OpRecord& r) {
-                      whole_.emplace_back(seq, r);
-                      users_ = std::max(users_, r.user + 1);
-                      return true;
-                    }).ok());
+    ASSERT_TRUE(log_->ForEachRecord(1,
+                                    [&](uint64_t seq, const OpRecord& r) {
+                                      whole_.emplace_back(seq, r);
+                                      users_ = std::max(users_, r.user + 1);
+                                      return true;
+                                    })
+                    .ok());
   }
 
   testutil::TempDir dir_;
@@ -140,16 +144,17 @@ TEST_F(HistoryScanTest, TheLogHoldsEveryRecordInOrder) {
 }
 
 TEST_F(HistoryScanTest, ForEachRecordStartsAnywhereInsideABlock) {
-  for (uint64_t from : {uint64_t{1}, uint64_t{2}, uint64_t{kMaxBlockRecords},
-                        uint64_t{kMaxBlockRecords + 1}, uint64_t{kMaxBlockRecords + 7},
-                        uint64_t{whole_.size()}, uint64_t{whole_.size() + 1}}) {
+  for (uint64_t from :
+       {uint64_t{1}, uint64_t{2}, uint64_t{kMaxBlockRecords}, uint64_t{kMaxBlockRecords + 1},
+        uint64_t{kMaxBlockRecords + 7}, uint64_t{whole_.size()}, uint64_t{whole_.size() + 1}}) {
     std::vector<Row> rows;
-    ASSERT_TRUE(log_->ForEachRecord(from, [&](uint64_t seq, const OpRecord& r) {
-                      rows.emplace_back(seq, r);
-                      return true;
-                    }).ok());
-    std::vector<Row> want(whole_.begin() + std::min<size_t>(from - 1, whole_.size()),
-                          whole_.end());
+    ASSERT_TRUE(log_->ForEachRecord(from,
+                                    [&](uint64_t seq, const OpRecord& r) {
+                                      rows.emplace_back(seq, r);
+                                      return true;
+                                    })
+                    .ok());
+    std::vector<Row> want(whole_.begin() + std::min<size_t>(from - 1, whole_.size()), whole_.end());
     ASSERT_EQ(rows, want) << "from " << from;
   }
 }
@@ -214,10 +219,12 @@ TEST_F(HistoryScanTest, APausedScanGoesOnWhereItStoppedAndSeesNoLaterWrite) {
   for (size_t i = 0; i < filters.size(); ++i) {
     // The log as the scan opens, the writes of earlier rounds included.
     std::vector<Row> log;
-    ASSERT_TRUE(log_->ForEachRecord(1, [&](uint64_t seq, const OpRecord& r) {
-                      log.emplace_back(seq, r);
-                      return true;
-                    }).ok());
+    ASSERT_TRUE(log_->ForEachRecord(1,
+                                    [&](uint64_t seq, const OpRecord& r) {
+                                      log.emplace_back(seq, r);
+                                      return true;
+                                    })
+                    .ok());
     const std::vector<Row> want = Model(log, filters[i]);
     HistoryScan scan(*log_, filters[i]);
     std::vector<Row> got;

@@ -86,10 +86,12 @@ void ExpectIndexesMatch(const OpLog& log,
         want.push_back(row);
       }
     }
-    ASSERT_TRUE(log.ScanHistory(filter, [&](uint64_t seq, const engine::OpRecord& r) {
-                     got.emplace_back(seq, r);
-                     return true;
-                   }).ok());
+    ASSERT_TRUE(log.ScanHistory(filter,
+                                [&](uint64_t seq, const engine::OpRecord& r) {
+                                  got.emplace_back(seq, r);
+                                  return true;
+                                })
+                    .ok());
     ASSERT_EQ(got.size(), want.size()) << "segment filter " << segment;
     ASSERT_TRUE(got == want) << "segment filter " << segment;
   }
@@ -117,8 +119,7 @@ TEST(OpLogCrashTest, KillNineNeverLosesAcknowledgedOperations) {
                          acked, &partial);
       }
     }
-    auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::milliseconds(30 + rng() % 300);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(30 + rng() % 300);
     acked = ReadAcks(child.out, deadline, acked, &partial);
     kill(child.pid, SIGKILL);
     int status = 0;
@@ -134,15 +135,19 @@ TEST(OpLogCrashTest, KillNineNeverLosesAcknowledgedOperations) {
     ASSERT_GE(k, acked_total) << "round " << round << ": acknowledged operations lost";
     uint64_t expect = 0;
     std::vector<std::pair<uint64_t, engine::OpRecord>> whole;
-    ASSERT_TRUE((*log)->ForEachRecord(1, [&](uint64_t seq, const engine::OpRecord& r) {
-                        whole.emplace_back(seq, r);
-                        EXPECT_EQ(seq, expect + 1);
-                        bool remove = expect % 4 == 3;
-                        EXPECT_EQ(r.op, remove ? engine::OpKind::kRemove : engine::OpKind::kAdd)
-                            << "operation " << expect;
-                        ++expect;
-                        return true;
-                      }).ok());
+    ASSERT_TRUE((*log)
+                    ->ForEachRecord(
+                        1,
+                        [&](uint64_t seq, const engine::OpRecord& r) {
+                          whole.emplace_back(seq, r);
+                          EXPECT_EQ(seq, expect + 1);
+                          bool remove = expect % 4 == 3;
+                          EXPECT_EQ(r.op, remove ? engine::OpKind::kRemove : engine::OpKind::kAdd)
+                              << "operation " << expect;
+                          ++expect;
+                          return true;
+                        })
+                    .ok());
     ASSERT_EQ(expect, k);
     ASSERT_NO_FATAL_FAILURE(ExpectIndexesMatch(**log, whole));
     engine::Engine engine(engine::EngineOptions{nullptr, log->get(), 1});

@@ -10,9 +10,9 @@
 
 #include <chrono>
 #include <cstdio>
-#include <thread>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "engine/engine.h"
 #include "storage/oplog.h"
@@ -50,13 +50,15 @@ int main(int argc, char** argv) {
   for (uint64_t n = (*log)->next_seq() - 1;; ++n) {
     absl::Status status;
     if (n % 4 == 3) {
-      status = engine.UpdateUserSegments("u" + std::to_string(n - 1),
-                                         {.remove = {"s" + std::to_string((n - 1) % 3)}})
+      status = engine
+                   .UpdateUserSegments("u" + std::to_string(n - 1),
+                                       {.remove = {"s" + std::to_string((n - 1) % 3)}})
                    .status();
     } else {
-      status = engine.UpdateUserSegments("u" + std::to_string(n),
-                                         {.add = {{"s" + std::to_string(n % 3)}}})
-                   .status();
+      status =
+          engine
+              .UpdateUserSegments("u" + std::to_string(n), {.add = {{"s" + std::to_string(n % 3)}}})
+              .status();
     }
     if (!status.ok()) {
       std::fprintf(stderr, "op %llu: %s\n", static_cast<unsigned long long>(n),

@@ -73,10 +73,17 @@ TEST(OpLogFormatTest, BlocksRoundTrip) {
       // Mostly repeated or growing times, sometimes far back or at the extremes.
       switch (rng() % 8) {
         // Steps wrap (through unsigned) rather than overflow when `at` is at an extreme.
-        case 0: at = static_cast<int64_t>(static_cast<uint64_t>(at) - rng() % 1'000'000'000); break;
-        case 1: at = (rng() % 2) ? INT64_MIN : INT64_MAX; break;
-        case 2: at = static_cast<int64_t>(static_cast<uint64_t>(at) + 1); break;
-        default: break;
+        case 0:
+          at = static_cast<int64_t>(static_cast<uint64_t>(at) - rng() % 1'000'000'000);
+          break;
+        case 1:
+          at = (rng() % 2) ? INT64_MIN : INT64_MAX;
+          break;
+        case 2:
+          at = static_cast<int64_t>(static_cast<uint64_t>(at) + 1);
+          break;
+        default:
+          break;
       }
       r.at = at;
       r.expires_at = (rng() % 2) ? 0 : static_cast<int64_t>(rng());
@@ -129,8 +136,12 @@ TEST(OpLogFormatTest, RunLengths) {
 }
 
 TEST(OpLogFormatTest, UserRunsRoundTripAndRejectCorruption) {
-  const engine::OpRecord first{.at = -5, .expires_at = 77, .user = 100, .segment = 3,
-                               .op = engine::OpKind::kAdd, .reason = engine::OpReason::kImport};
+  const engine::OpRecord first{.at = -5,
+                               .expires_at = 77,
+                               .user = 100,
+                               .segment = 3,
+                               .op = engine::OpKind::kAdd,
+                               .reason = engine::OpReason::kImport};
   for (uint32_t count : {2u, 128u, static_cast<uint32_t>(kMaxBlockRecords)}) {
     engine::OpRecord decoded;
     uint32_t decoded_count = 0;

@@ -23,19 +23,23 @@ constexpr engine::TimeMs kDay = 24 * 3600 * 1000;
 
 std::vector<engine::OpRecord> AllRecords(const OpLog& log) {
   std::vector<engine::OpRecord> out;
-  EXPECT_TRUE(log.ForEachRecord(1, [&](uint64_t, const engine::OpRecord& r) {
-    out.push_back(r);
-    return true;
-  }).ok());
+  EXPECT_TRUE(log.ForEachRecord(1,
+                                [&](uint64_t, const engine::OpRecord& r) {
+                                  out.push_back(r);
+                                  return true;
+                                })
+                  .ok());
   return out;
 }
 
 std::vector<engine::OpRecord> History(const OpLog& log, HistoryFilter filter = {}) {
   std::vector<engine::OpRecord> out;
-  EXPECT_TRUE(log.ScanHistory(filter, [&](uint64_t, const engine::OpRecord& r) {
-    out.push_back(r);
-    return true;
-  }).ok());
+  EXPECT_TRUE(log.ScanHistory(filter,
+                              [&](uint64_t, const engine::OpRecord& r) {
+                                out.push_back(r);
+                                return true;
+                              })
+                  .ok());
   return out;
 }
 
@@ -52,7 +56,8 @@ void TenDays(Engine& engine, ManualClock& clock) {
     }
     // 20 new users: one user_runs entry a day.
     std::vector<engine::ImportItem> items;
-    for (int i = 0; i < 20; ++i) items.push_back({"d" + std::to_string(day) + "-" + std::to_string(i)});
+    for (int i = 0; i < 20; ++i)
+      items.push_back({"d" + std::to_string(day) + "-" + std::to_string(i)});
     ASSERT_TRUE(engine.Import("s", items, std::nullopt).ok());
     clock.Advance(kDay);
   }
@@ -88,7 +93,7 @@ TEST(RetentionTest, OldRecordsLeaveReportsAndDiskButRecoveryIsUnchanged) {
     std::vector<engine::OpRecord> kept = AllRecords(**log);
     EXPECT_LT(kept.size(), total);
     for (const auto& r : kept) EXPECT_GE(r.at, clock.NowMs() - 3 * kDay - 1);
-    EXPECT_EQ(History(**log).size(), recent.size());  // the index entries went too
+    EXPECT_EQ(History(**log).size(), recent.size());        // the index entries went too
     EXPECT_EQ((*log)->TEST_UserIndexEntries().second, 3u);  // the runs of days 7, 8 and 9
     HistoryFilter old_run_user, recent_run_user;
     old_run_user.users = {*engine.FindUser("d1-7")};

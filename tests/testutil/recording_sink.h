@@ -4,13 +4,12 @@
 // blocking_durability, it also acts like an fsync-mode log: WaitDurable takes a while, counts
 // as durable every batch accepted before it started, and can be told to fail.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <thread>
-#include <vector>
-
-#include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "base/mutex.h"
@@ -74,7 +73,8 @@ class RecordingSink final : public engine::OpSink {
   std::vector<engine::OpRecord> records() const {
     segd::MutexLock lock(&mu_);
     std::vector<engine::OpRecord> out;
-    for (const auto& b : batches_) out.insert(out.end(), b.memberships.begin(), b.memberships.end());
+    for (const auto& b : batches_)
+      out.insert(out.end(), b.memberships.begin(), b.memberships.end());
     return out;
   }
   void clear() {
