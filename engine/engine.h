@@ -222,6 +222,10 @@ class Engine final : private WriteQueue::Combiner {
   static absl::Status ValidateUserId(absl::string_view user_id) {
     return UserDictionary::Validate(user_id);
   }
+  // Errors: bad_request saying what is wrong with `name` as a segment name.
+  static absl::Status ValidateSegmentName(absl::string_view name) {
+    return SegmentCatalog::ValidateName(name);
+  }
 
   // Errors: segment_not_found (unknown or deleted). An unknown user is simply not a member.
   absl::StatusOr<Membership> Check(absl::string_view segment, absl::string_view user_id) const;

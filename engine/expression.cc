@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "engine/errors.h"
 
@@ -51,14 +52,26 @@ class Parser {
     auto expr = ParseOr(0);
     if (!expr.ok()) return expr.status();
     if (tok_.kind != Token::Kind::kEnd) {
-      return SyntaxError(
-          absl::StrCat("expected an operator or the end, found ", Describe(tok_.kind)),
-          tok_.position);
+      return SyntaxError(absl::StrCat("expected an operator or the end, found ",
+                                      Describe(tok_.kind), LowerCaseOperatorHint()),
+                         tok_.position);
     }
     return expr;
   }
 
  private:
+  // "; operators are upper case: write AND" when the token at fault, or the name before it,
+  // is an operator written in lower case ("a and b", "not a").
+  std::string LowerCaseOperatorHint() const {
+    for (absl::string_view word : {tok_.text, previous_name_}) {
+      const std::string upper = absl::AsciiStrToUpper(word);
+      if (upper == "AND" || upper == "OR" || upper == "XOR" || upper == "NOT") {
+        return absl::StrCat("; operators are upper case: write ", upper, ", not ", word);
+      }
+    }
+    return "";
+  }
+
   absl::Status Advance() {
     while (pos_ < src_.size() &&
            (src_[pos_] == ' ' || src_[pos_] == '\t' || src_[pos_] == '\n' || src_[pos_] == '\r')) {
@@ -168,6 +181,7 @@ class Parser {
     }
     if (tok_.kind == Token::Kind::kName) {
       if (tok_.text.size() > 128) return SyntaxError("segment name too long", tok_.position);
+      previous_name_ = tok_.text;
       auto node = std::make_unique<Expr>();
       node->kind = Expr::Kind::kSegment;
       node->name = std::string(tok_.text);
@@ -175,14 +189,15 @@ class Parser {
       if (absl::Status s = Advance(); !s.ok()) return s;
       return node;
     }
-    return SyntaxError(
-        absl::StrCat("expected a segment name, NOT or '(', found ", Describe(tok_.kind)),
-        tok_.position);
+    return SyntaxError(absl::StrCat("expected a segment name, NOT or '(', found ",
+                                    Describe(tok_.kind), LowerCaseOperatorHint()),
+                       tok_.position);
   }
 
   absl::string_view src_;
   size_t pos_ = 0;
   Token tok_{Token::Kind::kEnd, {}, 0};
+  absl::string_view previous_name_;  // the last segment name read
 };
 
 void CollectNames(const Expr& expr, std::vector<std::string>* names) {

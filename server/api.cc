@@ -1,9 +1,13 @@
 #include "server/api.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "base/time_text.h"
 #include "engine/errors.h"
 #include "server/detail/handlers.h"
 #include "server/json_writer.h"
@@ -19,23 +23,26 @@ struct Api::RouteDef {
   const char* name;  // label in metrics
   BodyKind body;
   detail::Handler handler;
-  bool mutates = false;  // writes to the log, so waits for durability
+  bool mutates = false;    // writes to the log, so waits for durability
+  const char* query = "";  // the query parameters it takes, space-separated
 };
 
 // The route table. No two patterns can match the same path, so order does not matter.
 static const Api::RouteDef kRoutes[] = {
     {"POST", "/v1/segments", "create_segment", BodyKind::kJson, detail::CreateSegment, true},
-    {"GET", "/v1/segments", "list_segments", BodyKind::kNone, detail::ListSegments},
+    {"GET", "/v1/segments", "list_segments", BodyKind::kNone, detail::ListSegments, false,
+     "include_deleted"},
     {"GET", "/v1/segments/{name}", "get_segment", BodyKind::kNone, detail::GetSegment},
     {"PATCH", "/v1/segments/{name}", "patch_segment", BodyKind::kJson, detail::PatchSegment, true},
     {"DELETE", "/v1/segments/{name}", "delete_segment", BodyKind::kNone, detail::DeleteSegment,
      true},
     {"GET", "/v1/segments/{name}/count", "count", BodyKind::kNone, detail::CountSegment},
-    {"GET", "/v1/segments/{name}/users", "list_members", BodyKind::kNone, detail::ListMembers},
+    {"GET", "/v1/segments/{name}/users", "list_members", BodyKind::kNone, detail::ListMembers,
+     false, "limit after"},
     {"GET", "/v1/segments/{name}/users/{user_id}", "check_member", BodyKind::kNone,
      detail::CheckMember},
     {"POST", "/v1/segments/{name}/users:import", "import", BodyKind::kImport, detail::ImportMembers,
-     true},
+     true, "ttl_seconds"},
     {"PUT", "/v1/users/{user_id}", "put_user", BodyKind::kNone, detail::PutUser, true},
     {"DELETE", "/v1/users/{user_id}", "delete_user", BodyKind::kNone, detail::DeleteUser, true},
     {"GET", "/v1/users/{user_id}/segments", "user_segments", BodyKind::kNone,
@@ -44,7 +51,8 @@ static const Api::RouteDef kRoutes[] = {
      detail::UpdateUserSegments, true},
     {"POST", "/v1/check", "check_many", BodyKind::kCheck, detail::CheckMany},
     {"POST", "/v1/query", "query", BodyKind::kJson, detail::Query},
-    {"GET", "/v1/reports/history", "history_report", BodyKind::kNone, detail::HistoryReport},
+    {"GET", "/v1/reports/history", "history_report", BodyKind::kNone, detail::HistoryReport, false,
+     "from to period user_id segment"},
     {"POST", "/v1/reports", "create_report", BodyKind::kJson, detail::CreateReport},
     {"GET", "/v1/reports/{id}.csv", "get_report", BodyKind::kNone, detail::GetReport},
     {"GET", "/health", "health", BodyKind::kNone, detail::Health},
@@ -84,6 +92,19 @@ const std::string& Api::RouteName(int route) const {
   static const std::string kUnmatched = "unmatched";
   static const std::vector<std::string> kNames = RouteNames();
   return route >= 0 && route < kRouteCount ? kNames[route] : kUnmatched;
+}
+
+RouteMatch Api::Route(absl::string_view method, absl::string_view path) const {
+  const bool head = method == "HEAD";
+  RouteMatch match = router_.Match(head ? "GET" : method, path);
+  match.head = head;
+  if (match.kind == RouteMatch::Kind::kWrongMethod) {
+    std::vector<absl::string_view> allow = absl::StrSplit(match.allow, ", ");
+    if (std::find(allow.begin(), allow.end(), "GET") != allow.end()) allow.push_back("HEAD");
+    allow.push_back("OPTIONS");
+    match.allow = absl::StrJoin(allow, ", ");
+  }
+  return match;
 }
 
 uint64_t Api::BodyLimit(const RouteMatch& match) const {
@@ -137,26 +158,33 @@ void Api::Handle(Request& request, RouteMatch& match, Response& response) {
   switch (match.kind) {
     case RouteMatch::Kind::kNoPath:
       ErrorResponse(HttpError("not_found", absl::StrCat("no such path: ", path)), response);
+      AddCorsHeaders(request.origin, response);
       return;
     case RouteMatch::Kind::kWrongMethod:
+      if (request.method == "OPTIONS") {
+        Options(request, match, response);
+        return;
+      }
       ErrorResponse(
           HttpError("method_not_allowed", absl::StrCat(request.method, " is not allowed on ", path,
                                                        "; allowed: ", match.allow)),
           response);
       response.headers.emplace_back("Allow", match.allow);
+      AddCorsHeaders(request.origin, response);
       return;
     case RouteMatch::Kind::kFound:
       break;
   }
   if (!match.error.ok()) {
     ErrorResponse(engine::BadRequest(match.error.message()), response);
+    AddCorsHeaders(request.origin, response);
     return;
   }
   if (kRoutes[match.route].mutates && config_.durability == storage::Durability::kFsync) {
     // Runs later on a durable-write worker: the request's views point into the connection's
     // parser, so everything the handler reads is copied or moved into the closure.
     struct Deferred {
-      std::string method, target, content_type, body, query;
+      std::string method, target, content_type, body, query, origin;
       std::vector<std::string> params;
     };
     auto d = std::make_shared<Deferred>();
@@ -165,22 +193,124 @@ void Api::Handle(Request& request, RouteMatch& match, Response& response) {
     d->content_type = std::string(request.content_type);
     d->body = std::move(request.body);
     d->query = std::string(query);
+    d->origin = std::string(request.origin);
     d->params = std::move(match.params);
     int route = match.route;
     response.pool = Response::Pool::kDurableWrites;
     response.blocking = [this, d, route](Response& r) {
-      Request deferred{d->method, d->target, d->content_type, std::move(d->body)};
+      Request deferred{d->method, d->target, d->content_type, std::move(d->body), d->origin, ""};
       Dispatch(route, deferred, d->params, d->query, r);
+      AddCorsHeaders(d->origin, r);
     };
     return;
   }
   Dispatch(match.route, request, match.params, query, response);
+  if (response.blocking && !config_.cors_origins.empty() && !request.origin.empty()) {
+    // Filled later (and an error answer starts afresh): the headers go on after.
+    response.blocking = [this, fill = std::move(response.blocking),
+                         origin = std::string(request.origin)](Response& r) {
+      fill(r);
+      AddCorsHeaders(origin, r);
+    };
+  } else {
+    AddCorsHeaders(request.origin, response);
+  }
 }
+
+void Api::AddCorsHeaders(absl::string_view origin, Response& response) const {
+  if (config_.cors_origins.empty() || origin.empty()) return;
+  const auto& allowed = config_.cors_origins;
+  if (std::find(allowed.begin(), allowed.end(), "*") != allowed.end()) {
+    response.headers.emplace_back("Access-Control-Allow-Origin", "*");
+  } else if (std::find(allowed.begin(), allowed.end(), origin) != allowed.end()) {
+    response.headers.emplace_back("Access-Control-Allow-Origin", std::string(origin));
+    response.headers.emplace_back("Vary", "Origin");
+  } else {
+    return;
+  }
+  response.headers.emplace_back("Access-Control-Expose-Headers", "Content-Disposition, Allow");
+}
+
+void Api::Options(const Request& request, const RouteMatch& match, Response& response) const {
+  response.status = 204;
+  response.body.clear();
+  response.headers.emplace_back("Allow", match.allow);
+  AddCorsHeaders(request.origin, response);
+  const bool allowed =
+      std::any_of(response.headers.begin(), response.headers.end(),
+                  [](const auto& h) { return h.first == "Access-Control-Allow-Origin"; });
+  if (!allowed) return;
+  response.headers.emplace_back("Access-Control-Allow-Methods", match.allow);
+  // The headers a browser asks to send: Content-Type (JSON bodies) and whatever it names.
+  response.headers.emplace_back("Access-Control-Allow-Headers",
+                                request.cors_request_headers.empty()
+                                    ? std::string("Content-Type")
+                                    : std::string(request.cors_request_headers));
+  response.headers.emplace_back("Access-Control-Max-Age", "600");
+}
+
+namespace {
+
+// The names of a pattern's captures, in order: "/v1/segments/{name}/users/{user_id}" gives
+// {"name", "user_id"}.
+std::vector<std::string> CaptureNames(absl::string_view pattern) {
+  std::vector<std::string> names;
+  for (size_t open = pattern.find('{'); open != absl::string_view::npos;
+       open = pattern.find('{', open + 1)) {
+    const size_t close = pattern.find('}', open);
+    names.emplace_back(pattern.substr(open + 1, close - open - 1));
+  }
+  return names;
+}
+
+// Every route's capture names, by route id.
+const std::vector<std::vector<std::string>>& RouteCaptures() {
+  static const auto* kCaptures = [] {
+    auto* captures = new std::vector<std::vector<std::string>>;
+    for (const Api::RouteDef& r : kRoutes) captures->push_back(CaptureNames(r.pattern));
+    return captures;
+  }();
+  return *kCaptures;
+}
+
+// The same rule for a segment name or user id in every path: what the engine would refuse in
+// a body is refused here, before any lookup (a malformed name is never "not found").
+absl::Status ValidateCaptures(int route, const std::vector<std::string>& params) {
+  const std::vector<std::string>& names = RouteCaptures()[route];
+  for (size_t i = 0; i < names.size() && i < params.size(); ++i) {
+    absl::Status s;
+    if (names[i] == "name") s = engine::Engine::ValidateSegmentName(params[i]);
+    if (names[i] == "user_id") s = engine::Engine::ValidateUserId(params[i]);
+    if (!s.ok()) {
+      return engine::BadRequest(
+          absl::StrCat("path ", names[i], " ", engine::Quote(params[i]), ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Query parameters the route does not take are an error, not silently ignored (a TTL sent as
+// ?ttl_seconds= to a route that reads it from the body would otherwise be lost).
+absl::Status CheckQueryNames(const Api::RouteDef& route, const detail::QueryParams& query) {
+  const std::vector<absl::string_view> known = absl::StrSplit(route.query, ' ', absl::SkipEmpty());
+  for (absl::string_view name : query.Names()) {
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    std::string takes = known.empty() ? std::string("no query parameters")
+                                      : absl::StrCat("only ", absl::StrJoin(known, ", "));
+    return engine::BadRequest(absl::StrCat("unknown query parameter ", engine::Quote(name), "; ",
+                                           route.method, " ", route.pattern, " takes ", takes));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 void Api::Dispatch(int route, Request& request, std::vector<std::string>& params,
                    absl::string_view query, Response& response) {
   detail::QueryParams query_params;
   absl::Status status = query_params.Parse(query);
+  if (status.ok()) status = CheckQueryNames(kRoutes[route], query_params);
+  if (status.ok()) status = ValidateCaptures(route, params);
   if (status.ok()) {
     HandlerContext context{engine_, log_, reports_, config_, figures_, metrics_};
     Call call{request, params, query_params, response};
@@ -188,8 +318,25 @@ void Api::Dispatch(int route, Request& request, std::vector<std::string>& params
   }
   if (!status.ok()) {
     response = Response();
-    ErrorResponse(status, response);
+    ErrorResponse(ExplainDeleted(std::move(status)), response);
   }
+}
+
+absl::Status Api::ExplainDeleted(absl::Status status) const {
+  if (engine::ErrorCodeOf(status) != "segment_not_found") return status;
+  const std::vector<std::string> names = engine::SegmentsOf(status);
+  if (names.size() != 1) return status;
+  auto info = engine_.GetSegment(names[0]);
+  if (!info.ok() || !info->meta.deleted()) return status;
+  absl::Status explained = engine::SegmentNotFound({names[0]});
+  std::string when;
+  AppendRfc3339Millis(&when, info->meta.deleted_at);
+  absl::Status out(explained.code(),
+                   absl::StrCat("segment ", engine::Quote(names[0]), " was deleted at ", when,
+                                "; create it again to restore it"));
+  explained.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
 }
 
 absl::Status HttpError(absl::string_view code, absl::string_view message) {
@@ -283,13 +430,10 @@ std::vector<absl::string_view> QueryParams::All(absl::string_view name) const {
   return out;
 }
 
-absl::Status QueryParams::OnlyThese(std::initializer_list<absl::string_view> known) const {
-  for (const auto& [n, v] : params_) {
-    bool ok = false;
-    for (absl::string_view k : known) ok = ok || n == k;
-    if (!ok) return engine::BadRequest(absl::StrCat("unknown query parameter '", n, "'"));
-  }
-  return absl::OkStatus();
+std::vector<absl::string_view> QueryParams::Names() const {
+  std::vector<absl::string_view> names;
+  for (const auto& [n, v] : params_) names.push_back(n);
+  return names;
 }
 
 absl::Status RequireUtf8(absl::string_view content_type) {

@@ -43,10 +43,12 @@ inline constexpr absl::string_view kJsonType = "application/json; charset=utf-8"
 enum class BodyKind { kNone, kJson, kCheck, kImport };
 
 struct Request {
-  absl::string_view method;        // upper case, as sent
-  absl::string_view target;        // path and query, as sent
-  absl::string_view content_type;  // empty when absent
-  std::string body;                // handlers may modify it (JSON parsing pads it in place)
+  absl::string_view method;                // upper case, as sent
+  absl::string_view target;                // path and query, as sent
+  absl::string_view content_type;          // empty when absent
+  std::string body;                        // handlers may modify it (JSON parsing pads it in place)
+  absl::string_view origin;                // the Origin header (browsers), empty when absent
+  absl::string_view cors_request_headers;  // Access-Control-Request-Headers (preflights)
 };
 
 // A streamed body, produced a piece at a time on a worker thread: each call replaces *chunk
@@ -92,9 +94,9 @@ class Api {
   Api& operator=(const Api&) = delete;
 
   // The route of (method, path), for the connection to pick a body limit before reading it.
-  RouteMatch Route(absl::string_view method, absl::string_view path) const {
-    return router_.Match(method, path);
-  }
+  // HEAD routes as GET (match.head is set; the connection sends the head alone); a path's
+  // allowed methods include HEAD with GET, and OPTIONS.
+  RouteMatch Route(absl::string_view method, absl::string_view path) const;
   // The body limit of a match (unmatched paths get the JSON limit).
   uint64_t BodyLimit(const RouteMatch& match) const;
   // The 413 message for a body over BodyLimit: its size when known, the limit, and the flag
@@ -118,6 +120,14 @@ class Api {
  private:
   void Dispatch(int route, Request& request, std::vector<std::string>& params,
                 absl::string_view query, Response& response);
+  // With --cors-origin, the CORS headers for a request from `origin` (none if it is not
+  // allowed).
+  void AddCorsHeaders(absl::string_view origin, Response& response) const;
+  // OPTIONS on a known path: 204 with Allow, and with --cors-origin a preflight's answer.
+  void Options(const Request& request, const RouteMatch& match, Response& response) const;
+  // segment_not_found for a single deleted segment says when it was deleted and how to bring
+  // it back; every other status is returned as it is.
+  absl::Status ExplainDeleted(absl::Status status) const;
 
   engine::Engine& engine_;
   storage::OpLog& log_;

@@ -1,5 +1,8 @@
 #include "server/config.h"
 
+#include <arpa/inet.h>
+
+#include <algorithm>
 #include <functional>
 #include <thread>
 
@@ -7,74 +10,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "server/time_text.h"
 
+#ifndef SEGD_VERSION
+#define SEGD_VERSION "unknown"
+#endif
+
 namespace segd::server {
-
-const char kServerUsage[] = R"(segd: in-memory user segmentation engine with an HTTP/1.1 JSON API
-
-Usage: segd [flags]
-
-Every flag can also be set by the environment variable named on its line; a flag wins over
-its variable.
-
-  --bind ADDR             address to listen on (default 127.0.0.1; SEGD_BIND)
-  --port N                TCP port, 0-65535; 0 picks a free one, printed at start-up
-                          (default 8080; SEGD_PORT)
-  --data-dir DIR          data directory: the operation log (DIR/log) and stored reports
-                          (DIR/reports); created if missing (default ./data; SEGD_DATA_DIR)
-  --threads N             HTTP threads (default: one per core; SEGD_THREADS)
-  --durability MODE       process: a change is acknowledged once it is in the write-ahead log
-                          (survives a crash of segd); fsync: once the log is fsynced (survives
-                          a power loss), concurrent changes sharing one fsync
-                          (default process; SEGD_DURABILITY)
-  --report-ttl DURATION   how long a report from POST /v1/reports is kept (default 4h;
-                          SEGD_REPORT_TTL)
-  --history-retention DURATION
-                          how long the history of membership changes is kept for reports;
-                          older records leave reports at once and the disk within a day
-                          (recovery never needs them), or "forever" (default forever;
-                          SEGD_HISTORY_RETENTION)
-  --log-level LEVEL       error, warn, info or debug; debug logs every request to stderr
-                          (default info; SEGD_LOG_LEVEL)
-  --max-body SIZE         largest JSON request body (default 1MiB; SEGD_MAX_BODY)
-  --max-check-body SIZE   largest body of POST /v1/check (default 8MiB; SEGD_MAX_CHECK_BODY)
-  --max-import-body SIZE  largest import body (default 256MiB; SEGD_MAX_IMPORT_BODY)
-  --max-header SIZE       largest request line plus headers; over it the answer is 431 and
-                          the connection closes (default 16KiB; SEGD_MAX_HEADER)
-  --read-timeout DURATION a connection that is idle this long, or takes longer than this to
-                          send a request's headers, is closed (default 30s; SEGD_READ_TIMEOUT)
-  --max-connections N     open connections at most; more are answered 503 and closed
-                          (default 10000; SEGD_MAX_CONNECTIONS)
-  --snapshot-interval DURATION
-                          write a snapshot this often while changes arrive, so that a restart
-                          replays little of the log (default 10m; SEGD_SNAPSHOT_INTERVAL)
-  --snapshot-every N      also write one once N membership changes have been logged since the
-                          last (a tail replayed at start-up counts), so that a restart replays
-                          at most about N records however fast they arrive; 0 for time only
-                          (default 1000000; SEGD_SNAPSHOT_EVERY)
-  --shutdown-grace DURATION
-                          on SIGTERM or SIGINT, how long in-flight requests may take to finish
-                          (default 10s; SEGD_SHUTDOWN_GRACE)
-  --min-free-disk SIZE    free space to keep on the data directory's filesystem: below it
-                          writes are answered 503 (reads go on) so that flushes, compactions,
-                          snapshots and a clean shutdown still fit; writes resume by
-                          themselves once space is freed; 0 turns the check off
-                          (default 1GiB, or a tenth of the filesystem if that is smaller;
-                          SEGD_MIN_FREE_DISK)
-  --user-index-memtable KIND
-                          lists: the per-user index keeps its newest entries in segd's own
-                          memtable of per-user lists (fast writes for existing users);
-                          skiplist: RocksDB's own memtable, a fallback that changes nothing
-                          on disk (default lists; SEGD_USER_INDEX_MEMTABLE)
-  --help                  print this help and exit
-
-Durations read 90s, 30m, 4h, 7d; sizes read 1048576, 512KiB, 1MiB, 1GiB.
-On SIGTERM or SIGINT segd stops accepting, finishes in-flight requests, writes a snapshot
-and exits 0.
-)";
-
 namespace {
 
 absl::Status FlagError(absl::string_view flag, absl::string_view value, absl::string_view why) {
@@ -83,9 +28,16 @@ absl::Status FlagError(absl::string_view flag, absl::string_view value, absl::st
 
 using Setter = std::function<absl::Status(ServerConfig&, absl::string_view)>;
 
+// One row of the flag table: everything about a flag is written here once. Parsing applies
+// `default_value` first (when there is one), then the variable, then the command line;
+// --help is printed from the same rows.
 struct Flag {
-  const char* name;  // without the leading dashes
-  const char* env;
+  const char* name;           // without the leading dashes
+  const char* env;            // its environment variable
+  const char* arg;            // the value's placeholder in --help
+  const char* default_value;  // applied through `set`; nullptr: computed (default_text says)
+  const char* default_text;   // --help's "default …" when not default_value
+  const char* help;           // one paragraph; --help wraps it
   Setter set;
 };
 
@@ -130,31 +82,56 @@ Setter Size(T ServerConfig::*field, uint64_t max) {
   };
 }
 
+Setter NonEmpty(const char* flag, std::string ServerConfig::*field) {
+  return [flag, field](ServerConfig& c, absl::string_view v) {
+    if (v.empty()) return FlagError(flag, v, "must not be empty");
+    c.*field = std::string(v);
+    return absl::OkStatus();
+  };
+}
+
+bool IsIpAddress(const std::string& text) {
+  unsigned char bytes[16];
+  return inet_pton(AF_INET, text.c_str(), bytes) == 1 ||
+         inet_pton(AF_INET6, text.c_str(), bytes) == 1;
+}
+
 const std::vector<Flag>& Flags() {
   static const std::vector<Flag> kFlags = {
-      {"bind", "SEGD_BIND",
+      {"bind", "SEGD_BIND", "ADDR", "127.0.0.1", nullptr,
+       "IP address to listen on (IPv4 or IPv6; 0.0.0.0 for every interface)",
        [](ServerConfig& c, absl::string_view v) {
-         if (v.empty()) return FlagError("--bind", v, "must not be empty");
          c.bind = std::string(v);
+         if (!IsIpAddress(c.bind)) {
+           return FlagError("--bind", v, "is not an IP address (such as 127.0.0.1 or ::1)");
+         }
          return absl::OkStatus();
        }},
-      {"port", "SEGD_PORT", Whole("--port", &ServerConfig::port, 0, 65535)},
-      {"data-dir", "SEGD_DATA_DIR",
-       [](ServerConfig& c, absl::string_view v) {
-         if (v.empty()) return FlagError("--data-dir", v, "must not be empty");
-         c.data_dir = std::string(v);
-         return absl::OkStatus();
-       }},
-      {"threads", "SEGD_THREADS", Whole("--threads", &ServerConfig::threads, 1, 256)},
-      {"durability", "SEGD_DURABILITY",
+      {"port", "SEGD_PORT", "N", "8080", nullptr,
+       "TCP port, 0-65535; 0 picks a free one, printed at start-up",
+       Whole("--port", &ServerConfig::port, 0, 65535)},
+      {"data-dir", "SEGD_DATA_DIR", "DIR", "./data", nullptr,
+       "data directory: the operation log (DIR/log) and stored reports (DIR/reports); created if "
+       "missing",
+       NonEmpty("--data-dir", &ServerConfig::data_dir)},
+      {"threads", "SEGD_THREADS", "N", nullptr, "one per core", "HTTP threads, 1-256",
+       Whole("--threads", &ServerConfig::threads, 1, 256)},
+      {"durability", "SEGD_DURABILITY", "MODE", "process", nullptr,
+       "process: a change is acknowledged once it is in the write-ahead log (survives a crash of "
+       "segd); fsync: once the log is fsynced (survives a power loss), concurrent changes "
+       "sharing one fsync",
        [](ServerConfig& c, absl::string_view v) -> absl::Status {
          auto d = storage::ParseDurability(v);
          if (!d.ok()) return d.status();
          c.durability = *d;
          return absl::OkStatus();
        }},
-      {"report-ttl", "SEGD_REPORT_TTL", Duration(&ServerConfig::report_ttl_seconds)},
-      {"history-retention", "SEGD_HISTORY_RETENTION",
+      {"report-ttl", "SEGD_REPORT_TTL", "DURATION", "4h", nullptr,
+       "how long a report from POST /v1/reports is kept",
+       Duration(&ServerConfig::report_ttl_seconds)},
+      {"history-retention", "SEGD_HISTORY_RETENTION", "DURATION", "forever", nullptr,
+       "how long the history of membership changes is kept for reports; older records leave "
+       "reports at once and the disk within a day (recovery never needs them), or \"forever\"",
        [](ServerConfig& c, absl::string_view v) -> absl::Status {
          if (v == "forever") {
            c.history_retention_seconds = 0;
@@ -162,7 +139,8 @@ const std::vector<Flag>& Flags() {
          }
          return Duration(&ServerConfig::history_retention_seconds)(c, v);
        }},
-      {"log-level", "SEGD_LOG_LEVEL",
+      {"log-level", "SEGD_LOG_LEVEL", "LEVEL", "info", nullptr,
+       "error, warn, info or debug; debug logs every request to stderr",
        [](ServerConfig& c, absl::string_view v) {
          static const std::pair<absl::string_view, LogLevel> kLevels[] = {
              {"error", LogLevel::kError},
@@ -177,27 +155,39 @@ const std::vector<Flag>& Flags() {
          }
          return FlagError("--log-level", v, "must be error, warn, info or debug");
        }},
-      {"max-body", "SEGD_MAX_BODY", Size(&ServerConfig::max_body, 1ull << 30)},
-      {"max-check-body", "SEGD_MAX_CHECK_BODY", Size(&ServerConfig::max_check_body, 1ull << 30)},
-      {"max-import-body", "SEGD_MAX_IMPORT_BODY", Size(&ServerConfig::max_import_body, 4ull << 30)},
-      {"max-header", "SEGD_MAX_HEADER", Size(&ServerConfig::max_header, 1u << 20)},
-      {"read-timeout", "SEGD_READ_TIMEOUT", Duration(&ServerConfig::read_timeout_seconds)},
-      {"max-connections", "SEGD_MAX_CONNECTIONS",
+      {"max-body", "SEGD_MAX_BODY", "SIZE", "1MiB", nullptr, "largest JSON request body",
+       Size(&ServerConfig::max_body, 1ull << 30)},
+      {"max-check-body", "SEGD_MAX_CHECK_BODY", "SIZE", "8MiB", nullptr,
+       "largest body of POST /v1/check", Size(&ServerConfig::max_check_body, 1ull << 30)},
+      {"max-import-body", "SEGD_MAX_IMPORT_BODY", "SIZE", "256MiB", nullptr, "largest import body",
+       Size(&ServerConfig::max_import_body, 4ull << 30)},
+      {"max-header", "SEGD_MAX_HEADER", "SIZE", "16KiB", nullptr,
+       "largest request line plus headers; over it the answer is 431 and the connection closes",
+       Size(&ServerConfig::max_header, 1u << 20)},
+      {"read-timeout", "SEGD_READ_TIMEOUT", "DURATION", "30s", nullptr,
+       "a connection that is idle this long, takes longer than this to send a request's "
+       "headers, or to take an answer, is closed",
+       Duration(&ServerConfig::read_timeout_seconds)},
+      {"max-connections", "SEGD_MAX_CONNECTIONS", "N", "10000", nullptr,
+       "open connections at most; more are answered 503 and closed",
        Whole("--max-connections", &ServerConfig::max_connections, 1, 1000000)},
-      {"snapshot-interval", "SEGD_SNAPSHOT_INTERVAL",
+      {"snapshot-interval", "SEGD_SNAPSHOT_INTERVAL", "DURATION", "10m", nullptr,
+       "write a snapshot this often while changes arrive, so that a restart replays little of "
+       "the log",
        Duration(&ServerConfig::snapshot_interval_seconds)},
-      {"snapshot-every", "SEGD_SNAPSHOT_EVERY",
+      {"snapshot-every", "SEGD_SNAPSHOT_EVERY", "N", "1000000", nullptr,
+       "also write one once N membership changes have been logged since the last (a tail "
+       "replayed at start-up counts), so that a restart replays at most about N records however "
+       "fast they arrive; 0 for time only",
        Whole("--snapshot-every", &ServerConfig::snapshot_every_records, 0, uint64_t{1} << 40)},
-      {"shutdown-grace", "SEGD_SHUTDOWN_GRACE", Duration(&ServerConfig::shutdown_grace_seconds)},
-      {"user-index-memtable", "SEGD_USER_INDEX_MEMTABLE",
-       [](ServerConfig& c, absl::string_view v) -> absl::Status {
-         if (v != "lists" && v != "skiplist") {
-           return FlagError("--user-index-memtable", v, "must be lists or skiplist");
-         }
-         c.user_index_lists = v == "lists";
-         return absl::OkStatus();
-       }},
-      {"min-free-disk", "SEGD_MIN_FREE_DISK",
+      {"shutdown-grace", "SEGD_SHUTDOWN_GRACE", "DURATION", "10s", nullptr,
+       "on SIGTERM or SIGINT, how long in-flight requests may take to finish",
+       Duration(&ServerConfig::shutdown_grace_seconds)},
+      {"min-free-disk", "SEGD_MIN_FREE_DISK", "SIZE", nullptr,
+       "1GiB, or a tenth of the filesystem if that is smaller",
+       "free space to keep on the data directory's filesystem: below it writes are answered 503 "
+       "(reads go on) so that flushes, compactions, snapshots and a clean shutdown still fit; "
+       "writes resume by themselves once space is freed; 0 turns the check off",
        [](ServerConfig& c, absl::string_view v) -> absl::Status {
          if (v == "0") {
            c.min_free_disk = 0;
@@ -208,11 +198,103 @@ const std::vector<Flag>& Flags() {
          c.min_free_disk = *n;
          return absl::OkStatus();
        }},
+      {"user-index-memtable", "SEGD_USER_INDEX_MEMTABLE", "KIND", "lists", nullptr,
+       "lists: the per-user index keeps its newest entries in segd's own memtable of per-user "
+       "lists (fast writes for existing users); skiplist: RocksDB's own memtable, a fallback "
+       "that changes nothing on disk",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         if (v != "lists" && v != "skiplist") {
+           return FlagError("--user-index-memtable", v, "must be lists or skiplist");
+         }
+         c.user_index_lists = v == "lists";
+         return absl::OkStatus();
+       }},
+      {"cors-origin", "SEGD_CORS_ORIGIN", "ORIGINS", "", nullptr,
+       "browser origins allowed to call the API, comma-separated (https://app.example.com), "
+       "or * for any; answers then carry CORS headers and OPTIONS answers preflights. Empty: "
+       "no CORS headers",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         c.cors_origins.clear();
+         for (absl::string_view origin : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+           origin = absl::StripAsciiWhitespace(origin);
+           if (origin != "*" && !absl::StartsWith(origin, "http://") &&
+               !absl::StartsWith(origin, "https://")) {
+             return FlagError("--cors-origin", origin,
+                              "an origin is * or starts with http:// or https://");
+           }
+           if (origin != "*" && absl::EndsWith(origin, "/")) {
+             return FlagError("--cors-origin", origin, "an origin has no path (drop the '/')");
+           }
+           c.cors_origins.emplace_back(origin);
+         }
+         return absl::OkStatus();
+       }},
   };
   return kFlags;
 }
 
+// Appends `text` wrapped to `width` columns, every line indented by `indent` spaces; the first
+// line starts at column `column`.
+void AppendWrapped(std::string* out, absl::string_view text, size_t column, size_t indent,
+                   size_t width) {
+  for (absl::string_view word : absl::StrSplit(text, ' ', absl::SkipEmpty())) {
+    if (column > indent && column + 1 + word.size() > width) {
+      absl::StrAppend(out, "\n", std::string(indent, ' '));
+      column = indent;
+    } else if (column > indent) {
+      out->push_back(' ');
+      ++column;
+    }
+    out->append(word.data(), word.size());
+    column += word.size();
+  }
+  out->push_back('\n');
+}
+
+std::string MakeUsage() {
+  constexpr size_t kHelpColumn = 26;
+  constexpr size_t kWidth = 96;
+  std::string out = absl::StrCat(ServerVersion(),
+                                 R"(: in-memory user segmentation engine with an HTTP/1.1 JSON API
+
+Usage: segd [flags]
+
+Every flag can also be set by the environment variable named on its line; a flag wins over
+its variable.
+
+)");
+  for (const Flag& f : Flags()) {
+    std::string left = absl::StrCat("  --", f.name, " ", f.arg);
+    size_t column = left.size();
+    out += left;
+    if (column + 1 > kHelpColumn) {
+      absl::StrAppend(&out, "\n", std::string(kHelpColumn, ' '));
+    } else {
+      out.append(kHelpColumn - column, ' ');
+    }
+    std::string def =
+        f.default_value ? (*f.default_value ? f.default_value : "empty") : f.default_text;
+    AppendWrapped(&out, absl::StrCat(f.help, " (default ", def, "; ", f.env, ")"), kHelpColumn,
+                  kHelpColumn, kWidth);
+  }
+  out += R"(  --version               print the version and exit
+  --help                  print this help and exit
+
+Durations read 90s, 30m, 4h, 7d; sizes read 1048576, 512KiB, 1MiB, 1GiB.
+On SIGTERM or SIGINT segd stops accepting, finishes in-flight requests, writes a snapshot
+and exits 0. Exit codes: 0 clean stop, 1 a failure while running, 2 bad flags.
+)";
+  return out;
+}
+
 }  // namespace
+
+const std::string& ServerUsage() {
+  static const std::string kUsage = MakeUsage();
+  return kUsage;
+}
+
+std::string ServerVersion() { return absl::StrCat("segd ", SEGD_VERSION); }
 
 uint64_t DefaultMinFreeDisk(uint64_t total_bytes) {
   return std::min<uint64_t>(uint64_t{1} << 30, total_bytes / 10);
@@ -221,6 +303,12 @@ uint64_t DefaultMinFreeDisk(uint64_t total_bytes) {
 absl::StatusOr<ParsedCommandLine> ParseServerConfig(const std::vector<std::string>& args,
                                                     const char* (*getenv)(const char*)) {
   ParsedCommandLine parsed;
+  for (const Flag& flag : Flags()) {
+    if (flag.default_value == nullptr) continue;
+    if (absl::Status s = flag.set(parsed.config, flag.default_value); !s.ok()) {
+      return absl::InternalError(absl::StrCat("default of --", flag.name, ": ", s.message()));
+    }
+  }
   for (const Flag& flag : Flags()) {
     const char* value = getenv(flag.env);
     if (value == nullptr || *value == '\0') continue;
@@ -232,6 +320,10 @@ absl::StatusOr<ParsedCommandLine> ParseServerConfig(const std::vector<std::strin
     absl::string_view arg = args[i];
     if (arg == "--help" || arg == "-h") {
       parsed.help = true;
+      return parsed;
+    }
+    if (arg == "--version") {
+      parsed.version = true;
       return parsed;
     }
     if (!absl::StartsWith(arg, "--")) {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "storage/oplog.h"
+#include "storage/durability.h"
 
 namespace segd::server {
 
@@ -40,6 +40,11 @@ struct ServerConfig {
   std::optional<uint64_t> min_free_disk;
   // by_user's memtable (storage::OpLogOptions::user_index_lists).
   bool user_index_lists = true;
+  // Browser origins allowed to call the API (CORS): empty (none; no CORS headers), "*" (any),
+  // or exact origins such as "https://app.example.com".
+  std::vector<std::string> cors_origins;
+
+  bool operator==(const ServerConfig&) const = default;
 };
 
 // --min-free-disk when it is not given: 1 GiB, or a tenth of a filesystem of `total_bytes`,
@@ -48,15 +53,19 @@ uint64_t DefaultMinFreeDisk(uint64_t total_bytes);
 
 // What the command line asked for.
 struct ParsedCommandLine {
-  bool help = false;  // print kServerUsage and exit 0
+  bool help = false;     // print ServerUsage() and exit 0
+  bool version = false;  // print ServerVersion() and exit 0
   ServerConfig config;
 };
 
-// The text of --help.
-extern const char kServerUsage[];
+// The text of --help, made from the flag table (config.cc) that parsing uses.
+const std::string& ServerUsage();
+// "segd 0.1.0".
+std::string ServerVersion();
 
-// Reads `args` (without the program name) over the SEGD_* variables that `getenv` returns.
-// Errors: InvalidArgument naming the flag (or variable) and what is wrong with it.
+// Reads `args` (without the program name) over the SEGD_* variables that `getenv` returns,
+// over each flag's default. Errors: InvalidArgument naming the flag (or variable) and what is
+// wrong with it.
 absl::StatusOr<ParsedCommandLine> ParseServerConfig(const std::vector<std::string>& args,
                                                     const char* (*getenv)(const char*));
 

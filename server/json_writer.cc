@@ -6,7 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "storage/csv_report.h"
+#include "base/time_text.h"
 
 namespace segd::server {
 
@@ -190,7 +190,7 @@ JsonWriter& JsonWriter::Time(engine::TimeMs ms, engine::TimeMs null_value) {
   if (ms == null_value) return Null();
   Separate();
   out_->push_back('"');
-  storage::AppendRfc3339Millis(out_, ms);
+  AppendRfc3339Millis(out_, ms);
   out_->push_back('"');
   return *this;
 }

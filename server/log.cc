@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <string>
 
+#include "base/time_text.h"
 #include "engine/clock.h"
-#include "storage/csv_report.h"
 
 namespace segd::server {
 namespace {
@@ -38,7 +38,7 @@ bool LogEnabled(LogLevel level) {
 void Log(LogLevel level, const char* format, ...) {
   if (!LogEnabled(level)) return;
   std::string line;
-  storage::AppendRfc3339Millis(&line, engine::SystemClock::Default()->NowMs());
+  AppendRfc3339Millis(&line, engine::SystemClock::Default()->NowMs());
   line.push_back(' ');
   line.append(LevelName(level));
   line.push_back(' ');

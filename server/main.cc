@@ -39,7 +39,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (parsed->help) {
-    std::fputs(server::kServerUsage, stdout);
+    std::fputs(server::ServerUsage().c_str(), stdout);
+    return 0;
+  }
+  if (parsed->version) {
+    std::printf("%s\n", server::ServerVersion().c_str());
     return 0;
   }
   const server::ServerConfig config = parsed->config;

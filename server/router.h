@@ -29,6 +29,7 @@ struct RouteMatch {
   std::vector<std::string> params;  // kFound: decoded captures, in pattern order
   std::string allow;                // kWrongMethod: the methods the path accepts, "GET, POST"
   absl::Status error;               // kFound with a capture that does not decode
+  bool head = false;                // a HEAD request routed as GET: answer without the body
 };
 
 class Router {

@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/time_text.h"
 
 namespace segd::server {
 namespace {
@@ -31,19 +32,6 @@ bool Expect(absl::string_view text, size_t* pos, char c) {
   return true;
 }
 
-bool IsLeap(int year) { return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0; }
-
-int DaysInMonth(int year, int month) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return month == 2 && IsLeap(year) ? 29 : kDays[month - 1];
-}
-
-absl::Status BadTime(absl::string_view text, absl::string_view why) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("'", text, "' is not an RFC 3339 time (", why,
-                   "); expected e.g. 2026-11-22T10:00:00Z or 2026-11-22T10:00:00.123Z"));
-}
-
 }  // namespace
 
 int64_t DaysFromCivil(int64_t year, unsigned month, unsigned day) {
@@ -57,56 +45,7 @@ int64_t DaysFromCivil(int64_t year, unsigned month, unsigned day) {
 }
 
 absl::StatusOr<engine::TimeMs> ParseRfc3339(absl::string_view text) {
-  size_t pos = 0;
-  int year, month, day, hour, minute, second;
-  if (!Digits(text, &pos, 4, &year) || !Expect(text, &pos, '-') || !Digits(text, &pos, 2, &month) ||
-      !Expect(text, &pos, '-') || !Digits(text, &pos, 2, &day)) {
-    return BadTime(text, "bad date");
-  }
-  if (pos >= text.size() || (text[pos] != 'T' && text[pos] != 't')) {
-    return BadTime(text, "missing 'T' between date and time");
-  }
-  ++pos;
-  if (!Digits(text, &pos, 2, &hour) || !Expect(text, &pos, ':') ||
-      !Digits(text, &pos, 2, &minute) || !Expect(text, &pos, ':') ||
-      !Digits(text, &pos, 2, &second)) {
-    return BadTime(text, "bad time of day");
-  }
-  if (month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) || hour > 23 ||
-      minute > 59 || second > 60) {
-    return BadTime(text, "field out of range");
-  }
-  if (second == 60) second = 59;  // a leap second reads as the second before it
-  int millis = 0;
-  if (pos < text.size() && text[pos] == '.') {
-    ++pos;
-    size_t start = pos;
-    while (pos < text.size() && text[pos] >= '0' && text[pos] <= '9') {
-      if (pos - start < 3) millis = millis * 10 + (text[pos] - '0');
-      ++pos;
-    }
-    if (pos == start) return BadTime(text, "empty fraction");
-    for (size_t n = pos - start; n < 3; ++n) millis *= 10;
-  }
-  int offset_minutes = 0;
-  if (pos < text.size() && (text[pos] == 'Z' || text[pos] == 'z')) {
-    ++pos;
-  } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
-    int sign = text[pos] == '+' ? 1 : -1;
-    ++pos;
-    int oh, om;
-    if (!Digits(text, &pos, 2, &oh) || !Expect(text, &pos, ':') || !Digits(text, &pos, 2, &om) ||
-        oh > 23 || om > 59) {
-      return BadTime(text, "bad UTC offset");
-    }
-    offset_minutes = sign * (oh * 60 + om);
-  } else {
-    return BadTime(text, "missing 'Z' or UTC offset");
-  }
-  if (pos != text.size()) return BadTime(text, "trailing characters");
-  int64_t days = DaysFromCivil(year, month, day);
-  int64_t seconds = days * 86400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
-  return seconds * 1000 + millis;
+  return ParseRfc3339Millis(text);
 }
 
 absl::StatusOr<std::pair<engine::TimeMs, engine::TimeMs>> ParseMonth(absl::string_view text) {

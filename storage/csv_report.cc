@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include "base/time_text.h"
+
 namespace segd::storage {
 namespace {
 
@@ -15,35 +17,9 @@ void AppendDigits(std::string* out, int64_t v, int width) {
   while (n > 0) out->push_back(buf[--n]);
 }
 
-// "YYYY-MM-DDTHH:MM:SS" of a whole second (UTC).
-void AppendSecond(std::string* out, int64_t second) {
-  std::time_t t = static_cast<std::time_t>(second);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  AppendDigits(out, tm.tm_year + 1900, 4);
-  out->push_back('-');
-  AppendDigits(out, tm.tm_mon + 1, 2);
-  out->push_back('-');
-  AppendDigits(out, tm.tm_mday, 2);
-  out->push_back('T');
-  AppendDigits(out, tm.tm_hour, 2);
-  out->push_back(':');
-  AppendDigits(out, tm.tm_min, 2);
-  out->push_back(':');
-  AppendDigits(out, tm.tm_sec, 2);
-}
-
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 }  // namespace
-
-void AppendRfc3339Millis(std::string* out, engine::TimeMs ms) {
-  int64_t second = FloorDiv(ms, 1000);
-  AppendSecond(out, second);
-  out->push_back('.');
-  AppendDigits(out, ms - second * 1000, 3);
-  out->push_back('Z');
-}
 
 void AppendCsvField(std::string* out, absl::string_view field) {
   bool quote = !field.empty() && (field.front() == ' ' || field.back() == ' ');
@@ -95,7 +71,7 @@ void CsvReportWriter::Row(const engine::OpRecord& r) {
   if (second != cached_second_) {
     cached_second_ = second;
     cached_prefix_.clear();
-    AppendSecond(&cached_prefix_, second);
+    AppendRfc3339Second(&cached_prefix_, second);
   }
   buffer_.append(cached_prefix_);
   buffer_.push_back('.');

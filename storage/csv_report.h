@@ -20,8 +20,6 @@
 
 namespace segd::storage {
 
-// Appends `ms` (milliseconds since the epoch) as 2026-11-22T10:00:00.123Z.
-void AppendRfc3339Millis(std::string* out, engine::TimeMs ms);
 // Appends `field`, quoted (with quotes doubled) when it holds a comma, quote, CR or LF, or
 // starts or ends with a space.
 void AppendCsvField(std::string* out, absl::string_view field);

@@ -41,13 +41,6 @@ constexpr char kFormatKey[] = "format";
 
 }  // namespace
 
-absl::StatusOr<Durability> ParseDurability(absl::string_view text) {
-  if (text == "process") return Durability::kProcess;
-  if (text == "fsync") return Durability::kFsync;
-  return absl::InvalidArgumentError(
-      absl::StrCat("durability must be 'process' or 'fsync', got '", text, "'"));
-}
-
 OpLog::OpLog(std::string dir, OpLogOptions options) : dir_(std::move(dir)), options_(options) {}
 
 OpLog::~OpLog() {

@@ -61,6 +61,7 @@
 #include "storage/data_dir.h"
 #include "storage/detail/families.h"
 #include "storage/disk_reserve.h"
+#include "storage/durability.h"
 
 namespace rocksdb {
 class DB;
@@ -77,11 +78,6 @@ struct RetentionState;
 class ErrorListener;
 }  // namespace detail
 class HistoryScan;
-
-enum class Durability { kProcess, kFsync };
-
-// "process" or "fsync".
-absl::StatusOr<Durability> ParseDurability(absl::string_view text);
 
 struct OpLogOptions {
   // When a mutation counts as durable; see the header comment. Default: kProcess.

@@ -41,8 +41,8 @@ class QueryParams {
   // The last value of `name`, if given.
   std::optional<absl::string_view> Get(absl::string_view name) const;
   std::vector<absl::string_view> All(absl::string_view name) const;
-  // Errors: bad_request naming the first parameter not in `known`.
-  absl::Status OnlyThese(std::initializer_list<absl::string_view> known) const;
+  // Every name given, in order (repeats included).
+  std::vector<absl::string_view> Names() const;
 
  private:
   std::vector<std::pair<std::string, std::string>> params_;

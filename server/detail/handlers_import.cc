@@ -133,7 +133,6 @@ absl::Status ParseNdjsonLine(absl::string_view line, size_t capacity, std::strin
 }  // namespace
 
 absl::Status ImportMembers(const HandlerContext& ctx, Call& call) {
-  if (absl::Status s = call.query.OnlyThese({"ttl_seconds"}); !s.ok()) return s;
   auto format = FormatOf(call.request.content_type);
   if (!format.ok()) return format.status();
   std::optional<int64_t> ttl;

@@ -74,9 +74,6 @@ absl::StatusOr<storage::HistoryFilter> BuildFilter(const HandlerContext& ctx,
 
 absl::Status HistoryReport(const HandlerContext& ctx, Call& call) {
   const QueryParams& q = call.query;
-  if (absl::Status s = q.OnlyThese({"from", "to", "period", "user_id", "segment"}); !s.ok()) {
-    return s;
-  }
   ReportRequest req;
   if (auto v = q.Get("from")) req.from = std::string(*v);
   if (auto v = q.Get("to")) req.to = std::string(*v);

@@ -201,26 +201,36 @@ void HttpSession::OnRequest() {
   Request request;
   request.method = absl::string_view(req.method_string().data(), req.method_string().size());
   request.target = absl::string_view(req.target().data(), req.target().size());
-  if (auto it = req.find(http::field::content_type); it != req.end()) {
-    request.content_type = absl::string_view(it->value().data(), it->value().size());
-  }
+  auto header = [&req](http::field field) {
+    auto it = req.find(field);
+    return it == req.end() ? absl::string_view()
+                           : absl::string_view(it->value().data(), it->value().size());
+  };
+  request.content_type = header(http::field::content_type);
+  request.origin = header(http::field::origin);
+  request.cors_request_headers = header(http::field::access_control_request_headers);
   request.body = std::move(req.body());
   // On the stack: only answers handed to a worker need to outlive this call.
   Response response;
   api_.Handle(request, match_, response);
-  int route = match_.route;
+  const int route = match_.route;
+  const bool head_only = match_.head;
   if (LogEnabled(LogLevel::kDebug)) {
     Log(LogLevel::kDebug, "%.*s %.*s -> %u", static_cast<int>(request.method.size()),
         request.method.data(), static_cast<int>(request.target.size()), request.target.data(),
         response.status);
   }
   if (response.blocking) {
-    RunBlocking(std::make_unique<Response>(std::move(response)), keep_alive, route, start);
+    RunBlocking(std::make_unique<Response>(std::move(response)), keep_alive, head_only, route,
+                start);
+  } else if (response.stream && head_only) {
+    api_.metrics().Record(route, response.status, NanosSince(start));
+    out_.AddChunkedHead(response, keep_alive);  // the body is never produced
   } else if (response.stream) {
     api_.metrics().Record(route, response.status, NanosSince(start));
     RunStream(response, keep_alive);
   } else {
-    out_.AddResponse(response, keep_alive);
+    out_.AddResponse(response, keep_alive, head_only);
     api_.metrics().Record(route, response.status, NanosSince(start));
   }
   // The request (and the views into it) is done with; the next one starts fresh.
@@ -228,21 +238,21 @@ void HttpSession::OnRequest() {
   if (!keep_alive) close_after_write_ = true;
 }
 
-void HttpSession::RunBlocking(std::unique_ptr<Response> response, bool keep_alive, int route,
-                              Clock::time_point start) {
+void HttpSession::RunBlocking(std::unique_ptr<Response> response, bool keep_alive, bool head_only,
+                              int route, Clock::time_point start) {
   waiting_ = true;
   asio::thread_pool& pool =
       response->pool == Response::Pool::kDurableWrites ? host_.durable_writers : host_.workers;
-  asio::post(pool, [self = shared_from_this(), r = std::move(response), keep_alive, route,
-                    start]() mutable {
+  asio::post(pool, [self = shared_from_this(), r = std::move(response), keep_alive, head_only,
+                    route, start]() mutable {
     // Moved out first: the function may reset the response it fills (an error answer does).
     auto fill = std::move(r->blocking);
     r->blocking = nullptr;
     fill(*r);
     asio::post(self->stream_.get_executor(),
-               [self, r = std::move(r), keep_alive, route, start]() mutable {
+               [self, r = std::move(r), keep_alive, head_only, route, start]() mutable {
                  self->waiting_ = false;
-                 self->out_.AddResponse(*r, keep_alive);
+                 self->out_.AddResponse(*r, keep_alive, head_only);
                  self->api_.metrics().Record(route, r->status, NanosSince(start));
                  self->Process();
                });

@@ -86,7 +86,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void ParseError(boost::beast::error_code ec);
   void Reject(unsigned status, absl::string_view code, absl::string_view message);
   void OnRequest();
-  void RunBlocking(std::unique_ptr<Response> response, bool keep_alive, int route,
+  void RunBlocking(std::unique_ptr<Response> response, bool keep_alive, bool head_only, int route,
                    Clock::time_point start);
   void RunStream(Response& response, bool keep_alive);
   // Starts the next step of the streamed answer on a worker, unless one runs or it ended.

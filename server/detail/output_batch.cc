@@ -48,10 +48,15 @@ std::string& OutputBatch::Tail() {
 
 void OutputBatch::AddText(absl::string_view text) { Tail().append(text.data(), text.size()); }
 
-void OutputBatch::AddResponse(Response& response, bool keep_alive) {
+void OutputBatch::AddResponse(Response& response, bool keep_alive, bool head_only) {
   std::string& head = Tail();
   AppendHead(&head, response, keep_alive);
+  if (response.status == 204) {
+    head.append("\r\n");
+    return;
+  }
   absl::StrAppend(&head, "Content-Length: ", response.body.size(), "\r\n\r\n");
+  if (head_only) return;
   body_bytes_ += response.body.size();
   if (response.body.size() < kCopyBodyBelow) {
     head.append(response.body);

@@ -27,9 +27,12 @@ class OutputBatch {
   // Bodies below this size are copied into the tail piece; larger ones are moved in whole.
   static constexpr size_t kCopyBodyBelow = 16 * 1024;
 
-  // A complete response, framed by Content-Length. A large body is moved out of `response`.
-  void AddResponse(Response& response, bool keep_alive);
-  // The head of a response whose body follows in chunks (Transfer-Encoding: chunked).
+  // A complete response, framed by Content-Length (none for 204). A large body is moved out
+  // of `response`. With `head_only` (a HEAD request) the body is left out and Content-Length
+  // still gives its size.
+  void AddResponse(Response& response, bool keep_alive, bool head_only = false);
+  // The head of a response whose body follows in chunks (Transfer-Encoding: chunked), or of a
+  // HEAD request's answer when it would have been streamed (no chunk follows then).
   void AddChunkedHead(const Response& response, bool keep_alive);
   // One chunk of a chunked body; nothing for an empty one (it would end the body).
   void AddChunk(std::string chunk);

@@ -3,6 +3,8 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/errors.h"
 #include "gtest/gtest.h"
@@ -66,6 +68,26 @@ TEST(ExpressionTest, SyntaxErrorsCarryPosition) {
     EXPECT_EQ(ErrorCodeOf(e.status()), "bad_request");
     EXPECT_EQ(PositionOf(e.status()), c.position) << c.src << ": " << e.status();
   }
+}
+
+// Lower-case operators are segment names (a segment may be called "and"), so "a and b" fails;
+// the error then says how to write it.
+TEST(ExpressionTest, LowerCaseOperatorsGetAHint) {
+  for (const auto& [src, word] :
+       std::vector<std::pair<std::string, std::string>>{{"a and b", "AND"},
+                                                        {"a or b", "OR"},
+                                                        {"not a", "NOT"},
+                                                        {"a Xor b", "XOR"},
+                                                        {"a AND not b", "NOT"}}) {
+    auto e = ParseExpression(src);
+    ASSERT_FALSE(e.ok()) << src;
+    EXPECT_NE(e.status().message().find("operators are upper case: write " + word),
+              absl::string_view::npos)
+        << src << ": " << e.status();
+  }
+  auto plain = ParseExpression("a b");
+  ASSERT_FALSE(plain.ok());
+  EXPECT_EQ(plain.status().message().find("upper case"), absl::string_view::npos);
 }
 
 TEST(ExpressionTest, DepthAndSizeLimits) {

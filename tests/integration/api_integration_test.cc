@@ -357,7 +357,7 @@ TEST_F(ApiTest, ServiceEndpointsAndUnknownPaths) {
   EXPECT_EQ(ErrorCode(client_->Get("/v2/anything")), "not_found");
   HttpResult wrong = client_->Request("PUT", "/v1/segments/x/count");
   EXPECT_EQ(wrong.status, 405u);
-  EXPECT_EQ(wrong.header("allow"), "GET");
+  EXPECT_EQ(wrong.header("allow"), "GET, HEAD, OPTIONS");
 }
 
 }  // namespace

@@ -153,7 +153,7 @@ class HttpClient {
     for (auto& [name, value] : headers) req.set(name, value);
     req.prepare_payload();
     http::write(stream_, req);
-    return ReadResponse();
+    return ReadResponse(/*head=*/method == "HEAD");
   }
 
   HttpResult Get(const std::string& target) { return Request("GET", target); }
@@ -166,12 +166,14 @@ class HttpClient {
     boost::asio::write(stream_, boost::asio::buffer(bytes));
   }
 
-  // Reads one response; status 0 if the connection closed or failed first.
-  HttpResult ReadResponse() {
+  // Reads one response; status 0 if the connection closed or failed first. `head`: the answer
+  // to a HEAD request, which has no body whatever its headers say.
+  HttpResult ReadResponse(bool head = false) {
     namespace http = boost::beast::http;
     HttpResult result;
     http::response_parser<http::string_body> parser;
     parser.body_limit(1ull << 30);
+    parser.skip(head);
     boost::beast::error_code ec;
     http::read(stream_, buffer_, parser, ec);
     if (ec) return result;

@@ -50,5 +50,45 @@ TEST(ServerConfig, FlagsOverrideEnvironmentAndBadValuesAreNamed) {
   EXPECT_GE(ParseServerConfig({}, NoEnv)->config.threads, 1u);
 }
 
+// The flag table's defaults are the ones a default-constructed ServerConfig holds (the
+// library's callers and the binary agree), and --help names each of them.
+TEST(ServerConfig, TheTablesDefaultsAreTheStructsAndHelpShowsThem) {
+  auto parsed = ParseServerConfig({}, NoEnv);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ServerConfig expected;
+  expected.threads = parsed->config.threads;  // computed: one per core
+  EXPECT_TRUE(parsed->config == expected);
+  const std::string& usage = ServerUsage();
+  for (const char* shown : {"--bind ADDR", "(default 127.0.0.1; SEGD_BIND)", "SEGD_PORT",
+                            "SEGD_CORS_ORIGIN", "--version", "(default 256MiB;"}) {
+    EXPECT_NE(usage.find(shown), std::string::npos) << shown;
+  }
+  for (size_t start = 0, end; start < usage.size(); start = end + 1) {
+    end = usage.find('\n', start);
+    EXPECT_LE(end - start, 96u) << usage.substr(start, end - start);
+  }
+}
+
+TEST(ServerConfig, VersionBindAndCorsOrigins) {
+  EXPECT_TRUE(ParseServerConfig({"--version"}, NoEnv)->version);
+  EXPECT_NE(ServerVersion().find("segd "), std::string::npos);
+  EXPECT_TRUE(ParseServerConfig({"--bind", "::1"}, NoEnv).ok());
+  EXPECT_TRUE(ParseServerConfig({"--bind", "0.0.0.0"}, NoEnv).ok());
+  auto host = ParseServerConfig({"--bind", "localhost"}, NoEnv);
+  ASSERT_FALSE(host.ok());
+  EXPECT_NE(host.status().message().find("not an IP address"), absl::string_view::npos);
+  EXPECT_FALSE(ParseServerConfig({"--bind", ""}, NoEnv).ok());
+
+  auto cors =
+      ParseServerConfig({"--cors-origin", "https://a.example, http://localhost:3000"}, NoEnv);
+  ASSERT_TRUE(cors.ok()) << cors.status();
+  EXPECT_EQ(cors->config.cors_origins,
+            (std::vector<std::string>{"https://a.example", "http://localhost:3000"}));
+  EXPECT_EQ(ParseServerConfig({"--cors-origin", "*"}, NoEnv)->config.cors_origins,
+            std::vector<std::string>{"*"});
+  EXPECT_FALSE(ParseServerConfig({"--cors-origin", "a.example"}, NoEnv).ok());
+  EXPECT_FALSE(ParseServerConfig({"--cors-origin", "https://a.example/"}, NoEnv).ok());
+}
+
 }  // namespace
 }  // namespace segd::server
