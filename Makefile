@@ -5,16 +5,21 @@ JOBS ?= $(shell nproc)
 DATA_DIR ?= ./data
 PORT ?= 8080
 
-.PHONY: deps build run test bench clean
+.PHONY: deps configure build run test bench clean
 
 deps:
 	@./scripts/install-deps.sh
 
-build: deps
+configure: deps
 	@cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+
+# Everything: the server, tests, benchmarks.
+build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: build
+# Only what it runs: a first start does not wait for every test and benchmark.
+run: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target segd
 	$(BUILD_DIR)/bin/segd --data-dir $(DATA_DIR) --port $(PORT)
 
 test: build

@@ -82,8 +82,9 @@ Output:
   --help                this text
 
 Prints a progress line a second on stderr, then a table (or --json) of answers per second,
-latency percentiles and answers by status. Exit status 0 unless the flags are bad (2) or
---load or --dump failed (1); errors during the run are counted, not fatal.
+latency percentiles and answers by status. Exit status: 2 for bad flags; 1 when segd cannot be
+reached, --load or --dump failed, nothing was answered, or more than half of the requests
+failed (an error status or a broken connection), each with a message on stderr; else 0.
 )";
 
 struct Options {
@@ -436,7 +437,8 @@ bool ParseFlags(int argc, char** argv, Options* o) {
   return true;
 }
 
-void Report(const Options& o, Results& r, double seconds) {
+// Prints the figures; returns how many requests failed (an error status or a broken connection).
+uint64_t Report(const Options& o, Results& r, double seconds) {
   const LatencyHistogram& h = r.latency;
   auto us = [](uint64_t ns) { return static_cast<double>(ns) / 1000.0; };
   uint64_t errors = r.io_errors;
@@ -459,7 +461,7 @@ void Report(const Options& o, Results& r, double seconds) {
         us(h.Percentile(0.9)), us(h.Percentile(0.99)), us(h.Percentile(0.999)), us(h.max()),
         h.mean() / 1000.0, statuses.c_str(), static_cast<unsigned long long>(r.io_errors),
         static_cast<unsigned long long>(errors));
-    return;
+    return errors;
   }
   std::printf("\nworkload %s, %u connections, %s, %.1f s\n", WorkloadName(o.workload.workload),
               o.connections,
@@ -476,6 +478,29 @@ void Report(const Options& o, Results& r, double seconds) {
     std::printf(" %u=%llu", status, static_cast<unsigned long long>(n));
   }
   std::printf("; connection errors: %llu\n", static_cast<unsigned long long>(r.io_errors));
+  return errors;
+}
+
+// Whether segd answers at `endpoint`: a GET /health before the run, so that a wrong port or a
+// stopped server is one clear message, not a table of zeros.
+bool Reachable(const tcp::endpoint& endpoint) {
+  asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  beast::error_code ec;
+  stream.expires_after(std::chrono::seconds(5));
+  stream.connect(endpoint, ec);
+  if (ec) {
+    std::fprintf(stderr, "segd-load: cannot connect to %s:%u: %s\n",
+                 endpoint.address().to_string().c_str(), endpoint.port(), ec.message().c_str());
+    return false;
+  }
+  unsigned status = Send(stream, http::verb::get, "/health", "", "");
+  if (status != 200) {
+    std::fprintf(stderr, "segd-load: %s:%u answered GET /health with %u; is it segd?\n",
+                 endpoint.address().to_string().c_str(), endpoint.port(), status);
+    return false;
+  }
+  return true;
 }
 
 int Main(int argc, char** argv) {
@@ -497,6 +522,7 @@ int Main(int argc, char** argv) {
     }
     return 0;
   }
+  if (!Reachable(endpoint)) return 1;
   if (options.load) {
     std::optional<LoadFigures> loaded = LoadDataset(options, dataset, endpoint);
     if (!loaded) return 1;
@@ -546,7 +572,19 @@ int Main(int argc, char** argv) {
   ioc_owner.reset();  // connections still queued in it (after a stop) merge their figures now
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   // Requests are counted over the sending period; answers to the last ones arrive just after.
-  Report(options, results, std::min(seconds, options.duration));
+  const uint64_t failed = Report(options, results, std::min(seconds, options.duration));
+  const uint64_t sent = results.latency.count() + results.io_errors;
+  if (results.latency.count() == 0) {
+    std::fprintf(stderr, "segd-load: no request was answered\n");
+    return 1;
+  }
+  if (failed * 2 > sent) {
+    std::fprintf(stderr,
+                 "segd-load: %llu of %llu requests failed (see the statuses above); the figures "
+                 "measure errors, not the workload\n",
+                 static_cast<unsigned long long>(failed), static_cast<unsigned long long>(sent));
+    return 1;
+  }
   return 0;
 }
 

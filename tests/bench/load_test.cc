@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
@@ -204,6 +205,54 @@ TEST(SegdLoad, LoadsADatasetAndReportsJson) {
   }
   testutil::HttpClient client(server.port());
   EXPECT_EQ(client.Get("/v1/segments/seg-1/count").status, 200u);
+}
+
+// Runs segd-load and returns its exit status and what it wrote to stderr.
+std::pair<int, std::string> RunLoad(const std::string& flags) {
+  testutil::TempDir dir;
+  const std::string err = dir.Sub("stderr");
+  const std::string command = std::string(SEGD_LOAD_BINARY) + " " + flags + " >/dev/null 2>" + err;
+  const int status = std::system(command.c_str());
+  std::string text;
+  if (std::FILE* f = std::fopen(err.c_str(), "r")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    std::fclose(f);
+  }
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+// A run that measures nothing but errors must not look like a result.
+TEST(SegdLoad, FailsLoudlyWhenItCannotConnectOrMostAnswersAreErrors) {
+  {
+    // A port nothing listens on (a server started and stopped).
+    testutil::TempDir dir;
+    uint16_t port = 0;
+    {
+      testutil::ServerProcess server(dir.path());
+      ASSERT_TRUE(server.started());
+      port = server.port();
+      server.Terminate();
+    }
+    auto [code, err] = RunLoad("--port " + std::to_string(port) + " --duration 0.2");
+    EXPECT_EQ(code, 1);
+    EXPECT_NE(err.find("cannot connect to 127.0.0.1:" + std::to_string(port)), std::string::npos)
+        << err;
+  }
+  testutil::TempDir dir;
+  testutil::ServerProcess server(dir.path());
+  ASSERT_TRUE(server.started());
+  // Checks of segments that were never loaded: every answer is a 404.
+  auto [code, err] = RunLoad("--port " + std::to_string(server.port()) +
+                             " --users 100 --segments 2 --duration 0.3 --connections 2");
+  EXPECT_EQ(code, 1);
+  EXPECT_NE(err.find("requests failed"), std::string::npos) << err;
+  // The same after --load: a real result.
+  auto [ok_code, ok_err] =
+      RunLoad("--port " + std::to_string(server.port()) +
+              " --users 100 --segments 2 --duration 0.3 --connections 2 --load");
+  EXPECT_EQ(ok_code, 0) << ok_err;
 }
 
 }  // namespace
