@@ -509,6 +509,28 @@ void Engine::PlanAutoPercent(const SegmentMeta& meta, TimeMs now, OpBatch& batch
   });
 }
 
+void Engine::PlanRamp(const SegmentMeta& meta, double old_percent, TimeMs now, OpBatch& batch) {
+  const TimeMs expiry = ExpiryFor(now, std::nullopt, std::nullopt, meta.ttl_seconds);
+  const bool up = meta.auto_percent > old_percent;
+  shards_.ForEachShard([&](const MembershipShards::ShardView& view) {
+    const Roaring* members = view.Members(meta.id);
+    for (UserId user : view.Registered()) {
+      const absl::string_view external = users_.Name(user);
+      // The decision is a threshold on the user's hash: the cuts differ only between them.
+      const bool in_old = StickyPercentDecision(meta.name, external, old_percent);
+      const bool in_new = StickyPercentDecision(meta.name, external, meta.auto_percent);
+      const bool member = members != nullptr && members->contains(user);
+      if (up && in_new && !in_old && !member) {
+        batch.memberships.push_back(
+            {now, expiry, user, meta.id, OpKind::kAdd, OpReason::kAutoPercent});
+      } else if (!up && in_old && !in_new && member) {
+        batch.memberships.push_back(
+            {now, kNoExpiry, user, meta.id, OpKind::kRemove, OpReason::kAutoPercent});
+      }
+    }
+  });
+}
+
 absl::StatusOr<SegmentInfo> Engine::CreateSegment(const SegmentSpec& spec) {
   if (absl::Status s = SegmentCatalog::ValidateName(spec.name); !s.ok()) return s;
   if (spec.description.size() > SegmentCatalog::kMaxDescriptionBytes) {
@@ -552,15 +574,29 @@ absl::StatusOr<SegmentInfo> Engine::UpdateSegment(absl::string_view name,
   if (patch.ttl_seconds) {
     if (absl::Status s = ValidateTtl(*patch.ttl_seconds); !s.ok()) return s;
   }
+  if (patch.auto_percent && !(*patch.auto_percent >= 0 && *patch.auto_percent <= 100)) {
+    return BadRequest("auto_percent must be between 0 and 100");
+  }
   return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<SegmentInfo> {
     auto id = catalog_.FindActive(name);
     if (!id) return SegmentNotFound({std::string(name)});
     SegmentMeta meta = catalog_.Get(*id);
+    if (patch.auto_percent && !meta.sticky) {
+      return BadRequest(absl::StrCat(
+          "auto_percent can be changed only on a sticky rollout (created with "
+          "auto_percent_sticky); segment ",
+          Quote(name), " ", meta.has_auto_percent() ? "was a one-off sample" : "has no rollout"));
+    }
+    const double old_percent = meta.auto_percent;
     if (patch.description) meta.description = *patch.description;
     if (patch.ttl_seconds) meta.ttl_seconds = patch.ttl_seconds->value_or(0);
+    if (patch.auto_percent) meta.auto_percent = *patch.auto_percent;
     OpBatch batch;
     batch.at = Now();
     batch.segments.push_back(meta);
+    if (patch.auto_percent && *patch.auto_percent != old_percent) {
+      PlanRamp(meta, old_percent, batch.at, batch);
+    }
     if (absl::Status s = Commit(batch); !s.ok()) return s;
     return InfoOf(meta);
   });

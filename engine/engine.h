@@ -86,6 +86,8 @@ struct SegmentPatch {
   std::optional<std::string> description;
   // Set to nullopt-inside-optional to clear the default TTL.
   std::optional<std::optional<int64_t>> ttl_seconds;
+  // A sticky rollout's new percentage (0-100): see UpdateSegment.
+  std::optional<double> auto_percent;
 };
 
 struct SegmentInfo {
@@ -182,7 +184,12 @@ class Engine final : private WriteQueue::Combiner {
   // Errors: bad_request (name, description over 4 KiB, percent outside 0–100, TTL < 1),
   // segment_exists if active.
   absl::StatusOr<SegmentInfo> CreateSegment(const SegmentSpec& spec);
-  // Errors: bad_request, segment_not_found (unknown or deleted).
+  // Changes what `patch` sets, in one logged batch. A new auto_percent ramps a sticky rollout:
+  // up, it adds the registered users the new cut takes in and the old one did not (everyone
+  // already in stays); down, it removes the members the old cut took in and the new one does
+  // not (members added by hand stay). Both are logged with reason auto_percent; adds take the
+  // segment's default TTL. Errors: bad_request (and for auto_percent on a segment without a
+  // sticky rollout), segment_not_found (unknown or deleted).
   absl::StatusOr<SegmentInfo> UpdateSegment(absl::string_view name, const SegmentPatch& patch);
   // Soft delete: removes every member (reason segment_deleted), cancels their expiries, keeps
   // the name and id. Returns the number of members removed. Errors: segment_not_found.
@@ -380,6 +387,9 @@ class Engine final : private WriteQueue::Combiner {
   absl::Status ValidateTtl(std::optional<int64_t> ttl) const;
   SegmentInfo InfoOf(const SegmentMeta& meta) const;
   void PlanAutoPercent(const SegmentMeta& meta, TimeMs now, OpBatch& batch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // The adds or removes that move a sticky rollout from `old_percent` to meta.auto_percent.
+  void PlanRamp(const SegmentMeta& meta, double old_percent, TimeMs now, OpBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   TimeMs Now() const;
 

@@ -125,10 +125,18 @@ absl::Status PatchSegment(const HandlerContext& ctx, Call& call) {
           auto ttl = ReadTtl(v);
           if (!ttl.ok()) return ttl.status();
           patch.ttl_seconds = std::optional<int64_t>(*ttl);
-        } else if (key == "name" || key == "auto_percent" || key == "auto_percent_sticky") {
+        } else if (key == "auto_percent") {
+          auto p = ReadNumber(v, key);
+          if (!p.ok()) return p.status();
+          if (*p != std::floor(*p) || *p < 0 || *p > 100) {
+            return engine::BadRequest("'auto_percent' must be a whole number from 0 to 100");
+          }
+          patch.auto_percent = *p;
+        } else if (key == "name" || key == "auto_percent_sticky") {
           return engine::BadRequest(absl::StrCat("'", AsAbsl(key),
                                                  "' cannot be changed; PATCH takes "
-                                                 "'description' and 'ttl_seconds'"));
+                                                 "'description', 'ttl_seconds' and "
+                                                 "'auto_percent' (of a sticky rollout)"));
         } else {
           return UnknownField(key);
         }

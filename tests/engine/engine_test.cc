@@ -287,6 +287,93 @@ TEST_F(EngineTest, StickyPercentFollowsTheHashForLaterUsers) {
   }
 }
 
+// Ramping a sticky rollout against a model: up keeps everyone in and adds the users the new
+// cut takes in (except those removed by hand, whom the old cut held too); down removes only
+// the members the old cut took in; hand-added members stay throughout. Each ramp is one
+// batch of auto_percent records.
+TEST_F(EngineTest, RampingAStickyRolloutMovesOnlyTheUsersBetweenTheCuts) {
+  constexpr int kUsers = 2000;
+  auto name = [](int i) { return "u" + std::to_string(i); };
+  for (int i = 0; i < kUsers; ++i) ASSERT_TRUE(engine_.RegisterUser(name(i)).ok());
+  ASSERT_TRUE(
+      engine_.CreateSegment({.name = "roll", .auto_percent = 10, .auto_percent_sticky = true})
+          .ok());
+  std::set<int> model;
+  for (int i = 0; i < kUsers; ++i) {
+    if (StickyPercentDecision("roll", name(i), 10)) model.insert(i);
+  }
+  // By hand: two users above a 60% cut added, two inside the first cut removed.
+  std::vector<int> outside, inside;
+  for (int i = 0; i < kUsers && outside.size() < 2; ++i) {
+    if (!StickyPercentDecision("roll", name(i), 60)) outside.push_back(i);
+  }
+  for (int i : model) {
+    if (inside.size() < 2) inside.push_back(i);
+  }
+  for (int i : outside) {
+    MustUpdate(name(i), {.add = {{"roll"}}});
+    model.insert(i);
+  }
+  for (int i : inside) {
+    MustUpdate(name(i), {.remove = {"roll"}});
+    model.erase(i);
+  }
+  double percent = 10;
+  for (double next : {30.0, 40.0, 5.0, 60.0, 100.0, 20.0}) {
+    if (next == 100) {
+      // No cut up to here held them, so no ramp down removed them.
+      for (int i : outside) EXPECT_TRUE(Member("roll", name(i))) << "added by hand, kept";
+    }
+    const size_t batches_before = sink_.batches().size();
+    const double before = percent;
+    auto info = engine_.UpdateSegment("roll", {.auto_percent = next});
+    ASSERT_TRUE(info.ok()) << info.status();
+    EXPECT_EQ(info->meta.auto_percent, next);
+    size_t changed = 0;
+    for (int i = 0; i < kUsers; ++i) {
+      const bool in_old = StickyPercentDecision("roll", name(i), percent);
+      const bool in_new = StickyPercentDecision("roll", name(i), next);
+      if (next > percent && in_new && !in_old && !model.count(i)) {
+        model.insert(i);
+        ++changed;
+      } else if (next < percent && in_old && !in_new && model.count(i)) {
+        model.erase(i);
+        ++changed;
+      }
+    }
+    percent = next;
+    for (int i = 0; i < kUsers; ++i) {
+      ASSERT_EQ(Member("roll", name(i)), model.count(i) == 1) << name(i) << " at " << next;
+    }
+    EXPECT_EQ(engine_.Count("roll").value(), model.size());
+    auto batches = sink_.batches();
+    ASSERT_EQ(batches.size(), batches_before + 1) << "one batch per ramp";
+    EXPECT_EQ(batches.back().memberships.size(), changed);
+    const bool up = next > before;
+    for (const OpRecord& r : batches.back().memberships) {
+      EXPECT_EQ(r.reason, OpReason::kAutoPercent);
+      EXPECT_EQ(r.op, up ? OpKind::kAdd : OpKind::kRemove) << "a ramp only adds or only removes";
+    }
+    EXPECT_GT(changed, 0u) << "a ramp to " << next << " should move someone";
+  }
+  // Users registering later follow the current percentage.
+  for (int i = kUsers; i < kUsers + 300; ++i) {
+    ASSERT_TRUE(engine_.RegisterUser(name(i)).ok());
+    EXPECT_EQ(Member("roll", name(i)), StickyPercentDecision("roll", name(i), 20)) << name(i);
+  }
+  // A one-off sample, or a segment without a rollout, cannot be ramped.
+  ASSERT_TRUE(engine_.CreateSegment({.name = "sample", .auto_percent = 10}).ok());
+  MustCreate("plain");
+  for (const char* segment : {"sample", "plain"}) {
+    auto refused = engine_.UpdateSegment(segment, {.auto_percent = 50});
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(ErrorCodeOf(refused.status()), "bad_request");
+    EXPECT_NE(refused.status().message().find("sticky"), absl::string_view::npos);
+  }
+  EXPECT_EQ(ErrorCodeOf(engine_.UpdateSegment("roll", {.auto_percent = 101}).status()),
+            "bad_request");
+}
+
 TEST_F(EngineTest, ImportCountsAddsUpdatesAndInvalidItems) {
   MustCreate("a");
   MustUpdate("old", {.add = {{"a"}}});

@@ -2,6 +2,7 @@
 // same mistake on every route, unknown query parameters refused, a deleted segment explained,
 // HEAD, OPTIONS and CORS.
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -142,6 +143,28 @@ TEST_F(FirstHourTest, OptionsAndCorsFollowTheAllowedOrigins) {
   EXPECT_EQ(other.status, 200u);
   EXPECT_EQ(other.header("access-control-allow-origin"), "");
   EXPECT_EQ(client_->Request("OPTIONS", "/v1/nowhere").status, 404u);
+}
+
+TEST_F(FirstHourTest, RampingARolloutOverHttpIsLoggedAsAutoPercent) {
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_EQ(client_->Request("PUT", "/v1/users/r" + std::to_string(i)).status, 201u);
+  }
+  ASSERT_EQ(
+      client_
+          ->Post("/v1/segments", R"({"name":"roll","auto_percent":10,"auto_percent_sticky":true})")
+          .status,
+      201u);
+  HttpResult ramp = client_->Request("PATCH", "/v1/segments/roll", R"({"auto_percent":100})");
+  ASSERT_EQ(ramp.status, 200u) << ramp.body;
+  EXPECT_NE(ramp.body.find("\"user_count\":200"), std::string::npos) << ramp.body;
+  HttpResult csv = client_->Get("/v1/reports/history?segment=roll");
+  EXPECT_EQ(std::count(csv.body.begin(), csv.body.end(), '\n'), 201) << "header + 200 adds";
+  EXPECT_EQ(csv.body.find(",api,"), std::string::npos) << "every add is auto_percent";
+  HttpResult fraction = client_->Request("PATCH", "/v1/segments/roll", R"({"auto_percent":2.5})");
+  EXPECT_EQ(fraction.status, 400u);
+  HttpResult plain = client_->Request("PATCH", "/v1/segments/s", R"({"auto_percent":50})");
+  EXPECT_EQ(plain.status, 400u);
+  EXPECT_NE(plain.body.find("sticky"), std::string::npos) << plain.body;
 }
 
 TEST(FirstHour, WithoutCorsOriginNoCorsHeaders) {
