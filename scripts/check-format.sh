@@ -3,7 +3,7 @@
 # checked-in .clang-format) makes of it. `make test` runs it; to fix: scripts/check-format.sh --fix
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(find base engine storage server bench tests \
+mapfile -t files < <(find base engine storage server bench tests tools/embed \
   \( -name '*.cc' -o -name '*.h' \) -not -path 'tests/fuzz/corpus/*' | sort)
 if [ "${1:-}" = "--fix" ]; then
   clang-format -i "${files[@]}"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages segd needs to build, and with --test also those its tests need
+# Installs the Debian packages segd needs to build (nodejs and npm install the pinned API
+# tools and Swagger UI, scripts/npm-tools.sh), and with --test also those its tests need
 # (the servers that bench/compare measures segd against, clang-format for the style check),
 # and nothing else.
 # Idempotent: apt-get runs only when something is missing.
@@ -9,6 +10,7 @@ packages=(
   build-essential cmake ninja-build
   libboost-dev libabsl-dev libroaring-dev librocksdb-dev libsimdjson-dev
   libbenchmark-dev libgtest-dev
+  nodejs npm
 )
 if [ "${1:-}" = "--test" ]; then
   packages+=(redis-server redis-tools postgresql clang-format)

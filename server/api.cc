@@ -58,6 +58,8 @@ static const Api::RouteDef kRoutes[] = {
     {"GET", "/health", "health", BodyKind::kNone, detail::Health},
     {"GET", "/metrics", "metrics", BodyKind::kNone, detail::MetricsText},
     {"GET", "/openapi.yaml", "openapi", BodyKind::kNone, detail::OpenApi},
+    {"GET", "/docs", "docs", BodyKind::kNone, detail::ApiDocs},
+    {"GET", "/docs/{file}", "docs_file", BodyKind::kNone, detail::ApiDocsAsset},
 };
 constexpr int kRouteCount = sizeof(kRoutes) / sizeof(kRoutes[0]);
 

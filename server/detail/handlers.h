@@ -85,6 +85,8 @@ absl::Status GetReport(const HandlerContext&, Call&);
 absl::Status Health(const HandlerContext&, Call&);
 absl::Status MetricsText(const HandlerContext&, Call&);
 absl::Status OpenApi(const HandlerContext&, Call&);
+absl::Status ApiDocs(const HandlerContext&, Call&);
+absl::Status ApiDocsAsset(const HandlerContext&, Call&);
 
 // Shared helpers.
 // Errors: unsupported_media_type unless the request is JSON in UTF-8 (no Content-Type only

@@ -2,7 +2,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "engine/errors.h"
 #include "server/detail/handlers.h"
+#include "server/embedded_files.h"
 #include "server/openapi.h"
 
 namespace segd::server::detail {
@@ -96,6 +98,27 @@ absl::Status MetricsText(const HandlerContext& ctx, Call& call) {
 absl::Status OpenApi(const HandlerContext&, Call& call) {
   call.response.content_type = "application/yaml";
   call.response.body.assign(kOpenApiYaml);
+  return absl::OkStatus();
+}
+
+absl::Status ApiDocs(const HandlerContext&, Call& call) {
+  std::optional<EmbeddedFile> page = FindDocsFile("index.html");
+  if (!page) return HttpError("not_found", "this segd was built without its API documentation");
+  call.response.content_type = DocsContentType(page->name);
+  call.response.body.assign(page->data.data(), page->data.size());
+  return absl::OkStatus();
+}
+
+absl::Status ApiDocsAsset(const HandlerContext&, Call& call) {
+  std::optional<EmbeddedFile> file = FindDocsFile(call.params[0]);
+  if (!file) {
+    return HttpError("not_found",
+                     absl::StrCat("no such documentation file: ", engine::Quote(call.params[0])));
+  }
+  call.response.content_type = DocsContentType(file->name);
+  call.response.body.assign(file->data.data(), file->data.size());
+  // The files change only with segd itself.
+  call.response.headers.emplace_back("Cache-Control", "public, max-age=3600");
   return absl::OkStatus();
 }
 
