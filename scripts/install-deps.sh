@@ -10,8 +10,12 @@ packages=(
   build-essential cmake ninja-build
   libboost-dev libabsl-dev libroaring-dev librocksdb-dev libsimdjson-dev
   libbenchmark-dev libgtest-dev
-  nodejs npm
 )
+# Node.js and npm from Debian, unless the machine has them already (say from NodeSource, whose
+# nodejs conflicts with Debian's npm package).
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 if [ "${1:-}" = "--test" ]; then
   packages+=(redis-server redis-tools postgresql clang-format)
 fi
