@@ -501,7 +501,9 @@ void Engine::PlanAutoPercent(const SegmentMeta& meta, TimeMs now, OpBatch& batch
     for (UserId user : view.Registered()) {
       if (want == 0) return;
       uint64_t left = population - seen++;
-      if (static_cast<double>(left) * unit(rng_) < static_cast<double>(want)) {
+      // This runs under write_mu_ (the function's REQUIRES), which a lambda's analysis misses.
+      if (static_cast<double>(left) * unit(ABSL_TS_UNCHECKED_READ(rng_)) <
+          static_cast<double>(want)) {
         add(user);
         --want;
       }

@@ -48,7 +48,8 @@ MembershipShards::Shard* MembershipShards::EnsureShard(UserId user) {
   Shard* shard = shards_[index].load(std::memory_order_relaxed);
   if (shard == nullptr) {
     shard = new Shard;
-    shard->lists.ReserveUsers(kShardUsers);  // before it is shared: no lock needed yet
+    // Before it is shared: no lock needed yet.
+    ABSL_TS_UNCHECKED_READ(shard->lists).ReserveUsers(kShardUsers);
     shards_[index].store(shard, std::memory_order_release);
     if (shard_count_.load(std::memory_order_relaxed) <= index) {
       shard_count_.store(index + 1, std::memory_order_release);
@@ -262,9 +263,10 @@ size_t MembershipShards::MemoryUsage() const {
 size_t MembershipShards::BitmapBytes() const {
   size_t bytes = 0;
   ForEachShard([&](const ShardView& view) {
-    // ShardView has no iteration over segments; go through the shard directly.
+    // ShardView has no iteration over segments; go through the shard directly (ForEachShard
+    // holds its reader lock).
     const Shard* shard = shards_[view.index()].load(std::memory_order_acquire);
-    for (const auto& bitmap : shard->members) {
+    for (const auto& bitmap : ABSL_TS_UNCHECKED_READ(shard->members)) {
       if (bitmap) bytes += sizeof(Roaring) + bitmap->getSizeInBytes(false);
     }
   });

@@ -220,9 +220,11 @@ absl::StatusOr<UserId> UserDictionary::Insert(absl::string_view external_id, boo
 }
 
 absl::Status UserDictionary::InsertNew(IndexShard& shard, const Probe& probe, UserId id) {
-  // Looked up by name (ids always differ), inserted in the same probe.
+  // Looked up by name (ids always differ), inserted in the same probe. The callers hold
+  // shard.mu for writing (the header's REQUIRES; IndexShard is incomplete there, so the
+  // analysis cannot be told).
   bool inserted = false;
-  shard.ids.lazy_emplace(probe, [&](const auto& construct) {
+  ABSL_TS_UNCHECKED_READ(shard.ids).lazy_emplace(probe, [&](const auto& construct) {
     construct(Entry{id, static_cast<uint32_t>(probe.hash)});
     inserted = true;
   });

@@ -5,7 +5,7 @@ namespace segd::engine {
 void WriteQueue::Submit(Task& task) {
   bool leading;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     task.next_ = nullptr;
     if (tail_ == nullptr) {
       head_ = &task;
@@ -28,7 +28,7 @@ void WriteQueue::Lead(Task& self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   // on: only the queue's tail gains a successor, and `last` is not read past.
   Task* last = &self;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     for (size_t n = 1; n < kMaxGroup && last->next_ != nullptr; ++n) last = last->next_;
   }
   bool any_committed = false;
@@ -59,7 +59,7 @@ void WriteQueue::Lead(Task& self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (combined_first != nullptr) EndCombined(combined_first, last);
   // Hand the lead to the next task, so the next group runs during this group's sync.
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     head_ = last->next_;
     if (head_ == nullptr) {
       tail_ = nullptr;
@@ -79,7 +79,7 @@ void WriteQueue::Lead(Task& self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
 }
 
 size_t WriteQueue::TEST_Queued() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   size_t n = 0;
   for (Task* t = head_; t != nullptr; t = t->next_) ++n;
   return n;

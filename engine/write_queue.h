@@ -107,9 +107,9 @@ class WriteQueue {
   // Keys of the open combined commit. Used only by the leader, while it runs its group (the
   // next leader starts after the hand-over, which follows the runs).
   absl::flat_hash_set<absl::string_view> combined_keys_;
-  std::mutex mu_;
-  Task* head_ = nullptr;  // guarded by mu_
-  Task* tail_ = nullptr;  // guarded by mu_
+  Mutex mu_;
+  Task* head_ ABSL_GUARDED_BY(mu_) = nullptr;
+  Task* tail_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace segd::engine

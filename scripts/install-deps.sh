@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages segd needs to build (nodejs and npm install the pinned API
 # tools and Swagger UI, scripts/npm-tools.sh), and with --test also those its tests need
-# (the servers that bench/compare measures segd against, clang-format for the style check),
+# (the servers that bench/compare measures segd against, clang-format and clang for the style
+# and thread-safety checks),
 # and nothing else.
 # Idempotent: apt-get runs only when something is missing.
 set -euo pipefail
@@ -17,7 +18,7 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
   packages+=(nodejs npm)
 fi
 if [ "${1:-}" = "--test" ]; then
-  packages+=(redis-server redis-tools postgresql clang-format)
+  packages+=(redis-server redis-tools postgresql clang-format clang)
 fi
 
 missing=()

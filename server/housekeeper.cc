@@ -28,17 +28,17 @@ void Housekeeper::Start() {
 
 void Housekeeper::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (ticker_.joinable()) ticker_.join();
   if (maintainer_.joinable()) maintainer_.join();
 }
 
 bool Housekeeper::Sleep(steady_clock::duration d) {
-  std::unique_lock lock(mu_);
-  return !wake_.wait_for(lock, d, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stop_; });
+  MutexLock lock(&mu_);
+  return !wake_.WaitFor(&mu_, d, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stop_; });
 }
 
 absl::Status Housekeeper::Snapshot() {

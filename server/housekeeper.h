@@ -19,11 +19,10 @@
 // any thread.
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "base/mutex.h"
 #include "engine/engine.h"
 #include "server/api.h"
 #include "server/config.h"
@@ -64,8 +63,8 @@ class Housekeeper {
   storage::ReportStore& reports_;
   const ServerConfig& config_;
   ServiceFigures& figures_;
-  std::mutex mu_;
-  std::condition_variable wake_;
+  Mutex mu_;
+  CondVar wake_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread ticker_;
   std::thread maintainer_;

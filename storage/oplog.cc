@@ -468,7 +468,7 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   rocksdb::WriteOptions options;  // sync happens in WaitDurable, grouped
   rocksdb::Status s;
   {
-    std::lock_guard<std::mutex> lock(rocks_write_mu_);
+    MutexLock lock(&rocks_write_mu_);
     s = db_->Write(options, &wb);
   }
   if (!s.ok()) return Fail(FromRocks(s, "write"));
@@ -502,7 +502,7 @@ absl::Status OpLog::WaitDurable() {
         synced_batches_.store(goal, std::memory_order_release);
         synced_seq_.store(seq, std::memory_order_release);
       } else {
-        std::lock_guard<std::mutex> lock(sync_error_mu_);
+        MutexLock lock(&sync_error_mu_);
         sync_error_ = Fail(FromRocks(s, "fsync of the write-ahead log"));
         sync_failed_.store(true, std::memory_order_release);
       }
@@ -523,7 +523,7 @@ DurabilityCounters OpLog::durability_counters() const {
 }
 
 absl::Status OpLog::SyncError() {
-  std::lock_guard<std::mutex> lock(sync_error_mu_);
+  MutexLock lock(&sync_error_mu_);
   return sync_error_;
 }
 

@@ -263,13 +263,13 @@ class OpLog final : public engine::OpSink {
   rocksdb::ColumnFamilyHandle* cf(detail::Family family) const {
     return families_[static_cast<size_t>(family)];
   }
-  std::mutex snapshot_mu_;  // one snapshot at a time
+  Mutex snapshot_mu_;  // one snapshot at a time
   // Every write to RocksDB holds this, so the engine's batches and a snapshot's puts are never
   // merged into one RocksDB write group. An engine write then waits at most for one shard's
   // put (about a millisecond), and ThreadSanitizer can see the hand-off: RocksDB's own
   // synchronisation of write groups is invisible to it (Debian's librocksdb is not
   // instrumented).
-  std::mutex rocks_write_mu_;
+  Mutex rocks_write_mu_;
 
   std::shared_ptr<detail::RetentionState> retention_;
   // The first time reports may show: now - retention, or the minimum without retention.
@@ -308,8 +308,8 @@ class OpLog final : public engine::OpSink {
   std::atomic<bool> sync_leader_{false};
   FutexWord sync_rounds_;
   std::atomic<bool> sync_failed_{false};
-  std::mutex sync_error_mu_;
-  absl::Status sync_error_;  // guarded by sync_error_mu_; set once, with sync_failed_
+  Mutex sync_error_mu_;
+  absl::Status sync_error_ ABSL_GUARDED_BY(sync_error_mu_);  // set once, with sync_failed_
   absl::Status SyncError();
 };
 

@@ -136,7 +136,7 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
 }
 
 absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
-  std::lock_guard<std::mutex> one_at_a_time(snapshot_mu_);
+  MutexLock one_at_a_time(&snapshot_mu_);
   if (failed_.load(std::memory_order_acquire)) {
     MutexLock lock(&failure_mu_);
     return failure_;
@@ -165,7 +165,7 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
     }
     rocksdb::Status s;
     {
-      std::lock_guard<std::mutex> lock(rocks_write_mu_);
+      MutexLock lock(&rocks_write_mu_);
       s = db_->Put(options, cf(Family::kSnapshots), SnapshotShardKey(id, shard), value);
     }
     if (!s.ok()) return FromRocks(s, "writing a snapshot");
@@ -176,7 +176,7 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   // engine's writes go on meanwhile instead of waiting for it.
   rocksdb::Status s;
   {
-    std::lock_guard<std::mutex> lock(rocks_write_mu_);
+    MutexLock lock(&rocks_write_mu_);
     s = db_->Put(rocksdb::WriteOptions(), cf(Family::kSnapshots), SnapshotMetaKey(id),
                  EncodeSnapshotMeta(meta));
   }
@@ -192,7 +192,7 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
   prune.DeleteRange(cf(Family::kSnapshots), SnapshotMetaKey(0), SnapshotMetaKey(id));
   prune.DeleteRange(cf(Family::kSnapshots), SnapshotShardKey(0, 0), SnapshotShardKey(id, 0));
   {
-    std::lock_guard<std::mutex> lock(rocks_write_mu_);
+    MutexLock lock(&rocks_write_mu_);
     s = db_->Write(rocksdb::WriteOptions(), &prune);
   }
   if (!s.ok()) return FromRocks(s, "pruning old snapshots");
@@ -229,7 +229,7 @@ absl::Status OpLog::ForEachRecord(
 absl::Status OpLog::TEST_DropSnapshots() {
   rocksdb::WriteBatch wb;
   wb.DeleteRange(cf(Family::kSnapshots), "", std::string(16, '\xff'));
-  std::lock_guard<std::mutex> lock(rocks_write_mu_);
+  MutexLock lock(&rocks_write_mu_);
   return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "dropping snapshots");
 }
 
