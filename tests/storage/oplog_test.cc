@@ -202,7 +202,10 @@ TEST(OpLogSnapshotTest, SnapshotsDuringConcurrentWrites) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, OpLogRecoveryTest,
-                         ::testing::Values(Durability::kProcess, Durability::kFsync));
+                         ::testing::Values(Durability::kProcess, Durability::kFsync),
+                         [](const ::testing::TestParamInfo<Durability>& info) {
+                           return info.param == Durability::kFsync ? "Fsync" : "Process";
+                         });
 
 TEST(OpLogTest, HistoryHoldsEveryChangeWithReasons) {
   TempDir dir;
