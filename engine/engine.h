@@ -1,7 +1,8 @@
 #pragma once
 
 // Engine: segd's in-memory state and every operation on it. This is the front door of the
-// engine/ folder; the server and storage layers use nothing else.
+// engine/ folder: the server and storage layers include this header and no other engine
+// header (it brings the types they share: records and batches, clocks, error codes).
 //
 // Model
 //   Users have an external id (1–256 bytes of UTF-8) and a dense internal UserId. Segments have
@@ -49,6 +50,7 @@
 #include "absl/types/span.h"
 #include "base/mutex.h"
 #include "engine/clock.h"
+#include "engine/errors.h"
 #include "engine/expiry_schedule.h"
 #include "engine/membership_shards.h"
 #include "engine/op_record.h"
@@ -322,37 +324,7 @@ class Engine final : private WriteQueue::Combiner {
   // `combine_key` (the user of a single-user mutation, or empty) lets the queue combine its
   // commit with others' (write_queue.h).
   template <typename Body>
-  auto Durably(Body&& body, absl::string_view combine_key = {}) -> decltype(body()) {
-    using Result = decltype(body());
-    struct BodyTask final : WriteQueue::Task {
-      BodyTask(Body& b, Engine& e) : body(b), engine(e) {}
-      void Run() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
-        const uint64_t before = engine.commits_;
-        result.emplace(body());
-        committed = engine.commits_ != before;
-      }
-      void DurabilityFailed(const absl::Status& status) override {
-        if (result->ok()) result.emplace(status);
-      }
-      Body& body;
-      Engine& engine;
-      std::optional<Result> result;
-    };
-    BodyTask task(body, *this);
-    task.combine_key = combine_key;
-    if (!sink_->WaitDurableBlocks()) {
-      {
-        MutexLock lock(&write_mu_);
-        task.Run();
-      }
-      if (task.committed) {
-        if (absl::Status s = sink_->WaitDurable(); !s.ok()) task.DurabilityFailed(s);
-      }
-      return std::move(*task.result);
-    }
-    write_queue_.Submit(task);
-    return std::move(*task.result);
-  }
+  auto Durably(Body&& body, absl::string_view combine_key = {}) -> decltype(body());  // engine.cc
 
   // Hands `batch` to the sink, then applies it; inside a combined commit, moves it into the
   // combined batch instead, for EndCombined. REQUIRES: write_mu_ held.

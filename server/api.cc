@@ -8,7 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/time_text.h"
-#include "engine/errors.h"
+#include "engine/engine.h"
 #include "server/detail/handlers.h"
 #include "server/json_writer.h"
 

@@ -2,7 +2,7 @@
 
 #include <string>
 
-#include "engine/clock.h"
+#include "engine/engine.h"
 #include "server/log.h"
 
 namespace segd::server {

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "absl/strings/string_view.h"
-#include "engine/types.h"
+#include "engine/engine.h"
 
 namespace segd::server {
 

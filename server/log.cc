@@ -6,7 +6,7 @@
 #include <string>
 
 #include "base/time_text.h"
-#include "engine/clock.h"
+#include "engine/engine.h"
 
 namespace segd::server {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "engine/types.h"
+#include "engine/engine.h"
 
 namespace segd::server {
 

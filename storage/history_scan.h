@@ -22,7 +22,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
-#include "engine/op_record.h"
+#include "engine/engine.h"
 #include "storage/detail/block_reader.h"
 #include "storage/oplog.h"
 

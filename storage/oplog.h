@@ -57,7 +57,6 @@
 #include "base/futex_word.h"
 #include "base/mutex.h"
 #include "engine/engine.h"
-#include "engine/op_record.h"
 #include "storage/data_dir.h"
 #include "storage/detail/families.h"
 #include "storage/disk_reserve.h"

@@ -43,8 +43,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
-#include "engine/membership_shards.h"
-#include "engine/op_record.h"
+#include "engine/engine.h"
 
 namespace segd::storage {
 

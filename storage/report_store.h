@@ -19,7 +19,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "base/mutex.h"
-#include "engine/clock.h"
 #include "engine/engine.h"
 #include "storage/oplog.h"
 

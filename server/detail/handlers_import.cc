@@ -11,7 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "engine/errors.h"
+#include "engine/engine.h"
 #include "server/detail/handlers.h"
 
 namespace segd::server::detail {

@@ -4,7 +4,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "engine/errors.h"
+#include "engine/engine.h"
 #include "server/detail/handlers.h"
 
 namespace segd::server::detail {

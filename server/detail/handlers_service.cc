@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "engine/errors.h"
+#include "engine/engine.h"
 #include "server/detail/handlers.h"
 #include "server/embedded_files.h"
 #include "server/openapi.h"

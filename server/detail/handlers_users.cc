@@ -4,7 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
-#include "engine/errors.h"
+#include "engine/engine.h"
 #include "server/detail/handlers.h"
 #include "server/time_text.h"
 

@@ -1,7 +1,7 @@
 #include "server/detail/json_input.h"
 
 #include "absl/strings/str_cat.h"
-#include "engine/errors.h"
+#include "engine/engine.h"
 
 namespace segd::server::detail {
 namespace {

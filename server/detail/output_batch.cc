@@ -4,7 +4,7 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
-#include "engine/clock.h"
+#include "engine/engine.h"
 
 namespace segd::server::detail {
 namespace {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "engine/op_record.h"
+#include "engine/engine.h"
 #include "rocksdb/iterator.h"
 
 namespace segd::storage::detail {

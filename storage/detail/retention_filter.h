@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "engine/clock.h"
+#include "engine/engine.h"
 #include "rocksdb/compaction_filter.h"
 
 namespace segd::storage::detail {
