@@ -6,14 +6,47 @@
 
 namespace segd {
 
-void AppendRfc3339Millis(std::string* out, int64_t ms) {
-  out->append(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(ms), absl::UTCTimeZone()));
+namespace {
+
+// Appends `v` as exactly `width` digits (0 <= v < 10^width).
+void AppendDigits(std::string* out, int64_t v, int width) {
+  char buf[8];
+  for (int i = width - 1; i >= 0; --i) {
+    buf[i] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  out->append(buf, static_cast<size_t>(width));
 }
 
+int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+}  // namespace
+
+// The calendar comes from Abseil (absl::ToCivilSecond); only fixed-width digits are written
+// here. absl::FormatTime reads its format string on every call, which made a CSV report of
+// millions of rows with expiries half as fast.
 void AppendRfc3339Second(std::string* out, int64_t second) {
-  out->append(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second), absl::UTCTimeZone()));
+  const absl::CivilSecond civil =
+      absl::ToCivilSecond(absl::FromUnixSeconds(second), absl::UTCTimeZone());
+  AppendDigits(out, civil.year(), 4);
+  out->push_back('-');
+  AppendDigits(out, civil.month(), 2);
+  out->push_back('-');
+  AppendDigits(out, civil.day(), 2);
+  out->push_back('T');
+  AppendDigits(out, civil.hour(), 2);
+  out->push_back(':');
+  AppendDigits(out, civil.minute(), 2);
+  out->push_back(':');
+  AppendDigits(out, civil.second(), 2);
+}
+
+void AppendRfc3339Millis(std::string* out, int64_t ms) {
+  const int64_t second = FloorDiv(ms, 1000);
+  AppendRfc3339Second(out, second);
+  out->push_back('.');
+  AppendDigits(out, ms - second * 1000, 3);
+  out->push_back('Z');
 }
 
 absl::StatusOr<int64_t> ParseRfc3339Millis(absl::string_view text) {
