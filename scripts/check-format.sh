@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t files < <(find base engine storage server bench tests tools/embed \
-  \( -name '*.cc' -o -name '*.h' \) -not -path 'tests/fuzz/corpus/*' | sort)
+  \( -name '*.cc' -o -name '*.h' -o -name '*.js' \) -not -path 'tests/fuzz/corpus/*' | sort)
 if [ "${1:-}" = "--fix" ]; then
   clang-format -i "${files[@]}"
   exit 0
