@@ -20,12 +20,10 @@ void AppendDigits(std::string* out, int64_t v, int width) {
 
 int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
-}  // namespace
-
 // The calendar comes from Abseil (absl::ToCivilSecond); only fixed-width digits are written
 // here. absl::FormatTime reads its format string on every call, which made a CSV report of
 // millions of rows with expiries half as fast.
-void AppendRfc3339Second(std::string* out, int64_t second) {
+void AppendSecond(std::string* out, int64_t second) {
   const absl::CivilSecond civil =
       absl::ToCivilSecond(absl::FromUnixSeconds(second), absl::UTCTimeZone());
   AppendDigits(out, civil.year(), 4);
@@ -41,12 +39,30 @@ void AppendRfc3339Second(std::string* out, int64_t second) {
   AppendDigits(out, civil.second(), 2);
 }
 
-void AppendRfc3339Millis(std::string* out, int64_t ms) {
-  const int64_t second = FloorDiv(ms, 1000);
-  AppendRfc3339Second(out, second);
+// The milliseconds and the zone after a second's text.
+void AppendFraction(std::string* out, int64_t ms, int64_t second) {
   out->push_back('.');
   AppendDigits(out, ms - second * 1000, 3);
   out->push_back('Z');
+}
+
+}  // namespace
+
+void AppendRfc3339Millis(std::string* out, int64_t ms) {
+  const int64_t second = FloorDiv(ms, 1000);
+  AppendSecond(out, second);
+  AppendFraction(out, ms, second);
+}
+
+void Rfc3339Writer::Append(std::string* out, int64_t ms) {
+  const int64_t second = FloorDiv(ms, 1000);
+  if (second != second_) {
+    second_ = second;
+    prefix_.clear();
+    AppendSecond(&prefix_, second);
+  }
+  out->append(prefix_);
+  AppendFraction(out, ms, second);
 }
 
 absl::StatusOr<int64_t> ParseRfc3339Millis(absl::string_view text) {

@@ -22,9 +22,17 @@ namespace segd {
 
 // Appends `ms` (milliseconds since the Unix epoch) as 2026-11-22T10:00:00.123Z.
 void AppendRfc3339Millis(std::string* out, int64_t ms);
-// Appends the whole second `second` (since the epoch) as 2026-11-22T10:00:00, without fraction
-// or zone: the part a caller formatting many times of one second can cache.
-void AppendRfc3339Second(std::string* out, int64_t second);
+// AppendRfc3339Millis for a caller that writes many times close together (a CSV report): it
+// keeps the text of the last whole second and reuses it while times stay in that second.
+// Confined to one thread at a time.
+class Rfc3339Writer {
+ public:
+  void Append(std::string* out, int64_t ms);
+
+ private:
+  int64_t second_ = INT64_MIN;
+  std::string prefix_;  // second_ as 2026-11-22T10:00:00
+};
 // Milliseconds since the epoch. Errors: InvalidArgument naming the text and what is wrong.
 absl::StatusOr<int64_t> ParseRfc3339Millis(absl::string_view text);
 

@@ -1,25 +1,8 @@
 #include "storage/csv_report.h"
 
-#include <ctime>
-
 #include "base/time_text.h"
 
 namespace segd::storage {
-namespace {
-
-void AppendDigits(std::string* out, int64_t v, int width) {
-  char buf[24];
-  int n = 0;
-  do {
-    buf[n++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v > 0 || n < width);
-  while (n > 0) out->push_back(buf[--n]);
-}
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
-}  // namespace
 
 void AppendCsvField(std::string* out, absl::string_view field) {
   bool quote = !field.empty() && (field.front() == ' ' || field.back() == ' ');
@@ -67,20 +50,11 @@ void CsvReportWriter::Row(const engine::OpRecord& r) {
   buffer_.push_back(',');
   buffer_.append(engine::OpKindName(r.op));
   buffer_.push_back(',');
-  int64_t second = FloorDiv(r.at, 1000);
-  if (second != cached_second_) {
-    cached_second_ = second;
-    cached_prefix_.clear();
-    AppendRfc3339Second(&cached_prefix_, second);
-  }
-  buffer_.append(cached_prefix_);
-  buffer_.push_back('.');
-  AppendDigits(&buffer_, r.at - second * 1000, 3);
-  buffer_.push_back('Z');
+  at_text_.Append(&buffer_, r.at);
   buffer_.push_back(',');
   buffer_.append(engine::OpReasonName(r.reason));
   buffer_.push_back(',');
-  if (r.expires_at != engine::kNoExpiry) AppendRfc3339Millis(&buffer_, r.expires_at);
+  if (r.expires_at != engine::kNoExpiry) expires_text_.Append(&buffer_, r.expires_at);
   buffer_.append("\r\n");
   ++rows_;
 }

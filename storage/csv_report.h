@@ -14,6 +14,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/time_text.h"
 #include "engine/engine.h"
 #include "storage/history_scan.h"
 #include "storage/oplog.h"
@@ -50,9 +51,9 @@ class CsvReportWriter {
   std::string buffer_;
   uint64_t rows_ = 0;
   absl::flat_hash_map<engine::SegmentId, std::string> segment_names_;
-  // The formatted text of the last whole second seen, to skip gmtime for the next row.
-  int64_t cached_second_ = INT64_MIN;
-  std::string cached_prefix_;
+  // Times of neighbouring rows mostly share their second: its text is kept per column.
+  Rfc3339Writer at_text_;
+  Rfc3339Writer expires_text_;
 };
 
 // A history report as CSV, produced a chunk at a time: a HistoryScan paused whenever about
