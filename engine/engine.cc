@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "engine/detail/durably.h"
 #include "engine/errors.h"
 #include "engine/expression.h"
 #include "engine/stable_hash.h"
@@ -34,11 +35,11 @@ Engine::Engine(EngineOptions options)
       // One second back: memberships already due when the engine is built (replayed after a
       // restart) land in the current second and expire on the first ProcessExpiries().
       expiries_(clock_->NowMs()),
-      rng_(options.random_seed ? options.random_seed : std::random_device{}()) {}
+      rng_(options.random_seed ? options.random_seed : std::random_device{}()),
+      rules_(options.event_retention_ms,
+             [this](absl::string_view name) { return catalog_.Find(name); }) {}
 
 Engine::~Engine() = default;
-
-TimeMs Engine::Now() const { return clock_->NowMs(); }
 
 absl::Status Engine::ValidateTtl(std::optional<int64_t> ttl) const {
   if (!ttl) return absl::OkStatus();
@@ -58,46 +59,21 @@ TimeMs Engine::ExpiryFor(TimeMs now, std::optional<int64_t> ttl, std::optional<T
 }
 
 SegmentInfo Engine::InfoOf(const SegmentMeta& meta) const {
-  return SegmentInfo{meta, catalog_.Count(meta.id)};
-}
-
-// Defined here, before its uses: only this file runs mutations.
-template <typename Body>
-auto Engine::Durably(Body&& body, absl::string_view combine_key) -> decltype(body()) {
-  using Result = decltype(body());
-  struct BodyTask final : WriteQueue::Task {
-    BodyTask(Body& b, Engine& e) : body(b), engine(e) {}
-    void Run() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
-      const uint64_t before = engine.commits_;
-      result.emplace(body());
-      committed = engine.commits_ != before;
+  SegmentInfo info{meta, catalog_.Count(meta.id)};
+  if (meta.computed() && !meta.deleted() && (!meta.rule_ready || !meta.pending_rule.empty())) {
+    info.backfilling = true;
+    MutexLock lock(&progress_mu_);
+    if (auto it = progress_.find(meta.id); it != progress_.end()) {
+      info.backfill_done = it->second.first;
+      info.backfill_total = it->second.second;
     }
-    void DurabilityFailed(const absl::Status& status) override {
-      if (result->ok()) result.emplace(status);
-    }
-    Body& body;
-    Engine& engine;
-    std::optional<Result> result;
-  };
-  BodyTask task(body, *this);
-  task.combine_key = combine_key;
-  if (!sink_->WaitDurableBlocks()) {
-    {
-      MutexLock lock(&write_mu_);
-      task.Run();
-    }
-    if (task.committed) {
-      if (absl::Status s = sink_->WaitDurable(); !s.ok()) task.DurabilityFailed(s);
-    }
-    return std::move(*task.result);
   }
-  write_queue_.Submit(task);
-  return std::move(*task.result);
+  return info;
 }
 
 // ----------------------------------------------------------------------------- commit/apply
 
-absl::Status Engine::Commit(OpBatch& batch) {
+absl::Status Engine::Commit(OpBatch& batch, bool plan_rules) {
   if (batch.empty()) return absl::OkStatus();
   if (combining_) {
     // Only single-user mutations are combined; none of them changes segments.
@@ -114,12 +90,19 @@ absl::Status Engine::Commit(OpBatch& batch) {
     ++commits_;
     return absl::OkStatus();
   }
+  if (plan_rules) PlanRuleEffects(batch);
   if (absl::Status s = sink_->Write(batch); !s.ok()) return s;
   ++commits_;
   return ApplyBatch(batch);
 }
 
-void Engine::BeginCombined() { combining_ = true; }
+bool Engine::BeginCombined() {
+  // Rules read across a batch (deadlines are planned for every user at once): while any rule
+  // answers, every mutation commits alone.
+  if (rules_.any_active()) return false;
+  combining_ = true;
+  return true;
+}
 
 absl::Status Engine::EndCombined() {
   combining_ = false;
@@ -207,6 +190,11 @@ absl::Status Engine::ApplyBatch(const OpBatch& batch) {
     if (absl::Status s = catalog_.Upsert(meta); !s.ok()) return s;
     if (meta.deleted()) expiries_.CancelSegment(meta.id);
   }
+  // After every segment of the batch exists: a rule may read a segment created after it
+  // (recovery applies every segment in one batch).
+  for (const SegmentMeta& meta : batch.segments) {
+    if (absl::Status s = rules_.Sync(meta, next_event_seq_); !s.ok()) return s;
+  }
   absl::InlinedVector<absl::string_view, 1> created;
   for (size_t i = 0; i < batch.users.size();) {
     const UserEvent& e = batch.users[i];
@@ -229,6 +217,15 @@ absl::Status Engine::ApplyBatch(const OpBatch& batch) {
     }
     ++i;
   }
+  if (batch.rules_through != 0) rules_.AdvanceThrough(batch.rules_through);
+  if (!rules_.empty()) {
+    uint64_t changes = 0;
+    for (const OpRecord& r : batch.memberships) changes += r.reason == OpReason::kRule;
+    if (changes != 0) rule_changes_.fetch_add(changes, std::memory_order_relaxed);
+  }
+  for (const Event& event : batch.events) rules_.ApplyEvent(event);
+  if (!batch.events.empty()) next_event_seq_ = batch.events.back().seq + 1;
+  for (const TraitChange& change : batch.traits) rules_.ApplyTrait(change);
   ApplyMemberships(batch.memberships);
   for (const UserEvent& e : batch.users) {
     if (e.kind == UserEvent::Kind::kDeleted && shards_.Unregister(e.user)) {
@@ -318,6 +315,16 @@ absl::StatusOr<UserId> Engine::PlanUser(absl::string_view user_id, TimeMs now, O
     batch.memberships.push_back({now, ExpiryFor(now, std::nullopt, std::nullopt, meta.ttl_seconds),
                                  id, meta.id, OpKind::kAdd, OpReason::kAutoPercent});
   }
+  return id;
+}
+
+absl::StatusOr<UserId> Engine::PlanUserOnce(
+    absl::string_view user_id, TimeMs now, OpBatch& batch, absl::Span<const SegmentId> skip_sticky,
+    UserId* next_new_id, absl::flat_hash_map<absl::string_view, UserId>& planned) {
+  if (auto it = planned.find(user_id); it != planned.end()) return it->second;
+  bool newly_registered;
+  auto id = PlanUser(user_id, now, batch, skip_sticky, next_new_id, &newly_registered);
+  if (id.ok()) planned.emplace(user_id, *id);
   return id;
 }
 
@@ -417,6 +424,15 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
           }
         }
         if (!unknown.empty()) return SegmentNotFound(std::move(unknown));
+        if (!rules_.empty()) {
+          for (auto ids : {&add_ids, &remove_ids}) {
+            for (SegmentId seg : *ids) {
+              if (rules_.Active(seg) || rules_.Pending(seg)) {
+                return SegmentIsComputed(catalog_.Name(seg));
+              }
+            }
+          }
+        }
 
         UserUpdateResult result;
         bool newly_registered;
@@ -455,6 +471,9 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
     auto segment = catalog_.ResolveActive(segment_name);
     if (!segment) return SegmentNotFound({std::string(segment_name)});
     const SegmentId segment_id = segment->id;
+    if (rules_.Active(segment_id) || rules_.Pending(segment_id)) {
+      return SegmentIsComputed(segment_name);
+    }
     OpBatch batch;
     batch.at = Now();
     ImportResult result;
@@ -478,20 +497,12 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
         result.invalid.emplace_back(i, s);
         continue;
       }
-      UserId id;
-      if (auto it = planned_ids.find(item.user_id); it != planned_ids.end()) {
-        id = it->second;
-      } else {
-        bool newly_registered;
-        auto planned =
-            PlanUser(item.user_id, batch.at, batch, skip, &next_new_id, &newly_registered);
-        if (!planned.ok()) {
-          result.invalid.emplace_back(i, planned.status());
-          continue;
-        }
-        id = *planned;
-        planned_ids.emplace(item.user_id, id);
+      auto planned = PlanUserOnce(item.user_id, batch.at, batch, skip, &next_new_id, planned_ids);
+      if (!planned.ok()) {
+        result.invalid.emplace_back(i, planned.status());
+        continue;
       }
+      const UserId id = *planned;
       std::optional<int64_t> ttl = item.ttl_seconds ? item.ttl_seconds : ttl_seconds;
       batch.memberships.push_back({batch.at,
                                    ExpiryFor(batch.at, ttl, std::nullopt, segment->ttl_seconds), id,
@@ -579,10 +590,16 @@ absl::StatusOr<SegmentInfo> Engine::CreateSegment(const SegmentSpec& spec) {
     return BadRequest("auto_percent_sticky needs auto_percent");
   }
   if (absl::Status s = ValidateTtl(spec.ttl_seconds); !s.ok()) return s;
+  if (spec.rule && (spec.auto_percent || spec.ttl_seconds)) {
+    return BadRequest("a rule segment takes neither auto_percent nor ttl_seconds");
+  }
 
   return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<SegmentInfo> {
     std::optional<SegmentId> existing = catalog_.Find(spec.name);
     if (existing && catalog_.IsActive(*existing)) return SegmentExists(spec.name);
+    if (spec.rule) {
+      if (absl::Status s = ValidateRule(*spec.rule, existing); !s.ok()) return s;
+    }
     OpBatch batch;
     batch.at = Now();
     SegmentMeta meta;
@@ -594,6 +611,7 @@ absl::StatusOr<SegmentInfo> Engine::CreateSegment(const SegmentSpec& spec) {
     meta.auto_percent = spec.auto_percent ? *spec.auto_percent : -1;
     meta.sticky = spec.auto_percent_sticky;
     meta.ttl_seconds = spec.ttl_seconds.value_or(0);
+    if (spec.rule) meta.rule = *spec.rule;
     batch.segments.push_back(meta);
     if (meta.has_auto_percent()) PlanAutoPercent(meta, batch.at, batch);
     if (absl::Status s = Commit(batch); !s.ok()) return s;
@@ -617,6 +635,23 @@ absl::StatusOr<SegmentInfo> Engine::UpdateSegment(absl::string_view name,
     auto id = catalog_.FindActive(name);
     if (!id) return SegmentNotFound({std::string(name)});
     SegmentMeta meta = catalog_.Get(*id);
+    if (meta.computed() && (patch.auto_percent || (patch.ttl_seconds && *patch.ttl_seconds))) {
+      return BadRequest(absl::StrCat("segment ", Quote(name),
+                                     " is a rule segment: it takes neither auto_percent nor "
+                                     "ttl_seconds"));
+    }
+    if (patch.rule && !meta.computed()) {
+      return BadRequest(
+          absl::StrCat("segment ", Quote(name), " is not a rule segment: create one with a rule"));
+    }
+    if (patch.rule) {
+      if (absl::Status s = ValidateRule(*patch.rule, *id); !s.ok()) return s;
+      if (!meta.rule_ready) {
+        meta.rule = *patch.rule;  // the first backfill starts over with the new rule
+      } else {
+        meta.pending_rule = *patch.rule == meta.rule ? std::string() : *patch.rule;
+      }
+    }
     if (patch.auto_percent && !meta.sticky) {
       return BadRequest(absl::StrCat(
           "auto_percent can be changed only on a sticky rollout (created with "

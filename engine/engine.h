@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -54,6 +55,7 @@
 #include "engine/expiry_schedule.h"
 #include "engine/membership_shards.h"
 #include "engine/op_record.h"
+#include "engine/rules/rule_set.h"
 #include "engine/segment_catalog.h"
 #include "engine/types.h"
 #include "engine/user_dictionary.h"
@@ -72,6 +74,12 @@ struct EngineOptions {
   uint64_t random_seed = 0;
   // Largest TTL accepted, in seconds. Default: 100 years.
   int64_t max_ttl_seconds = int64_t{100} * 365 * 24 * 3600;
+  // How far back events are kept and accepted, and the window of a count or sum that names
+  // none (docs/rules.md). Default: 90 days.
+  TimeMs event_retention_ms = TimeMs{90} * 24 * 3600 * 1000;
+  // Where a backfill reads earlier events. Not owned. Default: none (a new rule then sees only
+  // the events accepted after it).
+  const EventSource* events = nullptr;
 };
 
 // What a client asks for when creating a segment.
@@ -81,6 +89,8 @@ struct SegmentSpec {
   std::optional<double> auto_percent;  // 0–100
   bool auto_percent_sticky = false;
   std::optional<int64_t> ttl_seconds;  // default TTL of new memberships, >= 1
+  // A rule segment's rule (docs/rules.md); excludes auto_percent and ttl_seconds.
+  std::optional<std::string> rule;
 };
 
 // Fields a client may change on an active segment; unset fields stay as they are.
@@ -90,11 +100,43 @@ struct SegmentPatch {
   std::optional<std::optional<int64_t>> ttl_seconds;
   // A sticky rollout's new percentage (0-100): see UpdateSegment.
   std::optional<double> auto_percent;
+  // A rule segment's new rule: backfilled, then swapped in (see UpdateSegment).
+  std::optional<std::string> rule;
 };
 
 struct SegmentInfo {
   SegmentMeta meta;
   uint64_t user_count = 0;
+  // Rule segments: whether a rule is being backfilled, and how far (events read of those to
+  // read; both 0 while it waits for another backfill).
+  bool backfilling = false;
+  uint64_t backfill_done = 0;
+  uint64_t backfill_total = 0;
+};
+
+// One event as a client sends it (POST /v1/events).
+struct EventInput {
+  std::string user_id;
+  std::string type;
+  std::optional<TimeMs> at;  // default: when it is accepted
+  std::vector<EventProperty> properties;
+  std::vector<EventProperty> traits;  // set on the user, newest `at` wins per key
+};
+
+struct IngestResult {
+  uint64_t accepted = 0;
+  // Events not accepted: index into the request and why.
+  std::vector<std::pair<size_t, absl::Status>> invalid;
+};
+
+// Trait changes of PATCH /v1/users/{id}/traits: nullopt removes the trait.
+using TraitPatch = std::vector<std::pair<std::string, std::optional<rules::Value>>>;
+
+struct RuleStats {
+  rules::RuleSet::Stats rules;
+  uint64_t events_accepted = 0;  // since start
+  uint64_t rule_changes = 0;     // membership changes with reason rule, since start
+  uint64_t backfills_running = 0;
 };
 
 // One segment to add a user to, with an optional TTL or absolute expiry (not both).
@@ -124,6 +166,12 @@ struct UserSegment {
   // The segment's name; the view stays valid for the engine's lifetime (names are immutable).
   absl::string_view segment;
   TimeMs expires_at = kNoExpiry;
+};
+
+struct UserProfile {
+  std::string user_id;
+  std::vector<std::pair<std::string, rules::Value>> traits;  // sorted by key
+  std::vector<UserSegment> segments;
 };
 
 struct ImportItem {
@@ -224,6 +272,28 @@ class Engine final : private WriteQueue::Combiner {
   absl::StatusOr<ImportResult> Import(absl::string_view segment, absl::Span<const ImportItem> items,
                                       std::optional<int64_t> ttl_seconds);
 
+  // ----- Events, traits and rule segments (docs/rules.md) -----
+
+  // Accepts events: each valid one is numbered, logged and applied to the rules' aggregates,
+  // with its traits; the membership changes it causes are in the same batch (reason rule,
+  // at now). A user first seen is registered. Invalid events are reported and skipped; an
+  // event's `at` must lie within [now - retention, now + 5 min] (else "at_out_of_range").
+  absl::StatusOr<IngestResult> Ingest(absl::Span<const EventInput> events);
+  // Sets or removes traits (at now), registering the user if new. Errors: bad_request.
+  absl::StatusOr<UserProfile> PatchTraits(absl::string_view user_id, const TraitPatch& patch);
+  // Errors: user_not_found (never seen, or deleted).
+  absl::StatusOr<UserProfile> Profile(absl::string_view user_id) const;
+  // Acts on every rule deadline due now: time-driven entries and exits, each logged at its
+  // exact moment. Returns the number of membership changes. Called every 100 ms.
+  absl::StatusOr<uint64_t> ProcessRuleDeadlines();
+  // Runs every pending backfill to its end (reading `EngineOptions::events` outside the lock,
+  // inserting under it a chunk at a time), then swaps in every rule whose backfill is done.
+  // Returns whether it did anything. Called by one thread (the server's backfill thread).
+  absl::StatusOr<bool> RunBackfills();
+  // Validation of an event, without state. Also used by the server for single events.
+  static absl::Status ValidateEventShape(const EventInput& event);
+  RuleStats GetRuleStats() const;
+
   // ----- Reads -----
 
   // OK if `user_id` is acceptable as a user id (1–256 bytes of UTF-8, no control characters);
@@ -307,6 +377,14 @@ class Engine final : private WriteQueue::Combiner {
 
   // Applies a batch produced earlier by this engine's mutations, without the sink.
   absl::Status ApplyRecovered(const OpBatch& batch);
+  // Recovery of rule state, after the memberships: `rules_through` (every deadline up to it
+  // was acted on), then every retained event and every user's traits, then FinishRuleRecovery
+  // with the number the next event gets. Every aggregate then holds what it would have held
+  // had it run all along, so no backfill is left to read the log.
+  void BeginRuleRecovery(TimeMs rules_through);
+  void RecoverEvent(const Event& event);
+  void RecoverTrait(const TraitChange& change);
+  void FinishRuleRecovery(uint64_t next_event_seq);
 
   // Counters; never waits for the writer.
   EngineStats Stats() const;
@@ -324,13 +402,17 @@ class Engine final : private WriteQueue::Combiner {
   // `combine_key` (the user of a single-user mutation, or empty) lets the queue combine its
   // commit with others' (write_queue.h).
   template <typename Body>
-  auto Durably(Body&& body, absl::string_view combine_key = {}) -> decltype(body());  // engine.cc
+  auto Durably(Body&& body, absl::string_view combine_key = {})
+      -> decltype(body());  // detail/durably.h
 
   // Hands `batch` to the sink, then applies it; inside a combined commit, moves it into the
   // combined batch instead, for EndCombined. REQUIRES: write_mu_ held.
-  absl::Status Commit(OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // `plan_rules`: first append the rule changes the batch causes (PlanRuleEffects); false for
+  // batches of rule deadlines, which plan their own.
+  absl::Status Commit(OpBatch& batch, bool plan_rules = true)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // WriteQueue::Combiner, called by the queue's leader with write_mu_ held.
-  void BeginCombined() override ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  bool BeginCombined() override ABSL_NO_THREAD_SAFETY_ANALYSIS;
   absl::Status EndCombined() override ABSL_NO_THREAD_SAFETY_ANALYSIS;
   // The id the next new user gets: after the dictionary's users and those the open combined
   // commit creates.
@@ -351,6 +433,12 @@ class Engine final : private WriteQueue::Combiner {
   absl::StatusOr<UserId> PlanUser(absl::string_view user_id, TimeMs now, OpBatch& batch,
                                   absl::Span<const SegmentId> skip_sticky, UserId* next_new_id,
                                   bool* newly_registered) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // PlanUser for a batch that may name a user several times: `planned` remembers the ids
+  // planned so far (its keys view the callers' strings).
+  absl::StatusOr<UserId> PlanUserOnce(absl::string_view user_id, TimeMs now, OpBatch& batch,
+                                      absl::Span<const SegmentId> skip_sticky, UserId* next_new_id,
+                                      absl::flat_hash_map<absl::string_view, UserId>& planned)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // One chunk of ProcessExpiries; *more says whether more may be due.
   absl::StatusOr<uint64_t> ProcessExpiryChunk(bool* more);
   // Expiry of a new membership: explicit, or from a TTL, or the segment's default.
@@ -363,7 +451,27 @@ class Engine final : private WriteQueue::Combiner {
   // The adds or removes that move a sticky rollout from `old_percent` to meta.auto_percent.
   void PlanRamp(const SegmentMeta& meta, double old_percent, TimeMs now, OpBatch& batch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
-  TimeMs Now() const;
+  // The time of the mutation running now: read once per mutation, before it catches up with
+  // rule deadlines, so that every part of it agrees.
+  TimeMs Now() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) { return task_now_; }
+  // Runs in every mutation before its body: plans and commits the rule changes due at
+  // deadlines up to `now`, in batches, so that the body plans against an up-to-date state.
+  absl::Status CatchUpRules(TimeMs now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Appends the rule changes `batch` causes (RuleSet::PlanEffects). REQUIRES: not combining.
+  void PlanRuleEffects(OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Checks a rule for segment `self` (nullopt: a new segment): syntax, types, limits, known
+  // segments, no cycle.
+  absl::Status ValidateRule(absl::string_view rule, std::optional<SegmentId> self) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Swaps in the pending rule of `segment`: logs the differences with its members now.
+  absl::Status SwapInRule(SegmentId segment) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  void SetProgress(SegmentId segment, uint64_t done, uint64_t total);
+  // Adds a trait change to `batch` if it wins over the user's value and the batch's earlier
+  // change of that key (newest `at`; a tie goes to the later change).
+  using TraitIndex = absl::flat_hash_map<std::pair<UserId, std::string>, size_t>;
+  void AddTraitChange(OpBatch& batch, TraitChange change, TraitIndex& index) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  class RuleView;
 
   EngineOptions options_;
   NullSink null_sink_;
@@ -393,6 +501,17 @@ class Engine final : private WriteQueue::Combiner {
   const std::vector<SegmentMeta>& StickySegments() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   std::vector<SegmentMeta> sticky_ ABSL_GUARDED_BY(write_mu_);
   bool sticky_valid_ ABSL_GUARDED_BY(write_mu_) = false;
+
+  rules::RuleSet rules_ ABSL_GUARDED_BY(write_mu_);
+  uint64_t next_event_seq_ ABSL_GUARDED_BY(write_mu_) = 1;
+  TimeMs task_now_ ABSL_GUARDED_BY(write_mu_) = 0;
+  std::atomic<uint64_t> events_accepted_{0};
+  std::atomic<uint64_t> rule_changes_{0};
+  std::atomic<uint64_t> backfills_running_{0};
+  // Backfill progress by segment, for GetSegment.
+  mutable Mutex progress_mu_;
+  absl::flat_hash_map<SegmentId, std::pair<uint64_t, uint64_t>> progress_
+      ABSL_GUARDED_BY(progress_mu_);
 
   WriteQueue write_queue_{&write_mu_, sink_, this};
 };

@@ -74,6 +74,18 @@ absl::Status LimitExceeded(absl::string_view message) {
   return WithCode(absl::ResourceExhaustedError(message), "bad_request");
 }
 
+absl::Status SegmentIsComputed(absl::string_view name) {
+  return WithCode(absl::FailedPreconditionError(absl::StrCat(
+                      "segment ", Quote(name),
+                      " is a rule segment: its members follow its rule and cannot be changed by "
+                      "hand")),
+                  "segment_is_computed");
+}
+
+absl::Status RuleCycle(absl::string_view message) {
+  return WithCode(absl::InvalidArgumentError(message), "rule_cycle");
+}
+
 std::string ErrorCodeOf(const absl::Status& status) {
   if (auto code = status.GetPayload(kErrorCodePayload)) return std::string(*code);
   switch (status.code()) {

@@ -31,6 +31,10 @@ absl::Status SegmentExists(absl::string_view name);
 absl::Status ConflictInRequest(absl::string_view message);
 absl::Status SyntaxError(absl::string_view message, size_t position);
 absl::Status LimitExceeded(absl::string_view message);
+// A rule segment's members are computed: they cannot be added, removed or imported by hand.
+absl::Status SegmentIsComputed(absl::string_view name);
+// A rule that would read itself through in_segment.
+absl::Status RuleCycle(absl::string_view message);
 
 // The API error code of `status` ("bad_request", "segment_not_found", …), derived from the
 // payload when present and from the canonical code otherwise.

@@ -26,6 +26,10 @@ const char* OpReasonName(OpReason reason) {
       return "segment_deleted";
     case OpReason::kUserDeleted:
       return "user_deleted";
+    case OpReason::kRule:
+      return "rule";
+    case OpReason::kMerge:
+      return "merge";
   }
   return "unknown";
 }

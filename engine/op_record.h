@@ -7,11 +7,14 @@
 // batch, so a log of batches replayed through Engine::ApplyRecovered rebuilds the same state.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "engine/rules/value.h"
 #include "engine/types.h"
 
 namespace segd::engine {
@@ -26,6 +29,8 @@ enum class OpReason : uint8_t {
   kTtlExpired = 3,
   kSegmentDeleted = 4,
   kUserDeleted = 5,
+  kRule = 6,   // a rule segment's rule became true or false for the user
+  kMerge = 7,  // reserved: identities merged
 };
 
 const char* OpKindName(OpKind kind);
@@ -65,22 +70,67 @@ struct SegmentMeta {
   double auto_percent = -1;  // < 0 when not set
   bool sticky = false;
   int64_t ttl_seconds = 0;  // default TTL of new memberships; 0 when not set
+  // Rule segments (docs/rules.md). `rule` is the rule answering once `rule_ready`; until then
+  // (a new rule segment) it is being backfilled and the segment has no members.
+  // `pending_rule` is an edit being backfilled while `rule` keeps answering.
+  std::string rule;
+  std::string pending_rule;
+  bool rule_ready = false;
 
   bool deleted() const { return deleted_at != 0; }
+  bool computed() const { return !rule.empty(); }
   bool has_auto_percent() const { return auto_percent >= 0; }
   friend bool operator==(const SegmentMeta&, const SegmentMeta&) = default;
 };
 
+// One property of an event, or one trait value.
+struct EventProperty {
+  std::string key;
+  rules::Value value;
+  friend bool operator==(const EventProperty&, const EventProperty&) = default;
+};
+
+// Something a user did (POST /v1/events). Events are numbered by the engine in the order it
+// accepts them (`seq`, from 1); that order is the cut a backfill starts from.
+struct Event {
+  uint64_t seq = 0;
+  UserId user = 0;
+  TimeMs at = 0;  // when it happened (may be up to the retention in the past)
+  std::string type;
+  std::vector<EventProperty> properties;
+  friend bool operator==(const Event&, const Event&) = default;
+};
+
+// A trait set (value) or removed (nullopt) at `at`. Per key, the newest `at` wins.
+struct TraitChange {
+  UserId user = 0;
+  std::string key;
+  std::optional<rules::Value> value;
+  TimeMs at = 0;
+  friend bool operator==(const TraitChange&, const TraitChange&) = default;
+};
+
 // Everything one mutation changes. Applied in this order: segment metadata, user events of
-// kind kCreated/kRegistered, memberships (in vector order), user events of kind kDeleted.
+// kind kCreated/kRegistered, rule deadlines up to rules_through, events, traits, memberships
+// (in vector order), user events of kind kDeleted.
 struct OpBatch {
   TimeMs at = 0;
   std::vector<SegmentMeta> segments;
   // Most batches are one request for one user: their events and records stay inline.
   absl::InlinedVector<UserEvent, 1> users;
   absl::InlinedVector<OpRecord, 2> memberships;
+  // Events accepted (numbered consecutively) and trait changes; a trait change is here only if
+  // it wins over the user's current value of that key (newest `at`), at most one per key.
+  std::vector<Event> events;
+  std::vector<TraitChange> traits;
+  // When set (> 0): every rule deadline at or before it has been acted on, its membership
+  // changes are in this batch or earlier ones (docs/rules.md, "Deadlines").
+  TimeMs rules_through = 0;
 
-  bool empty() const { return segments.empty() && users.empty() && memberships.empty(); }
+  bool empty() const {
+    return segments.empty() && users.empty() && memberships.empty() && events.empty() &&
+           traits.empty() && rules_through == 0;
+  }
 };
 
 // Receives every batch before it is applied.
@@ -103,6 +153,19 @@ class OpSink {
   // writer lock itself, which costs fewer context switches when nothing blocks. Must not
   // change over the sink's life. Default: false.
   virtual bool WaitDurableBlocks() const { return false; }
+};
+
+// Where a backfill reads the events accepted earlier: the durable log (storage/oplog.h).
+//
+// Thread safety: ScanEvents is called from the engine's backfill thread, without the engine's
+// lock, concurrently with OpSink::Write.
+class EventSource {
+ public:
+  virtual ~EventSource() = default;
+  // Calls fn for each retained event numbered in [from_seq, to_seq), in order, until fn returns
+  // false.
+  virtual absl::Status ScanEvents(uint64_t from_seq, uint64_t to_seq,
+                                  absl::FunctionRef<bool(const Event&)> fn) const = 0;
 };
 
 // A sink that accepts everything and keeps nothing.

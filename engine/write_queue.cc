@@ -40,12 +40,20 @@ void WriteQueue::Lead(Task& self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
       EndCombined(combined_first, previous);
       combined_first = nullptr;
     }
-    if (combinable) {
-      if (combined_first == nullptr) {
-        writer_mu_->Lock();
-        combiner_->BeginCombined();
+    bool ran = false;
+    if (combinable && combined_first == nullptr) {
+      writer_mu_->Lock();
+      if (combiner_->BeginCombined()) {
         combined_first = t;
+      } else {
+        t->Run();
+        writer_mu_->Unlock();
+        ran = true;
       }
+    }
+    if (ran) {
+      // Ran alone above.
+    } else if (combinable) {
       combined_keys_.insert(t->combine_key);
       t->Run();
     } else {

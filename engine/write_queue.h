@@ -56,7 +56,9 @@ class WriteQueue {
    public:
     virtual ~Combiner() = default;
     // From now until EndCombined, a task's commit collects its batch instead of writing it.
-    virtual void BeginCombined() = 0;
+    // Returns false to refuse: the task then runs alone (the engine refuses while rule
+    // segments answer, since a rule's deadlines are planned for every user at once).
+    virtual bool BeginCombined() = 0;
     // Writes what was collected as one batch and applies it. On error none of it is applied.
     virtual absl::Status EndCombined() = 0;
   };

@@ -349,24 +349,14 @@ absl::Status HttpError(absl::string_view code, absl::string_view message) {
 
 unsigned HttpStatusOf(absl::string_view code) {
   static const std::pair<absl::string_view, unsigned> kStatuses[] = {
-      {"bad_request", 400},
-      {"unauthorized", 401},
-      {"forbidden", 403},
-      {"not_found", 404},
-      {"segment_not_found", 404},
-      {"user_not_found", 404},
-      {"report_not_found", 404},
-      {"method_not_allowed", 405},
-      {"request_timeout", 408},
-      {"segment_exists", 409},
-      {"conflict", 409},
-      {"payload_too_large", 413},
-      {"unsupported_media_type", 415},
-      {"expectation_failed", 417},
-      {"conflict_in_request", 422},
-      {"too_many_requests", 429},
-      {"header_too_large", 431},
-      {"unavailable", 503},
+      {"bad_request", 400},         {"rule_cycle", 400},          {"before_retention", 400},
+      {"unauthorized", 401},        {"forbidden", 403},           {"not_found", 404},
+      {"segment_not_found", 404},   {"user_not_found", 404},      {"report_not_found", 404},
+      {"method_not_allowed", 405},  {"request_timeout", 408},     {"segment_exists", 409},
+      {"segment_is_computed", 409}, {"alias_taken", 409},         {"conflict", 409},
+      {"cursor_expired", 410},      {"payload_too_large", 413},   {"unsupported_media_type", 415},
+      {"expectation_failed", 417},  {"conflict_in_request", 422}, {"too_many_requests", 429},
+      {"header_too_large", 431},    {"unavailable", 503},
   };
   for (const auto& [name, status] : kStatuses) {
     if (name == code) return status;

@@ -38,6 +38,7 @@ namespace {
 // there, and one user's history then needs no run lookup in the common case of small batches.
 constexpr size_t kMinUserRun = 8;
 constexpr char kFormatKey[] = "format";
+constexpr char kRulesKey[] = "rules";
 
 }  // namespace
 
@@ -117,6 +118,14 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   options_of(Family::kByTime) = retained(detail::RetainedFamily::kByTime);
   options_of(Family::kBySegment) = retained(detail::RetainedFamily::kById);
   options_of(Family::kUserRuns) = retained(detail::RetainedFamily::kUserRuns);
+  log->retention_->event_retention_ms.store(std::max<int64_t>(0, options.event_retention_ms));
+  {
+    rocksdb::ColumnFamilyOptions events = cf_options;
+    events.compaction_filter_factory = std::make_shared<detail::RetentionFilterFactory>(
+        log->retention_, detail::RetainedFamily::kEvents);
+    if (options.event_retention_ms > 0) events.periodic_compaction_seconds = 24 * 3600;
+    options_of(Family::kEvents) = events;
+  }
   {
     // by_user gets records for users spread over the whole id space. In RocksDB's skiplist
     // memtable each such insert searches the whole table, a chain of cache misses (4-5 µs
@@ -249,6 +258,18 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     }
   }
   if (!snapshots->status().ok()) return FromRocks(snapshots->status(), "reading snapshots");
+  {
+    std::string rules;
+    rocksdb::Status got =
+        log->db_->Get(rocksdb::ReadOptions(), log->cf(Family::kDefault), kRulesKey, &rules);
+    if (got.ok()) {
+      absl::StatusOr<RulesMeta> meta = DecodeRulesMeta(rules);
+      if (!meta.ok()) return meta.status();
+      log->rules_meta_ = *meta;
+    } else if (!got.IsNotFound()) {
+      return FromRocks(got, "reading the rules position");
+    }
+  }
   if (absl::Status s =
           log->data_dir_->CheckRecovered(log->next_seq(), options.durability == Durability::kFsync);
       !s.ok()) {
@@ -417,6 +438,18 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
     }
   }
   put_created();
+  for (const engine::Event& e : batch.events) {
+    wb.Put(cf(Family::kEvents), SeqKey(e.seq), EncodeEvent(e));
+  }
+  // The engine hands over only changes that win over what the user has (newest `at`).
+  for (const engine::TraitChange& t : batch.traits) {
+    wb.Put(cf(Family::kTraits), TraitKey(t.user, t.key), EncodeTrait(t));
+  }
+  if (!batch.events.empty() || batch.rules_through != 0) {
+    if (!batch.events.empty()) rules_meta_.next_event_seq = batch.events.back().seq + 1;
+    rules_meta_.rules_through = std::max(rules_meta_.rules_through, batch.rules_through);
+    wb.Put(cf(Family::kDefault), kRulesKey, EncodeRulesMeta(rules_meta_));
+  }
   uint64_t seq = next_seq_.load(std::memory_order_relaxed);
   const absl::Span<const engine::OpRecord> records(batch.memberships);
   // Users at or after this one may start a run; keeps this batch's runs apart.

@@ -61,6 +61,7 @@
 #include "storage/detail/families.h"
 #include "storage/disk_reserve.h"
 #include "storage/durability.h"
+#include "storage/oplog_format.h"
 
 namespace rocksdb {
 class DB;
@@ -99,6 +100,10 @@ struct OpLogOptions {
   // Free space kept on the log's filesystem: mutations are refused below it, expiry records
   // and snapshots below half of it (disk_reserve.h). 0 disables the check. Default: 0.
   uint64_t min_free_disk_bytes = 0;
+  // Event retention: events older than this (by their `at`) are deleted from disk as RocksDB
+  // compacts, and skipped by recovery and backfills at once. 0 keeps every event.
+  // Default: 90 days.
+  int64_t event_retention_ms = int64_t{90} * 24 * 3600 * 1000;
   // by_user's memtable: segd's per-user lists (detail/prefix_list_memtable.h), or RocksDB's
   // skiplist (slower for writes of existing users, but nothing of segd's own). The choice
   // leaves no trace on disk; either reads a log written with the other. Default: true (lists).
@@ -116,6 +121,9 @@ struct HistoryFilter {
 struct RecoveryStats {
   uint64_t segments = 0;
   uint64_t users = 0;
+  uint64_t events = 0;  // retained events replayed into rule state
+  uint64_t traits = 0;
+  double rules_seconds = 0;
   uint64_t snapshot_seq = 0;  // the snapshot loaded (its log position), 0 if none
   uint64_t records = 0;       // membership records replayed after it
   double seconds = 0;         // in all; then by phase:
@@ -138,7 +146,7 @@ struct DurabilityCounters {
   uint64_t wal_syncs = 0;        // WAL syncs run for them (kFsync)
 };
 
-class OpLog final : public engine::OpSink {
+class OpLog final : public engine::OpSink, public engine::EventSource {
  public:
   // Opens (creating if missing) the log in DATA_DIR/log, holding DATA_DIR for as long as the
   // log is open (data_dir.h). Errors, each with a message that names the directory:
@@ -159,9 +167,10 @@ class OpLog final : public engine::OpSink {
   DurabilityCounters durability_counters() const;
 
   // Rebuilds `engine`, which must be new and empty: dictionaries first, then the newest
-  // snapshot if there is one, then the membership records after it in log order. Does not expire
-  // anything: call engine.ProcessExpiries() afterwards to expire (and log) what fell due while
-  // down.
+  // snapshot if there is one, then the membership records after it in log order, then rule
+  // state: every retained event and every user's traits (docs/rules.md, "Recovery"). Does not
+  // expire anything: call engine.ProcessExpiries() and engine.ProcessRuleDeadlines()
+  // afterwards to act on (and log) what fell due while down.
   absl::StatusOr<RecoveryStats> Recover(engine::Engine& engine);
 
   // Writes a snapshot of `engine` (the engine this log is the sink of) and prunes older ones.
@@ -172,6 +181,11 @@ class OpLog final : public engine::OpSink {
   // meta key is written (synced); a crash midway leaves the previous one in force.
   // Call from any one thread at a time, concurrently with mutations.
   absl::StatusOr<SnapshotStats> WriteSnapshot(engine::Engine& engine);
+
+  // engine::EventSource: events numbered in [from_seq, to_seq) within the event retention, in
+  // order, read through a RocksDB snapshot. Any thread.
+  absl::Status ScanEvents(uint64_t from_seq, uint64_t to_seq,
+                          absl::FunctionRef<bool(const engine::Event&)> fn) const override;
 
   // Calls fn(seq, record) for each record with seq >= from_seq, in order, until fn returns
   // false.
@@ -296,6 +310,9 @@ class OpLog final : public engine::OpSink {
     engine::SegmentId segment = 0;
   };
   LastRun last_run_;
+  // Where rule state stands (oplog_format.h): loaded by Open, advanced by Write (one thread at
+  // a time), read by Recover.
+  RulesMeta rules_meta_;
   std::atomic<uint64_t> written_batches_{0};  // batches handed to RocksDB
 
   // Group sync (kFsync): one waiter at a time leads a sync (sync_leader_) covering every batch

@@ -1,5 +1,6 @@
 #include "storage/oplog_format.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -70,6 +71,12 @@ class Reader {
     uint64_t bits;
     if (!Varint(&bits)) return false;
     std::memcpy(d, &bits, sizeof bits);
+    return true;
+  }
+  bool Fixed64(double* d) {
+    if (in_.size() < 8) return false;
+    std::memcpy(d, in_.data(), 8);
+    in_.remove_prefix(8);
     return true;
   }
   bool done() const { return in_.empty(); }
@@ -171,7 +178,7 @@ bool ReadRecordTail(Reader& in, engine::OpRecord* r) {
     return false;
   }
   uint8_t op = kind >> 4, reason = kind & 0x0F;
-  if (op > 1 || reason > static_cast<uint8_t>(engine::OpReason::kUserDeleted)) return false;
+  if (op > 1 || reason > static_cast<uint8_t>(engine::OpReason::kMerge)) return false;
   r->op = static_cast<engine::OpKind>(op);
   r->reason = static_cast<engine::OpReason>(reason);
   return true;
@@ -368,6 +375,147 @@ absl::Status DecodeUserNames(absl::string_view bytes, std::vector<std::string>* 
   return absl::OkStatus();
 }
 
+namespace {
+
+// A value: a tag byte, then its payload (docs/oplog_format.md, "Values").
+enum ValueTag : uint8_t { kDouble = 0, kInteger = 1, kFalse = 2, kTrue = 3, kString = 4 };
+
+void PutValue(std::string* out, const engine::rules::Value& v) {
+  if (const double* d = std::get_if<double>(&v)) {
+    // Whole numbers (counts, prices in cents, ids) take a zigzag varint; others 8 bytes.
+    if (*d >= -9.0e15 && *d <= 9.0e15 && *d == static_cast<double>(static_cast<int64_t>(*d)) &&
+        !(*d == 0 && std::signbit(*d))) {
+      out->push_back(static_cast<char>(kInteger));
+      PutSigned(out, static_cast<int64_t>(*d));
+    } else {
+      out->push_back(static_cast<char>(kDouble));
+      char bytes[8];
+      std::memcpy(bytes, d, 8);
+      out->append(bytes, 8);
+    }
+  } else if (const bool* b = std::get_if<bool>(&v)) {
+    out->push_back(static_cast<char>(*b ? kTrue : kFalse));
+  } else {
+    out->push_back(static_cast<char>(kString));
+    PutString(out, std::get<std::string>(v));
+  }
+}
+
+bool ReadValue(Reader& in, engine::rules::Value* v) {
+  uint8_t tag;
+  if (!in.Byte(&tag)) return false;
+  switch (tag) {
+    case kDouble: {
+      double d;
+      if (!in.Fixed64(&d)) return false;
+      *v = d;
+      return true;
+    }
+    case kInteger: {
+      int64_t i;
+      if (!in.Signed(&i)) return false;
+      *v = static_cast<double>(i);
+      return true;
+    }
+    case kFalse:
+    case kTrue:
+      *v = tag == kTrue;
+      return true;
+    case kString: {
+      std::string str;
+      if (!in.String(&str)) return false;
+      *v = std::move(str);
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string EncodeEvent(const engine::Event& e) {
+  std::string out;
+  PutSigned(&out, e.at);
+  PutVarint(&out, e.user);
+  PutString(&out, e.type);
+  PutVarint(&out, e.properties.size());
+  for (const engine::EventProperty& p : e.properties) {
+    PutString(&out, p.key);
+    PutValue(&out, p.value);
+  }
+  return out;
+}
+
+absl::StatusOr<engine::Event> DecodeEvent(uint64_t seq, absl::string_view bytes) {
+  Reader in(bytes);
+  engine::Event e;
+  e.seq = seq;
+  uint64_t n;
+  if (!in.Signed(&e.at) || !in.Varint32(&e.user) || !in.String(&e.type) || !in.Varint(&n) ||
+      n > 4096) {
+    return Corrupt("event");
+  }
+  e.properties.resize(n);
+  for (engine::EventProperty& p : e.properties) {
+    if (!in.String(&p.key) || !ReadValue(in, &p.value)) return Corrupt("event");
+  }
+  if (!in.done()) return Corrupt("event");
+  return e;
+}
+
+bool EventTime(absl::string_view bytes, int64_t* at) {
+  Reader in(bytes);
+  return in.Signed(at);
+}
+
+std::string TraitKey(uint32_t user, absl::string_view key) {
+  std::string out;
+  PutBigEndian32(&out, user);
+  out.append(key.data(), key.size());
+  return out;
+}
+
+std::string EncodeTrait(const engine::TraitChange& t) {
+  std::string out;
+  PutSigned(&out, t.at);
+  out.push_back(t.value ? 1 : 0);
+  if (t.value) PutValue(&out, *t.value);
+  return out;
+}
+
+absl::StatusOr<engine::TraitChange> DecodeTrait(absl::string_view key, absl::string_view bytes) {
+  if (key.size() < 5) return Corrupt("trait key");
+  engine::TraitChange t;
+  t.user = GetBigEndian32(key.data());
+  t.key = std::string(key.substr(4));
+  Reader in(bytes);
+  uint8_t present;
+  if (!in.Signed(&t.at) || !in.Byte(&present) || present > 1) return Corrupt("trait");
+  if (present == 1) {
+    engine::rules::Value v;
+    if (!ReadValue(in, &v)) return Corrupt("trait");
+    t.value = std::move(v);
+  }
+  if (!in.done()) return Corrupt("trait");
+  return t;
+}
+
+std::string EncodeRulesMeta(const RulesMeta& m) {
+  std::string out;
+  PutVarint(&out, m.next_event_seq);
+  PutSigned(&out, m.rules_through);
+  return out;
+}
+
+absl::StatusOr<RulesMeta> DecodeRulesMeta(absl::string_view bytes) {
+  Reader in(bytes);
+  RulesMeta m;
+  if (!in.Varint(&m.next_event_seq) || !in.Signed(&m.rules_through) || !in.done()) {
+    return Corrupt("rules meta");
+  }
+  return m;
+}
+
 std::string EncodeSegment(const engine::SegmentMeta& m) {
   std::string out;
   PutString(&out, m.name);
@@ -379,6 +527,11 @@ std::string EncodeSegment(const engine::SegmentMeta& m) {
   PutVarint(&out, percent_bits);
   out.push_back(m.sticky ? 1 : 0);
   PutSigned(&out, m.ttl_seconds);
+  if (m.computed()) {  // a rule segment: its rules follow
+    PutString(&out, m.rule);
+    PutString(&out, m.pending_rule);
+    out.push_back(m.rule_ready ? 1 : 0);
+  }
   return out;
 }
 
@@ -389,10 +542,18 @@ absl::StatusOr<engine::SegmentMeta> DecodeSegment(uint32_t id, absl::string_view
   uint8_t sticky;
   if (!in.String(&m.name) || !in.String(&m.description) || !in.Signed(&m.created_at) ||
       !in.Signed(&m.deleted_at) || !in.Double(&m.auto_percent) || !in.Byte(&sticky) || sticky > 1 ||
-      !in.Signed(&m.ttl_seconds) || !in.done()) {
+      !in.Signed(&m.ttl_seconds)) {
     return Corrupt("segment entry");
   }
   m.sticky = sticky == 1;
+  if (!in.done()) {
+    uint8_t ready;
+    if (!in.String(&m.rule) || !in.String(&m.pending_rule) || !in.Byte(&ready) || ready > 1 ||
+        m.rule.empty() || !in.done()) {
+      return Corrupt("segment entry");
+    }
+    m.rule_ready = ready == 1;
+  }
   return m;
 }
 

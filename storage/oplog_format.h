@@ -19,10 +19,13 @@
 //                                         one write batch (see AppendUserName)
 //   unregistered user(4)               -> empty: the user is deleted (not registered)
 //   segments    segment(4)             -> SegmentMeta (see EncodeSegment)
+//   events      seq(8)                 -> an event (see EncodeEvent); seq counts events alone
+//   traits      user(4) key            -> the trait's latest value or removal (EncodeTrait)
 //   snapshots   'm' id(8)              -> snapshot meta: varint seq, varint shards,
 //                                         zigzag varint created_at (written last: commits it)
 //               's' id(8) shard(4)     -> one shard's state (see EncodeShardState)
 //   default     "format"               -> format version (4 bytes)
+//               "rules"                -> RulesMeta (see EncodeRulesMeta)
 // `at` in keys is the signed millisecond time with its sign bit flipped, so that byte order is
 // time order; the index keys therefore list records (or runs of them) by (at, seq), the order
 // of reports. by_time and by_segment hold one entry per run of consecutive records of a block
@@ -47,9 +50,10 @@
 
 namespace segd::storage {
 
-inline constexpr uint32_t kFormatVersion = 4;
-// The oldest version read. Versions 2 and 3 are version 4 without continued runs (and 2 also
-// without user_runs): read as they are, and marked 4 when opened (docs/oplog_format.md).
+inline constexpr uint32_t kFormatVersion = 5;
+// The oldest version read. Version 4 is version 5 without events, traits and rule segments;
+// versions 2 and 3 are version 4 without continued runs (and 2 also without user_runs): read
+// as they are, and marked 5 when opened (docs/oplog_format.md).
 inline constexpr uint32_t kOldestReadFormatVersion = 2;
 
 // Most records in one ops block (a write batch of more is split into several blocks).
@@ -123,6 +127,34 @@ std::string SnapshotShardKey(uint64_t id, uint32_t shard);
 std::string EncodeSnapshotMeta(const SnapshotMeta& meta);
 absl::StatusOr<SnapshotMeta> DecodeSnapshotMeta(absl::string_view bytes);
 
+// Values (event properties, traits): a tag byte, then 0: a double, 8 bytes little-endian;
+// 1: a whole number as a zigzag varint; 2: false; 3: true; 4: a string (varint length, bytes).
+//
+// An event: zigzag varint at, varint user, type (varint length, bytes), varint count of
+// properties, each key (varint length, bytes) and value. `at` comes first: the retention filter
+// reads it alone (EventTime).
+std::string EncodeEvent(const engine::Event& event);
+absl::StatusOr<engine::Event> DecodeEvent(uint64_t seq, absl::string_view bytes);
+bool EventTime(absl::string_view bytes, int64_t* at);
+
+// A trait: key user(4) + the trait's key; value zigzag varint at, a byte 1 (set) or 0
+// (removed), and the value when set.
+std::string TraitKey(uint32_t user, absl::string_view key);
+std::string EncodeTrait(const engine::TraitChange& trait);
+absl::StatusOr<engine::TraitChange> DecodeTrait(absl::string_view key, absl::string_view bytes);
+
+// Where rule state stands: the number the next event gets, and the time through which every
+// rule deadline has been acted on. Varint, zigzag varint.
+struct RulesMeta {
+  uint64_t next_event_seq = 1;
+  int64_t rules_through = 0;
+};
+std::string EncodeRulesMeta(const RulesMeta& meta);
+absl::StatusOr<RulesMeta> DecodeRulesMeta(absl::string_view bytes);
+
+// A segment: name, description (varint length, bytes), zigzag created_at and deleted_at,
+// auto_percent's bits as a varint, sticky byte, zigzag ttl_seconds; for a rule segment then
+// rule and pending_rule (varint length, bytes) and a rule_ready byte.
 std::string EncodeSegment(const engine::SegmentMeta& meta);
 absl::StatusOr<engine::SegmentMeta> DecodeSegment(uint32_t id, absl::string_view bytes);
 

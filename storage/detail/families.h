@@ -23,13 +23,15 @@ enum class Family : size_t {
   kSegments,      // segment metadata
   kSnapshots,     // snapshots of membership state
   kUserRuns,      // runs of records for users a batch created
+  kEvents,        // events, by event number
+  kTraits,        // users' traits
   kCount,
 };
 inline constexpr size_t kFamilyCount = static_cast<size_t>(Family::kCount);
 
 // The names on disk, by Family.
 inline constexpr std::array<absl::string_view, kFamilyCount> kFamilyNames = {
-    "default", "ops",          "by_time",  "by_user",   "by_segment",
-    "users",   "unregistered", "segments", "snapshots", "user_runs"};
+    "default",      "ops",      "by_time",   "by_user",   "by_segment", "users",
+    "unregistered", "segments", "snapshots", "user_runs", "events",     "traits"};
 
 }  // namespace segd::storage::detail

@@ -41,6 +41,9 @@ class RetentionFilter final : public rocksdb::CompactionFilter {
         if (key.size() != 20) return false;
         ParseTimeSeq(absl::string_view(key.data(), key.size()), 4, &at, &seq);
         break;
+      case RetainedFamily::kEvents:
+        if (!EventTime(absl::string_view(value.data(), value.size()), &at)) return false;
+        break;
       case RetainedFamily::kUserRuns: {
         engine::OpRecord first;
         uint32_t count = 0;
@@ -66,10 +69,13 @@ class RetentionFilter final : public rocksdb::CompactionFilter {
 
 std::unique_ptr<rocksdb::CompactionFilter> RetentionFilterFactory::CreateCompactionFilter(
     const rocksdb::CompactionFilter::Context& /*context*/) {
-  int64_t retention = state_->retention_ms.load(std::memory_order_acquire);
+  int64_t retention = family_ == RetainedFamily::kEvents
+                          ? state_->event_retention_ms.load(std::memory_order_acquire)
+                          : state_->retention_ms.load(std::memory_order_acquire);
   // No retention: a cutoff before every time keeps everything.
   int64_t cutoff =
       retention <= 0 ? std::numeric_limits<int64_t>::min() : state_->clock->NowMs() - retention;
+  // Events are not records: the snapshot's position does not protect them.
   return std::make_unique<RetentionFilter>(family_, cutoff,
                                            state_->protected_seq.load(std::memory_order_acquire));
 }

@@ -8,8 +8,9 @@
 // What each column family's entries carry: `ops` keys are sequence numbers and values are
 // blocks of records (a block is dropped when its newest record is past the retention);
 // `by_time` keys start with the time; `by_user` and `by_segment` keys are a 4-byte id followed
-// by the time; `user_runs` values hold the time (in the run's record). Other column families
-// get no filter.
+// by the time; `user_runs` values hold the time (in the run's record). `events` values start
+// with the event's time, and go after the event retention (not the history retention).
+// Other column families get no filter.
 //
 // Thread safety: RocksDB calls the factory and filters from its compaction threads; the
 // retention and the protected position are atomics the OpLog may change at any time.
@@ -25,12 +26,13 @@ namespace segd::storage::detail {
 
 // Shared between the OpLog and its filters.
 struct RetentionState {
-  std::atomic<int64_t> retention_ms{0};    // 0: keep everything
-  std::atomic<uint64_t> protected_seq{0};  // ops at or after this seq are kept; 0: all kept
+  std::atomic<int64_t> retention_ms{0};        // 0: keep everything
+  std::atomic<uint64_t> protected_seq{0};      // ops at or after this seq are kept; 0: all kept
+  std::atomic<int64_t> event_retention_ms{0};  // events; 0: keep every event
   engine::Clock* clock = nullptr;
 };
 
-enum class RetainedFamily { kOps, kByTime, kById, kUserRuns };
+enum class RetainedFamily { kOps, kByTime, kById, kUserRuns, kEvents };
 
 class RetentionFilterFactory final : public rocksdb::CompactionFilterFactory {
  public:

@@ -81,11 +81,14 @@ class FnTask final : public WriteQueue::Task {
 // lock (TSan checks that the queue holds it).
 class RecordingCombiner final : public WriteQueue::Combiner {
  public:
-  void BeginCombined() override {
+  bool BeginCombined() override {
     EXPECT_FALSE(open);
+    if (refuse) return false;
     open = true;
     commits.emplace_back();
+    return true;
   }
+  bool refuse = false;
   absl::Status EndCombined() override {
     EXPECT_TRUE(open);
     open = false;
@@ -192,6 +195,23 @@ TEST(WriteQueueTest, CombinesAdjacentKeyedTasksUntilAKeyRepeatsOrAKeylessTaskRun
   EXPECT_EQ(combiner.outside, std::vector<std::string>{""});
   // Eight keyed tasks, six keys: at least one commit served more than one of them.
   EXPECT_LT(combiner.commits.size(), 8u);
+}
+
+TEST(WriteQueueTest, ARefusingCombinerRunsEveryKeyedTaskAlone) {
+  Mutex writer_mu;
+  NullSink sink;
+  RecordingCombiner combiner;
+  combiner.refuse = true;
+  WriteQueue queue(&writer_mu, &sink, &combiner);
+  const std::vector<std::pair<std::string, bool>> keys = {{"a", true}, {"b", true}, {"c", true}};
+  std::vector<std::string> order;
+  for (const absl::Status& s : RunBehindOneTask(queue, combiner, keys, &order)) {
+    EXPECT_TRUE(s.ok()) << s;
+  }
+  EXPECT_TRUE(combiner.commits.empty());
+  std::vector<std::string> alone = combiner.outside;
+  std::sort(alone.begin(), alone.end());
+  EXPECT_EQ(alone, (std::vector<std::string>{"a", "b", "c"}));
 }
 
 TEST(WriteQueueTest, AFailedCombinedCommitFailsOnlyItsTasksThatCommitted) {

@@ -17,7 +17,7 @@
 
 namespace segd::testutil {
 
-class RecordingSink final : public engine::OpSink {
+class RecordingSink final : public engine::OpSink, public engine::EventSource {
  public:
   explicit RecordingSink(bool blocking_durability = false)
       : blocking_durability_(blocking_durability) {}
@@ -76,6 +76,47 @@ class RecordingSink final : public engine::OpSink {
     for (const auto& b : batches_)
       out.insert(out.end(), b.memberships.begin(), b.memberships.end());
     return out;
+  }
+  // engine::EventSource: the events of the batches accepted so far.
+  absl::Status ScanEvents(uint64_t from_seq, uint64_t to_seq,
+                          absl::FunctionRef<bool(const engine::Event&)> fn) const override {
+    std::vector<engine::Event> events;
+    {
+      segd::MutexLock lock(&mu_);
+      for (const auto& b : batches_) {
+        for (const engine::Event& e : b.events) {
+          if (e.seq >= from_seq && e.seq < to_seq) events.push_back(e);
+        }
+      }
+    }
+    for (const engine::Event& e : events) {
+      if (!fn(e)) break;
+    }
+    return absl::OkStatus();
+  }
+  // Rebuilds `engine` (new and empty) from the batches accepted so far, the way the durable log
+  // recovers: dictionaries and memberships batch by batch, then the rule state.
+  void Recover(engine::Engine& engine) const {
+    std::vector<engine::OpBatch> all = batches();
+    engine::TimeMs through = 0;
+    uint64_t next_event_seq = 1;
+    for (engine::OpBatch b : all) {
+      through = std::max(through, b.rules_through);
+      if (!b.events.empty()) next_event_seq = b.events.back().seq + 1;
+      b.events.clear();
+      b.traits.clear();
+      b.rules_through = 0;
+      if (!b.empty()) {
+        absl::Status s = engine.ApplyRecovered(b);
+        if (!s.ok()) std::abort();
+      }
+    }
+    engine.BeginRuleRecovery(through);
+    for (const auto& b : all) {
+      for (const engine::Event& e : b.events) engine.RecoverEvent(e);
+      for (const engine::TraitChange& t : b.traits) engine.RecoverTrait(t);
+    }
+    engine.FinishRuleRecovery(next_event_seq);
   }
   void clear() {
     segd::MutexLock lock(&mu_);
