@@ -186,7 +186,15 @@ const std::vector<SegmentMeta>& Engine::StickySegments() {
 
 absl::Status Engine::ApplyBatch(const OpBatch& batch) {
   if (!batch.segments.empty()) sticky_valid_ = false;
+  // Segments that come into being (new, or restored) before the records that name them;
+  // changes of an active segment after its records, so that a reader who sees the change (a
+  // rule segment turned "ready", a deletion) also sees its members.
+  absl::InlinedVector<const SegmentMeta*, 1> changed_later;
   for (const SegmentMeta& meta : batch.segments) {
+    if (meta.id < catalog_.size() && catalog_.IsActive(meta.id)) {
+      changed_later.push_back(&meta);
+      continue;
+    }
     if (absl::Status s = catalog_.Upsert(meta); !s.ok()) return s;
     if (meta.deleted()) expiries_.CancelSegment(meta.id);
   }
@@ -231,6 +239,10 @@ absl::Status Engine::ApplyBatch(const OpBatch& batch) {
     if (e.kind == UserEvent::Kind::kDeleted && shards_.Unregister(e.user)) {
       registered_count_.fetch_sub(1, std::memory_order_relaxed);
     }
+  }
+  for (const SegmentMeta* meta : changed_later) {
+    if (absl::Status s = catalog_.Upsert(*meta); !s.ok()) return s;
+    if (meta->deleted()) expiries_.CancelSegment(meta->id);
   }
   pending_expiries_.store(expiries_.pending(), std::memory_order_relaxed);
   return absl::OkStatus();

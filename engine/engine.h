@@ -289,7 +289,8 @@ class Engine final : private WriteQueue::Combiner {
   // Runs every pending backfill to its end (reading `EngineOptions::events` outside the lock,
   // inserting under it a chunk at a time), then swaps in every rule whose backfill is done.
   // Returns whether it did anything. Called by one thread (the server's backfill thread).
-  absl::StatusOr<bool> RunBackfills();
+  // `stop`, once true, ends a scan early (the job stays pending; recovery completes it).
+  absl::StatusOr<bool> RunBackfills(const std::atomic<bool>* stop = nullptr);
   // Validation of an event, without state. Also used by the server for single events.
   static absl::Status ValidateEventShape(const EventInput& event);
   RuleStats GetRuleStats() const;

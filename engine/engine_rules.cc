@@ -6,6 +6,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "engine/detail/durably.h"
 #include "engine/engine.h"
 #include "engine/errors.h"
@@ -78,7 +79,8 @@ void Engine::AddTraitChange(OpBatch& batch, TraitChange change, TraitIndex& inde
 absl::Status Engine::ValidateEventShape(const EventInput& event) {
   if (absl::Status s = UserDictionary::Validate(event.user_id); !s.ok()) return s;
   if (absl::Status s = SegmentCatalog::ValidateName(event.type); !s.ok()) {
-    return BadRequest(absl::StrCat("type: ", s.message()));
+    return BadRequest(
+        absl::StrCat("type: ", absl::StrReplaceAll(s.message(), {{"segment name", "event type"}})));
   }
   if (absl::Status s = ValidateFlatObject("properties", event.properties); !s.ok()) return s;
   return ValidateFlatObject("traits", event.traits);
@@ -262,7 +264,8 @@ absl::Status Engine::SwapInRule(SegmentId segment) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<bool> Engine::RunBackfills() {
+absl::StatusOr<bool> Engine::RunBackfills(const std::atomic<bool>* stop) {
+  auto stopping = [stop] { return stop != nullptr && stop->load(std::memory_order_relaxed); };
   bool did = false;
   for (;;) {
     std::optional<rules::BackfillJob> job;
@@ -299,8 +302,12 @@ absl::StatusOr<bool> Engine::RunBackfills() {
       scanned = options_.events->ScanEvents(1, job->cut, [&](const Event& e) {
         chunk.push_back(e);
         if (chunk.size() >= kBackfillChunk) flush();
-        return valid;
+        return valid && !stopping();
       });
+    }
+    if (stopping()) {
+      backfills_running_.fetch_sub(1, std::memory_order_relaxed);
+      return did;
     }
     if (valid && !chunk.empty()) flush();
     backfills_running_.fetch_sub(1, std::memory_order_relaxed);

@@ -49,6 +49,10 @@ static const Api::RouteDef kRoutes[] = {
      detail::GetUserSegments},
     {"POST", "/v1/users/{user_id}/segments", "update_user_segments", BodyKind::kJson,
      detail::UpdateUserSegments, true},
+    {"GET", "/v1/users/{user_id}", "get_user", BodyKind::kNone, detail::GetUser},
+    {"PATCH", "/v1/users/{user_id}/traits", "patch_traits", BodyKind::kJson, detail::PatchTraits,
+     true},
+    {"POST", "/v1/events", "events", BodyKind::kImport, detail::PostEvents, true},
     {"POST", "/v1/check", "check_many", BodyKind::kCheck, detail::CheckMany},
     {"POST", "/v1/query", "query", BodyKind::kJson, detail::Query},
     {"GET", "/v1/reports/history", "history_report", BodyKind::kNone, detail::HistoryReport, false,
@@ -485,6 +489,25 @@ void WriteSegment(JsonWriter& json, const engine::SegmentInfo& info) {
     json.Null();
   }
   json.Key("user_count").Uint(info.user_count);
+  json.Key("rule");
+  if (m.computed()) {
+    json.String(m.rule);
+  } else {
+    json.Null();
+  }
+  json.Key("pending_rule");
+  if (!m.pending_rule.empty()) {
+    json.String(m.pending_rule);
+  } else {
+    json.Null();
+  }
+  json.Key("state").String(info.backfilling ? "backfilling" : "ready");
+  if (info.backfilling) {
+    json.Key("backfill").BeginObject();
+    json.Key("events_done").Uint(info.backfill_done);
+    json.Key("events_total").Uint(info.backfill_total);
+    json.EndObject();
+  }
   json.EndObject();
 }
 

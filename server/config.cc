@@ -139,6 +139,16 @@ const std::vector<Flag>& Flags() {
          }
          return Duration(&ServerConfig::history_retention_seconds)(c, v);
        }},
+      {"event-retention", "SEGD_EVENT_RETENTION", "DURATION", "90d", nullptr,
+       "how long events (POST /v1/events) are kept and accepted: the past a new rule is "
+       "computed over, and the longest window a rule may name",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         absl::Status s = Duration(&ServerConfig::event_retention_seconds)(c, v);
+         if (s.ok() && c.event_retention_seconds < 1) {
+           return absl::InvalidArgumentError("--event-retention must be at least 1s");
+         }
+         return s;
+       }},
       {"log-level", "SEGD_LOG_LEVEL", "LEVEL", "info", nullptr,
        "error, warn, info or debug; debug logs every request to stderr",
        [](ServerConfig& c, absl::string_view v) {

@@ -25,6 +25,7 @@ struct ServerConfig {
   storage::Durability durability = storage::Durability::kProcess;
   int64_t report_ttl_seconds = 4 * 3600;
   int64_t history_retention_seconds = 0;  // 0: keep the history forever
+  int64_t event_retention_seconds = 90 * 24 * 3600;
   LogLevel log_level = LogLevel::kInfo;
   uint64_t max_body = 1ull << 20;           // JSON bodies
   uint64_t max_check_body = 8ull << 20;     // POST /v1/check

@@ -24,6 +24,7 @@ Housekeeper::~Housekeeper() { Stop(); }
 void Housekeeper::Start() {
   ticker_ = std::thread([this] { RunTicker(); });
   maintainer_ = std::thread([this] { RunMaintainer(); });
+  backfiller_ = std::thread([this] { RunBackfiller(); });
 }
 
 void Housekeeper::Stop() {
@@ -31,9 +32,11 @@ void Housekeeper::Stop() {
     MutexLock lock(&mu_);
     stop_ = true;
   }
+  stopping_.store(true);
   wake_.SignalAll();
   if (ticker_.joinable()) ticker_.join();
   if (maintainer_.joinable()) maintainer_.join();
+  if (backfiller_.joinable()) backfiller_.join();
 }
 
 bool Housekeeper::Sleep(steady_clock::duration d) {
@@ -88,6 +91,7 @@ bool Housekeeper::WarnIfDiskShort(bool at_start) {
 void Housekeeper::RunTicker() {
   constexpr int64_t kTickMs = 100;
   bool expiry_failing = false;
+  bool rules_failing = false;
   bool moved = false;
   bool position_failing = false;
   absl::Status write_state = log_.WriteState();
@@ -115,6 +119,15 @@ void Housekeeper::RunTicker() {
       }
     }
     expiry_failing = !expired.ok();
+    auto rule_changes = engine_.ProcessRuleDeadlines();
+    if (!rule_changes.ok()) {
+      figures_.expiry_failures.fetch_add(1);
+      if (!rules_failing) {
+        Log(LogLevel::kError, "acting on rule deadlines failed (will retry): %s",
+            std::string(rule_changes.status().message()).c_str());
+      }
+    }
+    rules_failing = !rule_changes.ok();
     if (absl::Status s = log_.RecordPosition(); !s.ok() && !position_failing) {
       Log(LogLevel::kWarn, "recording the log position failed (will retry): %s",
           std::string(s.message()).c_str());
@@ -132,6 +145,18 @@ void Housekeeper::RunTicker() {
     }
     write_state = now_state;
   }
+}
+
+void Housekeeper::RunBackfiller() {
+  bool failing = false;
+  do {
+    auto did = engine_.RunBackfills(&stopping_);
+    if (!did.ok() && !failing) {
+      Log(LogLevel::kError, "backfilling rule segments failed (will retry): %s",
+          std::string(did.status().message()).c_str());
+    }
+    failing = !did.ok();
+  } while (Sleep(std::chrono::milliseconds(100)));
 }
 
 void Housekeeper::RunMaintainer() {

@@ -13,11 +13,16 @@
 //   --snapshot-every records have been logged since the last (checked every 200 ms), so that
 //   the log a restart replays stays bounded; and warns when, at the rate the log grows, the
 //   disk will not last a day (checked every minute, said at most once an hour).
+//   The ticker also acts on rule deadlines (Engine::ProcessRuleDeadlines) right after expiries.
+//   The backfiller computes new and edited rule segments over the retained events
+//   (Engine::RunBackfills), checking for work every 100 ms; Stop interrupts a long backfill
+//   (recovery finishes it at the next start).
 // A snapshot can take seconds on a large dataset; expiries go on meanwhile.
 //
 // Thread safety: Start and Stop from the controlling thread; Snapshot and WarnIfDiskShort from
 // any thread.
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -55,6 +60,7 @@ class Housekeeper {
  private:
   void RunTicker();
   void RunMaintainer();
+  void RunBackfiller();
   // Waits up to `d`; false once Stop was called.
   bool Sleep(std::chrono::steady_clock::duration d);
 
@@ -68,6 +74,8 @@ class Housekeeper {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread ticker_;
   std::thread maintainer_;
+  std::thread backfiller_;
+  std::atomic<bool> stopping_{false};  // set by Stop, read by a running backfill
   // Where the log's size was measured at start-up, for the growth rate.
   const std::chrono::steady_clock::time_point started_;
   const uint64_t log_bytes_at_start_;

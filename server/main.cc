@@ -69,14 +69,24 @@ int main(int argc, char** argv) {
                                   {.durability = config.durability,
                                    .retention_ms = config.history_retention_seconds * 1000,
                                    .min_free_disk_bytes = min_free_disk,
+                                   .event_retention_ms = config.event_retention_seconds * 1000,
                                    .user_index_lists = config.user_index_lists});
   if (!log.ok()) return Fail("opening the log", log.status());
-  engine::Engine engine(engine::EngineOptions{nullptr, log->get()});
+  engine::EngineOptions engine_options;
+  engine_options.sink = log->get();
+  engine_options.events = log->get();
+  engine_options.event_retention_ms = config.event_retention_seconds * 1000;
+  engine::Engine engine(engine_options);
   auto recovered = (*log)->Recover(engine);
   if (!recovered.ok()) return Fail("recovery", recovered.status());
   // What fell due while down is expired here, and again right before the first request is
   // accepted (recovery and opening the reports take time too).
   auto expired = engine.ProcessExpiries();
+  // Likewise rule deadlines (each change logged at its own moment).
+  if (auto deadlines = engine.ProcessRuleDeadlines(); !deadlines.ok()) {
+    server::Log(server::LogLevel::kError, "acting on rule deadlines due while down failed: %s",
+                std::string(deadlines.status().message()).c_str());
+  }
   if (!expired.ok()) {
     // A full disk: serve reads all the same; the housekeeper retries every tick.
     server::Log(server::LogLevel::kError, "expiring memberships due while down failed: %s",
@@ -105,15 +115,16 @@ int main(int argc, char** argv) {
   std::printf(
       "segd: listening on http://%s:%u, data dir %s; recovered %llu memberships "
       "(%llu segments, %llu users) in %.3f s (dictionaries %.3f s, snapshot at log position %llu "
-      "%.3f s, %llu records replayed %.3f s); %llu expired while down; %u threads, durability "
-      "%s\n",
+      "%.3f s, %llu records replayed %.3f s, %llu events into rule state %.3f s); %llu expired "
+      "while down; %u threads, durability %s\n",
       config.bind.c_str(), http.port(), config.data_dir.c_str(),
       static_cast<unsigned long long>(stats.memberships),
       static_cast<unsigned long long>(stats.active_segments),
       static_cast<unsigned long long>(stats.registered_users), recovered->seconds,
       recovered->dictionary_seconds, static_cast<unsigned long long>(recovered->snapshot_seq),
       recovered->snapshot_seconds, static_cast<unsigned long long>(recovered->records),
-      recovered->replay_seconds, static_cast<unsigned long long>(expired_count), config.threads,
+      recovered->replay_seconds, static_cast<unsigned long long>(recovered->events),
+      recovered->rules_seconds, static_cast<unsigned long long>(expired_count), config.threads,
       config.durability == storage::Durability::kFsync ? "fsync" : "process");
   std::fflush(stdout);
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "engine/engine.h"
@@ -76,6 +77,11 @@ absl::Status GetUserSegments(const HandlerContext&, Call&);
 absl::Status UpdateUserSegments(const HandlerContext&, Call&);
 absl::Status CheckMany(const HandlerContext&, Call&);
 
+// Events and traits (handlers_events.cc).
+absl::Status PostEvents(const HandlerContext&, Call&);
+absl::Status GetUser(const HandlerContext&, Call&);
+absl::Status PatchTraits(const HandlerContext&, Call&);
+
 // Reports (handlers_reports.cc).
 absl::Status HistoryReport(const HandlerContext&, Call&);
 absl::Status CreateReport(const HandlerContext&, Call&);
@@ -96,6 +102,13 @@ absl::Status RequireJson(const Request& request);
 absl::Status RequireUtf8(absl::string_view content_type);
 // Writes the segment object.
 void WriteSegment(JsonWriter& json, const engine::SegmentInfo& info);
+// The segments of a user, as GET /v1/users/{id}/segments lists them ("segments": [...]).
+void WriteSegmentList(JsonWriter& json, const engine::Engine& engine,
+                      const std::vector<engine::UserSegment>& segments,
+                      const absl::flat_hash_map<engine::SegmentId, engine::TimeMs>& added_at);
+// When the user last entered each segment, from its history (reads the log: call on a worker).
+absl::StatusOr<absl::flat_hash_map<engine::SegmentId, engine::TimeMs>> AddedAt(
+    const storage::OpLog& log, engine::UserId user);
 // Reads a "ttl_seconds" value: a whole number of seconds >= 1.
 absl::StatusOr<int64_t> ReadTtl(JsonValue& value);
 

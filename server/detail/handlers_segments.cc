@@ -63,6 +63,11 @@ absl::Status CreateSegment(const HandlerContext& ctx, Call& call) {
           auto ttl = ReadTtl(v);
           if (!ttl.ok()) return ttl.status();
           spec.ttl_seconds = *ttl;
+        } else if (key == "rule") {
+          if (IsNull(v)) return absl::OkStatus();
+          auto rule = ReadString(v, key);
+          if (!rule.ok()) return rule.status();
+          spec.rule = std::string(*rule);
         } else {
           return UnknownField(key);
         }
@@ -132,11 +137,16 @@ absl::Status PatchSegment(const HandlerContext& ctx, Call& call) {
             return engine::BadRequest("'auto_percent' must be a whole number from 0 to 100");
           }
           patch.auto_percent = *p;
+        } else if (key == "rule") {
+          auto rule = ReadString(v, key);
+          if (!rule.ok()) return rule.status();
+          patch.rule = std::string(*rule);
         } else if (key == "name" || key == "auto_percent_sticky") {
           return engine::BadRequest(absl::StrCat("'", AsAbsl(key),
                                                  "' cannot be changed; PATCH takes "
-                                                 "'description', 'ttl_seconds' and "
-                                                 "'auto_percent' (of a sticky rollout)"));
+                                                 "'description', 'ttl_seconds', "
+                                                 "'auto_percent' (of a sticky rollout) and "
+                                                 "'rule' (of a rule segment)"));
         } else {
           return UnknownField(key);
         }

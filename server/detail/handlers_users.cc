@@ -80,15 +80,10 @@ absl::Status DeleteUser(const HandlerContext& ctx, Call& call) {
   return absl::OkStatus();
 }
 
-namespace {
-
-// The body of GET /v1/users/{id}/segments: `segments` with each one's added_at from `added_at`.
-void WriteUserSegments(const engine::Engine& engine, absl::string_view user_id,
-                       const std::vector<engine::UserSegment>& segments,
-                       const absl::flat_hash_map<engine::SegmentId, engine::TimeMs>& added_at,
-                       std::string* body) {
-  JsonWriter json(body);
-  json.BeginObject().Key("user_id").String(user_id).Key("segments").BeginArray();
+void WriteSegmentList(JsonWriter& json, const engine::Engine& engine,
+                      const std::vector<engine::UserSegment>& segments,
+                      const absl::flat_hash_map<engine::SegmentId, engine::TimeMs>& added_at) {
+  json.Key("segments").BeginArray();
   for (const engine::UserSegment& m : segments) {
     json.BeginObject().Key("name").String(m.segment).Key("added_at");
     auto id = engine.FindSegment(m.segment);
@@ -100,7 +95,33 @@ void WriteUserSegments(const engine::Engine& engine, absl::string_view user_id,
     }
     json.Key("expires_at").Time(m.expires_at, engine::kNoExpiry).EndObject();
   }
-  json.EndArray().EndObject();
+  json.EndArray();
+}
+
+absl::StatusOr<absl::flat_hash_map<engine::SegmentId, engine::TimeMs>> AddedAt(
+    const storage::OpLog& log, engine::UserId user) {
+  absl::flat_hash_map<engine::SegmentId, engine::TimeMs> added_at;
+  storage::HistoryFilter filter;
+  filter.users.push_back(user);
+  absl::Status s = log.ScanHistory(filter, [&](uint64_t, const engine::OpRecord& record) {
+    if (record.op == engine::OpKind::kAdd) added_at[record.segment] = record.at;
+    return true;
+  });
+  if (!s.ok()) return s;
+  return added_at;
+}
+
+namespace {
+
+// The body of GET /v1/users/{id}/segments: `segments` with each one's added_at from `added_at`.
+void WriteUserSegments(const engine::Engine& engine, absl::string_view user_id,
+                       const std::vector<engine::UserSegment>& segments,
+                       const absl::flat_hash_map<engine::SegmentId, engine::TimeMs>& added_at,
+                       std::string* body) {
+  JsonWriter json(body);
+  json.BeginObject().Key("user_id").String(user_id);
+  WriteSegmentList(json, engine, segments, added_at);
+  json.EndObject();
 }
 
 }  // namespace
@@ -121,18 +142,12 @@ absl::Status GetUserSegments(const HandlerContext& ctx, Call& call) {
   const engine::Engine& engine = ctx.engine;
   call.response.blocking = [&log, &engine, id = *user, name = user_id,
                             segments = std::move(segments)](Response& r) {
-    absl::flat_hash_map<engine::SegmentId, engine::TimeMs> added_at;
-    storage::HistoryFilter filter;
-    filter.users.push_back(id);
-    absl::Status s = log.ScanHistory(filter, [&](uint64_t, const engine::OpRecord& record) {
-      if (record.op == engine::OpKind::kAdd) added_at[record.segment] = record.at;
-      return true;
-    });
-    if (!s.ok()) {
-      ErrorResponse(s, r);
+    auto added_at = AddedAt(log, id);
+    if (!added_at.ok()) {
+      ErrorResponse(added_at.status(), r);
       return;
     }
-    WriteUserSegments(engine, name, segments, added_at, &r.body);
+    WriteUserSegments(engine, name, segments, *added_at, &r.body);
   };
   return absl::OkStatus();
 }

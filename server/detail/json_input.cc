@@ -102,6 +102,36 @@ bool IsObject(JsonValue& value) {
   return !value.type().get(type) && type == json_type::object;
 }
 
+absl::StatusOr<std::optional<engine::rules::Value>> ReadScalar(JsonValue& value,
+                                                               std::string_view what) {
+  json_type type;
+  if (auto error = value.type().get(type)) return TypeError(error, what, "a value");
+  switch (type) {
+    case json_type::null:
+      if (!IsNull(value)) return TypeError(simdjson::INCORRECT_TYPE, what, "null");
+      return std::optional<engine::rules::Value>();
+    case json_type::string: {
+      auto s = ReadString(value, what);
+      if (!s.ok()) return s.status();
+      return std::optional<engine::rules::Value>(std::string(*s));
+    }
+    case json_type::number: {
+      auto d = ReadNumber(value, what);
+      if (!d.ok()) return d.status();
+      return std::optional<engine::rules::Value>(*d);
+    }
+    case json_type::boolean: {
+      auto b = ReadBool(value, what);
+      if (!b.ok()) return b.status();
+      return std::optional<engine::rules::Value>(*b);
+    }
+    default:
+      return engine::BadRequest(absl::StrCat("'", AsAbsl(what),
+                                             "' must be a string, a number or a boolean (objects "
+                                             "are flat)"));
+  }
+}
+
 absl::StatusOr<absl::string_view> ReadString(JsonValue& value, std::string_view what) {
   std::string_view s;
   if (auto error = value.get_string().get(s)) return TypeError(error, what, "a string");

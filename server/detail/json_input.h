@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "engine/rules/value.h"
 #include "simdjson.h"
 
 namespace segd::server::detail {
@@ -46,6 +47,9 @@ absl::StatusOr<absl::string_view> ReadString(JsonValue& value, std::string_view 
 absl::StatusOr<int64_t> ReadInt(JsonValue& value, std::string_view what);
 absl::StatusOr<double> ReadNumber(JsonValue& value, std::string_view what);
 absl::StatusOr<bool> ReadBool(JsonValue& value, std::string_view what);
+// A string, number or boolean; null gives nullopt. Arrays and objects are errors.
+absl::StatusOr<std::optional<engine::rules::Value>> ReadScalar(JsonValue& value,
+                                                               std::string_view what);
 // A user_id: a string, or a JSON integer read as its decimal text (written to *storage).
 absl::StatusOr<absl::string_view> ReadUserId(JsonValue& value, std::string* storage,
                                              std::string_view what);
