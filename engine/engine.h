@@ -293,7 +293,9 @@ class Engine final : private WriteQueue::Combiner {
   absl::StatusOr<bool> RunBackfills(const std::atomic<bool>* stop = nullptr);
   // Validation of an event, without state. Also used by the server for single events.
   static absl::Status ValidateEventShape(const EventInput& event);
-  RuleStats GetRuleStats() const;
+  // Counters for /metrics; waits for the writer lock briefly. With `walk`, also the state's
+  // entries and bytes (visits every state: benchmarks and diagnostics only).
+  RuleStats GetRuleStats(bool walk = false) const;
 
   // ----- Reads -----
 

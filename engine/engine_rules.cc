@@ -333,6 +333,7 @@ absl::StatusOr<bool> Engine::RunBackfills(const std::atomic<bool>* stop) {
 void Engine::BeginRuleRecovery(TimeMs rules_through) {
   MutexLock lock(&write_mu_);
   rules_.SetThrough(rules_through);
+  rules_.BeginBulk();
 }
 
 void Engine::RecoverEvent(const Event& event) {
@@ -349,14 +350,15 @@ void Engine::RecoverTrait(const TraitChange& change) {
 void Engine::FinishRuleRecovery(uint64_t next_event_seq) {
   MutexLock lock(&write_mu_);
   next_event_seq_ = std::max(next_event_seq_, next_event_seq);
+  rules_.EndBulk();
   rules_.MarkAllComplete();
 }
 
-RuleStats Engine::GetRuleStats() const {
+RuleStats Engine::GetRuleStats(bool walk) const {
   RuleStats stats;
   {
     MutexLock lock(&write_mu_);
-    stats.rules = rules_.GetStats();
+    stats.rules = rules_.GetStats(walk);
   }
   stats.events_accepted = events_accepted_.load(std::memory_order_relaxed);
   stats.rule_changes = rule_changes_.load(std::memory_order_relaxed);

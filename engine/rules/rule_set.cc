@@ -400,6 +400,9 @@ void RuleSet::PlanUser(UserId user, std::vector<SegmentId> work, TimeMs t, OpBat
     auto it = level_.find(s);
     return it == level_.end() ? 0 : it->second;
   };
+  // A user with many events in one batch touches the same rules many times.
+  std::sort(work.begin(), work.end());
+  work.erase(std::unique(work.begin(), work.end()), work.end());
   absl::flat_hash_set<SegmentId> done;
   while (!work.empty()) {
     auto best = std::min_element(work.begin(), work.end(), [&](SegmentId a, SegmentId b) {
@@ -559,7 +562,16 @@ void RuleSet::InsertIntoState(AggregateId id, UserId user, TimeMs at, double amo
     a.states.erase(user);
     return;
   }
-  Reschedule(id, user, state);
+  if (!bulk_) Reschedule(id, user, state);
+}
+
+void RuleSet::BeginBulk() { bulk_ = true; }
+
+void RuleSet::EndBulk() {
+  bulk_ = false;
+  for (AggregateId id = 0; id < aggregates_.size(); ++id) {
+    for (auto& [user, state] : aggregates_[id].states) Reschedule(id, user, state);
+  }
 }
 
 void RuleSet::ApplyTrait(const TraitChange& change) {
@@ -671,13 +683,14 @@ const TraitMap* RuleSet::Traits(UserId user) const {
   return it == traits_.end() ? nullptr : &it->second;
 }
 
-RuleSet::Stats RuleSet::GetStats() const {
+RuleSet::Stats RuleSet::GetStats(bool walk) const {
   Stats s;
   s.rules = slots_.size();
   for (const Aggregate& a : aggregates_) {
     if (a.refs == 0) continue;
     ++s.aggregates;
     s.states += a.states.size();
+    if (!walk) continue;
     s.bytes += a.states.capacity() * (sizeof(UserId) + sizeof(AggregateState) + 1);
     for (const auto& [user, state] : a.states) {
       s.entries += state.entries.size();
@@ -685,10 +698,13 @@ RuleSet::Stats RuleSet::GetStats() const {
     }
   }
   s.deadlines = deadlines_.size();
-  s.bytes += deadlines_.size() * (sizeof(Deadline) + 8);
   s.users_with_traits = traits_.size();
+  if (!walk) return s;
+  // A B-tree node holds its entries with little overhead; count 1.25x.
+  s.bytes += deadlines_.size() * sizeof(Deadline) * 5 / 4;
   for (const auto& [user, traits] : traits_) {
     s.bytes += sizeof(UserId) + sizeof(TraitMap) + traits.capacity() * sizeof(Trait);
+    for (const Trait& t : traits) s.bytes += t.key.capacity() > 15 ? t.key.capacity() : 0;
   }
   return s;
 }

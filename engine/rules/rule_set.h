@@ -141,6 +141,10 @@ class RuleSet {
   TimeMs NextDeadline() const { return deadlines_.empty() ? 0 : std::get<0>(*deadlines_.begin()); }
   // Recovery: sets `through` before any event is inserted.
   void SetThrough(TimeMs t) { through_ = t; }
+  // Recovery: between the two, inserted events schedule no deadline; EndBulk schedules every
+  // state's once (a recovery inserts many events per state).
+  void BeginBulk();
+  void EndBulk();
 
   // ----- Backfill -----
 
@@ -164,12 +168,14 @@ class RuleSet {
     uint64_t rules = 0;
     uint64_t aggregates = 0;
     uint64_t states = 0;   // (user, aggregate) pairs with state
-    uint64_t entries = 0;  // events held in them
+    uint64_t entries = 0;  // events held in them (walk only)
     uint64_t deadlines = 0;
     uint64_t users_with_traits = 0;
-    size_t bytes = 0;  // estimate
+    size_t bytes = 0;  // estimate (walk only)
   };
-  Stats GetStats() const;
+  // Counts from the containers' sizes; with `walk`, also entries and bytes, which visits every
+  // state (diagnostics, not /metrics).
+  Stats GetStats(bool walk = false) const;
 
  private:
   struct Aggregate {
@@ -210,6 +216,7 @@ class RuleSet {
   uint64_t active_count_ = 0;
   uint64_t generations_ = 0;
   uint64_t next_event_seq_ = 1;  // as of the last Sync: new aggregates are cut here
+  bool bulk_ = false;
   // Derived from the answering rules by RebuildIndexes.
   absl::flat_hash_map<std::string, std::vector<AggregateId>> aggregates_by_type_;
   absl::flat_hash_map<AggregateId, std::vector<SegmentId>> rules_by_aggregate_;

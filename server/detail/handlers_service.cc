@@ -54,6 +54,24 @@ absl::Status MetricsText(const HandlerContext& ctx, Call& call) {
         stats.expired_total);
   Gauge(out, "segd_expiry_failures_total", "Expiry passes that the log refused.", "counter",
         f.expiry_failures.load());
+  const engine::RuleStats rules = ctx.engine.GetRuleStats();
+  Gauge(out, "segd_rule_segments", "Rule segments (answering or being backfilled).", "gauge",
+        rules.rules.rules);
+  Gauge(out, "segd_rule_aggregates", "Counts and sums the rules read, shared between rules.",
+        "gauge", rules.rules.aggregates);
+  Gauge(out, "segd_rule_states", "(user, aggregate) pairs holding state.", "gauge",
+        rules.rules.states);
+  Gauge(out, "segd_rule_deadlines", "Moments at which an aggregate changes with no new event.",
+        "gauge", rules.rules.deadlines);
+  Gauge(out, "segd_users_with_traits", "Users with traits.", "gauge",
+        rules.rules.users_with_traits);
+  Gauge(out, "segd_events_accepted_total", "Events accepted since start.", "counter",
+        rules.events_accepted);
+  Gauge(out, "segd_rule_changes_total",
+        "Membership changes made by rules since start (events, traits and time).", "counter",
+        rules.rule_changes);
+  Gauge(out, "segd_backfills_running", "Backfills reading the log now.", "gauge",
+        rules.backfills_running);
   Gauge(out, "segd_log_records", "Membership records in the operation log.", "gauge",
         ctx.log.next_seq() - 1);
   Gauge(out, "segd_log_bytes", "Bytes of the operation log on disk and in memtables.", "gauge",
