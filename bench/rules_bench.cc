@@ -112,7 +112,8 @@ std::string FreshDir(const std::string& name) {
 }
 
 void Ingest(benchmark::State& state, Engine& engine, uint32_t users, size_t batch) {
-  const std::vector<EventInput> events = MakeEvents(1 << 20, users, SystemClock::Default()->NowMs(), 7);
+  const std::vector<EventInput> events =
+      MakeEvents(1 << 20, users, SystemClock::Default()->NowMs(), 7);
   size_t next = 0;
   uint64_t done = 0;
   for (auto _ : state) {
