@@ -3,7 +3,8 @@
 // The workload of issue 15's targets, scaled by SEGD_RULES_USERS (default 1M; the targets are
 // stated for 10M): that many registered users, 100 rules over 20 event types (counts with and
 // without WHERE, sums, did and NOT did with windows from an hour to 30 days, some with a
-// trait), and events whose users follow Zipf's law (s = 1.1) with a property or two each.
+// trait), and events whose users follow Zipf's law (s = 1.1) with a property or two each,
+// arriving in time order but for one in twenty, late by up to an hour.
 //
 //   BM_RulesIngestEngine      events/s through the engine alone, batches of 10,000
 //   BM_RulesIngestLogged      the same with the durable log (process durability)
@@ -79,7 +80,9 @@ std::vector<EventInput> MakeEvents(size_t count, uint32_t users, TimeMs now, uin
   for (EventInput& e : out) {
     e.user_id = absl::StrCat("u", zipf(rng));
     e.type = absl::StrCat("e", rng() % kTypes);
-    e.at = now - static_cast<TimeMs>(rng() % (3600 * 1000));
+    // In order, one a microsecond or so, and one in twenty late by up to an hour.
+    e.at = rng() % 20 == 0 ? now - static_cast<TimeMs>(rng() % (3600 * 1000))
+                           : now - static_cast<TimeMs>((count - (&e - out.data())) / 1000);
     e.properties.push_back({"v", rules::Value(static_cast<double>(rng() % 100))});
     if (rng() % 2) e.properties.push_back({"c", rules::Value(std::string(rng() % 3 ? "x" : "y"))});
     if (rng() % 50 == 0) e.traits.push_back({"plan", rules::Value(std::string("pro"))});

@@ -59,7 +59,17 @@ void Prune(const AggregateSpec& spec, AggregateState& state, TimeMs through) {
         e.begin());
     if (current > drop + spec.capacity) drop = current - spec.capacity;
   }
-  if (drop > 0) e.erase(e.begin(), e.begin() + static_cast<ptrdiff_t>(drop));
+  if (drop == 0) return;
+  if (spec.kind == AggregateSpec::Kind::kSum) {
+    for (size_t i = 0; i < drop; ++i) state.total -= e[i].amount;
+    state.dropped_since_exact += static_cast<uint32_t>(drop);
+  }
+  e.erase(e.begin(), e.begin() + static_cast<ptrdiff_t>(drop));
+  if (spec.kind == AggregateSpec::Kind::kSum && state.dropped_since_exact >= e.size()) {
+    state.total = 0;
+    for (const AggregateEntry& x : e) state.total += x.amount;
+    state.dropped_since_exact = 0;
+  }
 }
 
 void InsertEvent(const AggregateSpec& spec, AggregateState& state, TimeMs at, double amount,
@@ -69,10 +79,23 @@ void InsertEvent(const AggregateSpec& spec, AggregateState& state, TimeMs at, do
   auto pos = std::upper_bound(e.begin(), e.end(), at,
                               [](TimeMs t, const AggregateEntry& x) { return t < x.at; });
   e.insert(pos, AggregateEntry{at, amount});
+  if (spec.kind == AggregateSpec::Kind::kSum) state.total += amount;
   Prune(spec, state, through);
 }
 
 double ValueAt(const AggregateSpec& spec, const AggregateState& state, TimeMs t) {
+  if (spec.kind == AggregateSpec::Kind::kSum) {
+    // Everything, less what has left the window at the front and what is still to come at the
+    // back: both short walks when t is near the time the state was last pruned.
+    const auto& e = state.entries;
+    double outside = 0;
+    size_t front = 0;
+    while (front < e.size() && e[front].at <= t - spec.window_ms) outside += e[front++].amount;
+    for (size_t back = e.size(); back > front && e[back - 1].at > t; --back) {
+      outside += e[back - 1].amount;
+    }
+    return state.total - outside;
+  }
   double total = 0;
   for (const AggregateEntry& x : state.entries) {
     if (x.at > t) break;

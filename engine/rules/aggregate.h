@@ -58,6 +58,11 @@ struct AggregateEntry {
 struct AggregateState {
   std::vector<AggregateEntry> entries;  // sorted by at
   TimeMs deadline = 0;                  // the entry scheduled in RuleSet's wheel, 0 if none
+  // Sums: the amounts of every entry, so that a value needs only the few entries outside the
+  // window at its two edges. Kept by adding and subtracting, and recomputed whenever as many
+  // entries have been dropped as remain (so rounding cannot build up).
+  double total = 0;
+  uint32_t dropped_since_exact = 0;
 };
 
 // Adds one matching event. See the header comment for what is kept.
@@ -66,7 +71,8 @@ void InsertEvent(const AggregateSpec& spec, AggregateState& state, TimeMs at, do
 // Drops what cannot matter after `through`.
 void Prune(const AggregateSpec& spec, AggregateState& state, TimeMs through);
 // The aggregate's value at time t (events with at in (t - window, t]). For a count it is
-// exact up to the capacity and at least the capacity beyond it.
+// exact up to the capacity and at least the capacity beyond it. A sum walks only the entries
+// outside the window (at or before t - window, after t), a count at most all of them.
 double ValueAt(const AggregateSpec& spec, const AggregateState& state, TimeMs t);
 // The first moment after `after` at which the value may change without a new event (an event
 // entering or leaving the window), or 0 if none.

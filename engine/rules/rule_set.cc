@@ -556,6 +556,17 @@ void RuleSet::InsertIntoState(AggregateId id, UserId user, TimeMs at, double amo
   Aggregate& a = aggregates_[id];
   if (at <= through_ - a.spec.window_ms) return;
   AggregateState& state = a.states[user];
+  if (bulk_) {
+    // Appended unsorted; EndBulk sorts each state once. A count is tidied whenever it holds
+    // far more than its capacity, so that memory stays bounded during a long replay.
+    state.entries.push_back({at, amount});
+    if (a.spec.kind == AggregateSpec::Kind::kSum) state.total += amount;
+    if (a.spec.kind == AggregateSpec::Kind::kCount &&
+        state.entries.size() > 2 * size_t{a.spec.capacity} + 64) {
+      Tidy(a.spec, state);
+    }
+    return;
+  }
   InsertEvent(a.spec, state, at, amount, through_);
   if (state.entries.empty()) {
     if (state.deadline != 0) deadlines_.erase({state.deadline, user, id});
@@ -567,10 +578,20 @@ void RuleSet::InsertIntoState(AggregateId id, UserId user, TimeMs at, double amo
 
 void RuleSet::BeginBulk() { bulk_ = true; }
 
+void RuleSet::Tidy(const AggregateSpec& spec, AggregateState& state) const {
+  std::stable_sort(state.entries.begin(), state.entries.end(),
+                   [](const AggregateEntry& x, const AggregateEntry& y) { return x.at < y.at; });
+  Prune(spec, state, through_);
+}
+
 void RuleSet::EndBulk() {
   bulk_ = false;
   for (AggregateId id = 0; id < aggregates_.size(); ++id) {
-    for (auto& [user, state] : aggregates_[id].states) Reschedule(id, user, state);
+    for (auto& [user, state] : aggregates_[id].states) {
+      Tidy(aggregates_[id].spec, state);
+      state.entries.shrink_to_fit();  // appending left up to half of it spare
+      Reschedule(id, user, state);
+    }
   }
 }
 

@@ -199,6 +199,8 @@ class RuleSet {
   AggregateId Acquire(const AggregateSpec& spec);
   void Reschedule(AggregateId id, UserId user, AggregateState& state);
   void InsertIntoState(AggregateId id, UserId user, TimeMs at, double amount);
+  // Sorts a state appended to in bulk and drops what cannot matter after `through_`.
+  void Tidy(const AggregateSpec& spec, AggregateState& state) const;
   void RebuildIndexes();
   // Evaluates with an overlay; see rule_set.cc.
   class Overlay;
