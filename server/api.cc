@@ -25,6 +25,8 @@ struct Api::RouteDef {
   detail::Handler handler;
   bool mutates = false;    // writes to the log, so waits for durability
   const char* query = "";  // the query parameters it takes, space-separated
+  // Set for routes whose body may be read as lines while it arrives (Api::OpenLines).
+  detail::LinesOpener lines = nullptr;
 };
 
 // The route table. No two patterns can match the same path, so order does not matter.
@@ -42,7 +44,7 @@ static const Api::RouteDef kRoutes[] = {
     {"GET", "/v1/segments/{name}/users/{user_id}", "check_member", BodyKind::kNone,
      detail::CheckMember},
     {"POST", "/v1/segments/{name}/users:import", "import", BodyKind::kImport, detail::ImportMembers,
-     true, "ttl_seconds"},
+     true, "ttl_seconds", detail::OpenImportLines},
     {"PUT", "/v1/users/{user_id}", "put_user", BodyKind::kNone, detail::PutUser, true},
     {"DELETE", "/v1/users/{user_id}", "delete_user", BodyKind::kNone, detail::DeleteUser, true},
     {"GET", "/v1/users/{user_id}/segments", "user_segments", BodyKind::kNone,
@@ -52,7 +54,8 @@ static const Api::RouteDef kRoutes[] = {
     {"GET", "/v1/users/{user_id}", "get_user", BodyKind::kNone, detail::GetUser},
     {"PATCH", "/v1/users/{user_id}/traits", "patch_traits", BodyKind::kJson, detail::PatchTraits,
      true},
-    {"POST", "/v1/events", "events", BodyKind::kImport, detail::PostEvents, true},
+    {"POST", "/v1/events", "events", BodyKind::kImport, detail::PostEvents, true, "",
+     detail::OpenEventLines},
     {"POST", "/v1/check", "check_many", BodyKind::kCheck, detail::CheckMany},
     {"POST", "/v1/query", "query", BodyKind::kJson, detail::Query},
     {"GET", "/v1/reports/history", "history_report", BodyKind::kNone, detail::HistoryReport, false,
@@ -328,6 +331,51 @@ void Api::Dispatch(int route, Request& request, std::vector<std::string>& params
   }
 }
 
+bool Api::TakesLines(const RouteMatch& match) const {
+  return match.kind == RouteMatch::Kind::kFound && kRoutes[match.route].lines != nullptr;
+}
+
+std::unique_ptr<LineConsumer> Api::OpenLines(Request& request, RouteMatch& match,
+                                             Response& response) {
+  absl::string_view query = request.target;
+  query = query.find('?') == absl::string_view::npos ? absl::string_view()
+                                                     : query.substr(query.find('?') + 1);
+  detail::QueryParams query_params;
+  const int route = match.route;
+  absl::Status status =
+      match.error.ok() ? absl::OkStatus() : engine::BadRequest(match.error.message());
+  if (status.ok()) status = query_params.Parse(query);
+  if (status.ok()) status = CheckQueryNames(kRoutes[route], query_params);
+  if (status.ok()) status = ValidateCaptures(route, match.params);
+  std::unique_ptr<LineConsumer> consumer;
+  if (status.ok()) {
+    HandlerContext context{engine_, log_, reports_, config_, figures_, metrics_};
+    Call call{request, match.params, query_params, response};
+    auto opened = kRoutes[route].lines(context, call);
+    if (opened.ok()) {
+      consumer = *std::move(opened);
+    } else {
+      status = opened.status();
+    }
+  }
+  if (!status.ok()) {
+    response = Response();
+    ErrorResponse(ExplainDeleted(std::move(status)), response);
+    AddCorsHeaders(request.origin, response);
+  }
+  return consumer;
+}
+
+void Api::FinishLines(LineConsumer& consumer, absl::Status status, absl::string_view origin,
+                      Response& response) {
+  if (status.ok()) status = consumer.Finish(response);
+  if (!status.ok()) {
+    response = Response();
+    ErrorResponse(ExplainDeleted(std::move(status)), response);
+  }
+  AddCorsHeaders(origin, response);
+}
+
 absl::Status Api::ExplainDeleted(absl::Status status) const {
   if (engine::ErrorCodeOf(status) != "segment_not_found") return status;
   const std::vector<std::string> names = engine::SegmentsOf(status);
@@ -452,6 +500,10 @@ absl::Status RequireUtf8(absl::string_view content_type) {
     }
   }
   return absl::OkStatus();
+}
+
+std::string LineTooLong() {
+  return absl::StrCat("the line is longer than ", kMaxBodyLine, " bytes");
 }
 
 absl::Status RequireJson(const Request& request) {

@@ -58,6 +58,31 @@ struct Request {
 // of memory, never a worker. Called from one thread at a time; destroyed on any.
 using BodySource = absl::AnyInvocable<absl::StatusOr<bool>(std::string* chunk)>;
 
+struct Response;
+
+// Whole lines of a request body read as a stream (Api::OpenLines).
+struct BodyPiece {
+  // Whole lines, each ending in '\n' except perhaps the body's last. A line longer than
+  // kMaxBodyLine was dropped by the connection and stands here as an empty line.
+  std::string text;
+  uint64_t first_line = 1;               // the number of text's first line (from 1)
+  std::vector<uint64_t> overlong_lines;  // the lines dropped for their length, in order
+};
+
+// A line of a streamed body may be at most this long; a longer one is an invalid line.
+inline constexpr size_t kMaxBodyLine = 1 << 20;
+
+// Takes a streamed body's lines as they arrive: Consume once per piece, in body order, then
+// Finish. Calls come from worker threads, one at a time, and may block (they write the log).
+class LineConsumer {
+ public:
+  virtual ~LineConsumer() = default;
+  // Errors end the request with that answer (what earlier pieces did stays done).
+  virtual absl::Status Consume(BodyPiece& piece) = 0;
+  // The body ended: apply what is left and write the answer into `response`.
+  virtual absl::Status Finish(Response& response) = 0;
+};
+
 struct Response {
   unsigned status = 200;
   absl::string_view content_type = kJsonType;
@@ -102,6 +127,17 @@ class Api {
   // The 413 message for a body over BodyLimit: its size when known, the limit, and the flag
   // that sets it.
   std::string BodyTooLarge(const RouteMatch& match, std::optional<uint64_t> length) const;
+
+  // Whether `match` is a route whose body may be read as lines (events, imports).
+  bool TakesLines(const RouteMatch& match) const;
+  // Called once the header of a TakesLines request is read, before its body: a consumer for
+  // its lines; or null with `response` empty when this request's body is read whole (a single
+  // JSON event), then Handle as usual; or null with the error answer in `response`.
+  std::unique_ptr<LineConsumer> OpenLines(Request& request, RouteMatch& match, Response& response);
+  // The answer of a streamed body: Finish's, or the error `status` of the consumer or of the
+  // connection (an error already found is passed as it is and the consumer is not asked).
+  void FinishLines(LineConsumer& consumer, absl::Status status, absl::string_view origin,
+                   Response& response);
 
   // Answers `request`. `match` is Route(request.method, path of request.target); its params
   // are moved out.

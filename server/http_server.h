@@ -16,6 +16,8 @@
 //     of its first byte (slowloris): the connection is closed;
 //   - a response not written within read_timeout: closed;
 //   - more than max_connections open: the new one gets 503 and is closed.
+// Event and import bodies over 256 KiB or chunked are read as a stream of lines, handed to the
+// route's consumer a step at a time (http_session.h), so their size costs no memory.
 // Responses with Response::blocking or Response::stream are produced on a small worker pool, so
 // a long report never holds an HTTP thread; a streamed body is sent chunked, with back-pressure
 // from the client.

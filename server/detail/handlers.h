@@ -7,6 +7,7 @@
 // response is then ignored). Handlers run on HTTP threads: anything slow goes into
 // Response::blocking or Response::stream.
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -57,6 +58,9 @@ struct Call {
 };
 
 using Handler = absl::Status (*)(const HandlerContext&, Call&);
+// Opens a route's body as lines (Api::OpenLines) from the request's header: a consumer, null
+// when this request's body is to be read whole, or the error to answer with.
+using LinesOpener = absl::StatusOr<std::unique_ptr<LineConsumer>> (*)(const HandlerContext&, Call&);
 
 // Segments (handlers_segments.cc).
 absl::Status CreateSegment(const HandlerContext&, Call&);
@@ -68,6 +72,7 @@ absl::Status CountSegment(const HandlerContext&, Call&);
 absl::Status ListMembers(const HandlerContext&, Call&);
 absl::Status CheckMember(const HandlerContext&, Call&);
 absl::Status ImportMembers(const HandlerContext&, Call&);
+absl::StatusOr<std::unique_ptr<LineConsumer>> OpenImportLines(const HandlerContext&, Call&);
 absl::Status Query(const HandlerContext&, Call&);
 
 // Users (handlers_users.cc).
@@ -79,6 +84,7 @@ absl::Status CheckMany(const HandlerContext&, Call&);
 
 // Events and traits (handlers_events.cc).
 absl::Status PostEvents(const HandlerContext&, Call&);
+absl::StatusOr<std::unique_ptr<LineConsumer>> OpenEventLines(const HandlerContext&, Call&);
 absl::Status GetUser(const HandlerContext&, Call&);
 absl::Status PatchTraits(const HandlerContext&, Call&);
 
@@ -100,6 +106,30 @@ absl::Status ApiDocsAsset(const HandlerContext&, Call&);
 absl::Status RequireJson(const Request& request);
 // 415 unless `content_type` names no charset or UTF-8.
 absl::Status RequireUtf8(absl::string_view content_type);
+// The error of a line longer than kMaxBodyLine.
+std::string LineTooLong();
+// Calls fn(number, line, readable) for each non-empty line of `piece` in order, without its
+// "\n" or "\r\n"; `readable` bytes from line.data() may be read (the text is padded for
+// simdjson first). Stops at fn's first error and returns it.
+template <typename Fn>
+absl::Status ForEachLine(BodyPiece& piece, Fn&& fn) {
+  std::string& text = piece.text;
+  text.reserve(text.size() + simdjson::SIMDJSON_PADDING);
+  uint64_t number = piece.first_line;
+  for (size_t pos = 0; pos < text.size(); ++number) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    const size_t start = pos;
+    size_t len = end - pos;
+    pos = end + 1;
+    if (len > 0 && text[start + len - 1] == '\r') --len;
+    if (len == 0) continue;
+    absl::Status s =
+        fn(number, absl::string_view(text.data() + start, len), text.capacity() - start);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
 // Writes the segment object.
 void WriteSegment(JsonWriter& json, const engine::SegmentInfo& info);
 // The segments of a user, as GET /v1/users/{id}/segments lists them ("segments": [...]).

@@ -1,7 +1,8 @@
 // Handlers of POST /v1/events, GET /v1/users/{id} and PATCH /v1/users/{id}/traits
 // (docs/rules.md).
 //
-// Events in NDJSON go to the engine in batches of kBatchEvents: each batch is one log write,
+// Events in NDJSON (read whole when small, else as a stream of lines: Api::OpenLines) go to
+// the engine in batches of kBatchEvents: each batch is one log write,
 // and its membership changes are applied before the next is read. The answer lists invalid
 // lines (the first kMaxListedInvalid, and how many in all) and counts the events accepted.
 
@@ -120,6 +121,35 @@ class EventRun {
   uint64_t accepted_ = 0;
 };
 
+// NDJSON events as they arrive.
+class EventLines final : public LineConsumer {
+ public:
+  explicit EventLines(engine::Engine& engine) : run_(engine) {}
+
+  absl::Status Consume(BodyPiece& piece) override {
+    for (uint64_t line : piece.overlong_lines) run_.Invalid(line, LineTooLong());
+    return ForEachLine(
+        piece, [this](uint64_t number, absl::string_view line, size_t readable) -> absl::Status {
+          engine::EventInput event;
+          absl::Status parsed = ParseEvent(line.data(), line.size(), readable, &event);
+          if (!parsed.ok()) {
+            run_.Invalid(number, parsed.message());
+            return absl::OkStatus();
+          }
+          return run_.Add(number, std::move(event));
+        });
+  }
+
+  absl::Status Finish(Response& response) override {
+    if (absl::Status s = run_.Flush(); !s.ok()) return s;
+    run_.Write(response);
+    return absl::OkStatus();
+  }
+
+ private:
+  EventRun run_;
+};
+
 bool IsNdjson(absl::string_view media) {
   return absl::EqualsIgnoreCase(media, "application/x-ndjson") ||
          absl::EqualsIgnoreCase(media, "application/ndjson") ||
@@ -163,57 +193,44 @@ void AnswerProfile(const HandlerContext& ctx, engine::UserProfile profile, Respo
 
 }  // namespace
 
-absl::Status PostEvents(const HandlerContext& ctx, Call& call) {
+absl::StatusOr<std::unique_ptr<LineConsumer>> OpenEventLines(const HandlerContext& ctx,
+                                                             Call& call) {
   const absl::string_view content_type = call.request.content_type;
   const absl::string_view media =
       absl::StripAsciiWhitespace(content_type.substr(0, content_type.find(';')));
-  std::string& body = call.request.body;
-  if (!IsNdjson(media)) {
-    // One event as JSON: an invalid one is a 400, like any other malformed JSON body.
-    if (absl::Status s = RequireJson(call.request); !s.ok()) {
-      return HttpError("unsupported_media_type",
-                       absl::StrCat("Content-Type '", content_type,
-                                    "' is not accepted for events; send application/json (one "
-                                    "event) or application/x-ndjson (one event a line)"));
-    }
-    engine::EventInput event;
-    body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-    if (absl::Status s = ParseEvent(body.data(), body.size(), body.capacity(), &event); !s.ok()) {
-      return s;
-    }
-    auto result = ctx.engine.Ingest({&event, 1});
-    if (!result.ok()) return result.status();
-    if (!result->invalid.empty()) return result->invalid[0].second;
-    JsonWriter json(&call.response.body);
-    json.BeginObject().Key("accepted").Uint(result->accepted);
-    json.Key("invalid_lines").BeginArray().EndArray().Key("invalid_count").Uint(0).EndObject();
-    return absl::OkStatus();
-  }
+  if (!IsNdjson(media)) return nullptr;  // one event as JSON: read whole (PostEvents)
   if (absl::Status s = RequireUtf8(content_type); !s.ok()) return s;
-  body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
-  EventRun run(ctx.engine);
-  uint64_t line_number = 0;
-  size_t pos = 0;
-  while (pos < body.size()) {
-    size_t end = body.find('\n', pos);
-    if (end == std::string::npos) end = body.size();
-    const size_t line_start = pos;
-    size_t len = end - pos;
-    pos = end + 1;
-    ++line_number;
-    if (len > 0 && body[line_start + len - 1] == '\r') --len;
-    if (len == 0) continue;
-    engine::EventInput event;
-    absl::Status parsed =
-        ParseEvent(body.data() + line_start, len, body.capacity() - line_start, &event);
-    if (!parsed.ok()) {
-      run.Invalid(line_number, parsed.message());
-      continue;
-    }
-    if (absl::Status s = run.Add(line_number, std::move(event)); !s.ok()) return s;
+  return std::make_unique<EventLines>(ctx.engine);
+}
+
+absl::Status PostEvents(const HandlerContext& ctx, Call& call) {
+  auto lines = OpenEventLines(ctx, call);
+  if (!lines.ok()) return lines.status();
+  std::string& body = call.request.body;
+  if (*lines != nullptr) {
+    BodyPiece piece{std::move(body), 1, {}};
+    if (absl::Status s = (*lines)->Consume(piece); !s.ok()) return s;
+    return (*lines)->Finish(call.response);
   }
-  if (absl::Status s = run.Flush(); !s.ok()) return s;
-  run.Write(call.response);
+  const absl::string_view content_type = call.request.content_type;
+  // One event as JSON: an invalid one is a 400, like any other malformed JSON body.
+  if (absl::Status s = RequireJson(call.request); !s.ok()) {
+    return HttpError("unsupported_media_type",
+                     absl::StrCat("Content-Type '", content_type,
+                                  "' is not accepted for events; send application/json (one "
+                                  "event) or application/x-ndjson (one event a line)"));
+  }
+  engine::EventInput event;
+  body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
+  if (absl::Status s = ParseEvent(body.data(), body.size(), body.capacity(), &event); !s.ok()) {
+    return s;
+  }
+  auto result = ctx.engine.Ingest({&event, 1});
+  if (!result.ok()) return result.status();
+  if (!result->invalid.empty()) return result->invalid[0].second;
+  JsonWriter json(&call.response.body);
+  json.BeginObject().Key("accepted").Uint(result->accepted);
+  json.Key("invalid_lines").BeginArray().EndArray().Key("invalid_count").Uint(0).EndObject();
   return absl::OkStatus();
 }
 

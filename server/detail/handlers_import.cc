@@ -1,7 +1,8 @@
 // POST /v1/segments/{name}/users:import — one user_id a line (text/plain) or NDJSON objects
 // {"user_id":…,"ttl_seconds":…} (application/x-ndjson).
 //
-// Lines go to the engine in batches of kBatchLines, each applied and logged as one unit, so
+// A small body is read whole, a large one as a stream of lines (Api::OpenLines); either way
+// lines go to the engine in batches of kBatchLines, each applied and logged as one unit, so
 // memory stays proportional to a batch beyond the body itself. A segment deleted while an import
 // runs stops it with the batches before applied.
 
@@ -51,8 +52,8 @@ struct InvalidLine {
 
 class ImportRun {
  public:
-  ImportRun(const HandlerContext& ctx, absl::string_view segment, std::optional<int64_t> ttl)
-      : ctx_(ctx), segment_(segment), ttl_(ttl) {}
+  ImportRun(engine::Engine& engine, std::string segment, std::optional<int64_t> ttl)
+      : engine_(engine), segment_(std::move(segment)), ttl_(ttl) {}
 
   void Invalid(uint64_t line, absl::string_view error) {
     ++invalid_count_;
@@ -68,7 +69,7 @@ class ImportRun {
 
   absl::Status Flush() {
     if (items_.empty()) return absl::OkStatus();
-    auto result = ctx_.engine.Import(segment_, items_, ttl_);
+    auto result = engine_.Import(segment_, items_, ttl_);
     if (!result.ok()) return result.status();
     added_ += result->added;
     updated_ += result->updated;
@@ -92,8 +93,8 @@ class ImportRun {
   }
 
  private:
-  const HandlerContext& ctx_;
-  absl::string_view segment_;
+  engine::Engine& engine_;
+  std::string segment_;
   std::optional<int64_t> ttl_;
   std::vector<engine::ImportItem> items_;
   std::vector<uint64_t> lines_;
@@ -130,9 +131,45 @@ absl::Status ParseNdjsonLine(absl::string_view line, size_t capacity, std::strin
   return absl::OkStatus();
 }
 
+// Import lines as they arrive.
+class ImportLines final : public LineConsumer {
+ public:
+  ImportLines(engine::Engine& engine, std::string segment, std::optional<int64_t> ttl,
+              ImportFormat format)
+      : run_(engine, std::move(segment), ttl), format_(format) {}
+
+  absl::Status Consume(BodyPiece& piece) override {
+    for (uint64_t line : piece.overlong_lines) run_.Invalid(line, LineTooLong());
+    return ForEachLine(
+        piece, [this](uint64_t number, absl::string_view line, size_t readable) -> absl::Status {
+          if (format_ == ImportFormat::kText)
+            return run_.Add(number, std::string(line), std::nullopt);
+          std::string user_id;
+          std::optional<int64_t> line_ttl;
+          absl::Status parsed = ParseNdjsonLine(line, readable, &user_id, &line_ttl);
+          if (!parsed.ok()) {
+            run_.Invalid(number, parsed.message());
+            return absl::OkStatus();
+          }
+          return run_.Add(number, std::move(user_id), line_ttl);
+        });
+  }
+
+  absl::Status Finish(Response& response) override {
+    if (absl::Status s = run_.Flush(); !s.ok()) return s;
+    run_.Write(response);
+    return absl::OkStatus();
+  }
+
+ private:
+  ImportRun run_;
+  ImportFormat format_;
+};
+
 }  // namespace
 
-absl::Status ImportMembers(const HandlerContext& ctx, Call& call) {
+absl::StatusOr<std::unique_ptr<LineConsumer>> OpenImportLines(const HandlerContext& ctx,
+                                                              Call& call) {
   auto format = FormatOf(call.request.content_type);
   if (!format.ok()) return format.status();
   std::optional<int64_t> ttl;
@@ -143,42 +180,17 @@ absl::Status ImportMembers(const HandlerContext& ctx, Call& call) {
     }
     ttl = n;
   }
-  std::string& body = call.request.body;
-  if (*format == ImportFormat::kNdjson) body.reserve(body.size() + simdjson::SIMDJSON_PADDING);
   // Resolve the segment before reading lines: an unknown segment is 404 with nothing applied.
   if (auto count = ctx.engine.Count(call.params[0]); !count.ok()) return count.status();
+  return std::make_unique<ImportLines>(ctx.engine, call.params[0], ttl, *format);
+}
 
-  ImportRun run(ctx, call.params[0], ttl);
-  uint64_t line_number = 0;
-  size_t pos = 0;
-  while (pos < body.size()) {
-    size_t end = body.find('\n', pos);
-    if (end == std::string::npos) end = body.size();
-    absl::string_view line(body.data() + pos, end - pos);
-    size_t line_start = pos;
-    pos = end + 1;
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (line.empty()) continue;
-    absl::Status s;
-    if (*format == ImportFormat::kText) {
-      s = run.Add(line_number, std::string(line), std::nullopt);
-    } else {
-      std::string user_id;
-      std::optional<int64_t> line_ttl;
-      absl::Status parsed =
-          ParseNdjsonLine(line, body.capacity() - line_start, &user_id, &line_ttl);
-      if (!parsed.ok()) {
-        run.Invalid(line_number, parsed.message());
-        continue;
-      }
-      s = run.Add(line_number, std::move(user_id), line_ttl);
-    }
-    if (!s.ok()) return s;
-  }
-  if (absl::Status s = run.Flush(); !s.ok()) return s;
-  run.Write(call.response);
-  return absl::OkStatus();
+absl::Status ImportMembers(const HandlerContext& ctx, Call& call) {
+  auto lines = OpenImportLines(ctx, call);
+  if (!lines.ok()) return lines.status();
+  BodyPiece piece{std::move(call.request.body), 1, {}};
+  if (absl::Status s = (*lines)->Consume(piece); !s.ok()) return s;
+  return (*lines)->Finish(call.response);
 }
 
 }  // namespace segd::server::detail

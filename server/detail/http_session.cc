@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/log.h"
 #include "server/request_framing.h"
+#include "simdjson.h"
 
 namespace segd::server::detail {
 
@@ -31,6 +32,22 @@ uint64_t NanosSince(std::chrono::steady_clock::time_point start) {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
           .count());
+}
+
+// The request's line and headers, as views into `req`.
+Request RequestHead(const http::request<RequestBody>& req) {
+  Request request;
+  request.method = absl::string_view(req.method_string().data(), req.method_string().size());
+  request.target = absl::string_view(req.target().data(), req.target().size());
+  auto header = [&req](http::field field) {
+    auto it = req.find(field);
+    return it == req.end() ? absl::string_view()
+                           : absl::string_view(it->value().data(), it->value().size());
+  };
+  request.content_type = header(http::field::content_type);
+  request.origin = header(http::field::origin);
+  request.cors_request_headers = header(http::field::access_control_request_headers);
+  return request;
 }
 
 }  // namespace
@@ -90,7 +107,7 @@ void HttpSession::OnDrain() {
 // same pieces twice.
 void HttpSession::Process() {
   while (!closed_ && !waiting_ && !writing_ && in_.size() > 0 &&
-         out_.body_bytes() < kMaxBatchBytes && !close_after_write_) {
+         out_.body_bytes() < kMaxBatchBytes && !close_after_write_ && !LinesPaused()) {
     if (!parser_) StartRequest();
     // Beast unfolds obsolete line folding as it parses: look at the raw header first.
     if (!parser_->is_header_done() &&
@@ -105,6 +122,7 @@ void HttpSession::Process() {
     size_t used = parser_->put(in_.data(), ec);
     in_.consume(used);
     if (ec == http::error::need_more) {
+      if (lines_) TakeLines();
       if (used == 0) break;
       continue;
     }
@@ -113,6 +131,11 @@ void HttpSession::Process() {
       break;
     }
     if (parser_->is_header_done() && !routed_ && !OnHeader()) break;
+    if (lines_) {
+      TakeLines();
+      if (parser_->is_done()) EndLines();
+      continue;
+    }
     if (parser_->is_done()) OnRequest();
   }
   if (closed_ || waiting_ || writing_) return;
@@ -120,7 +143,8 @@ void HttpSession::Process() {
     Write();
   } else if (close_after_write_) {
     Linger();
-  } else {
+  } else if (!reading_ && !LinesPaused()) {
+    // (A line step that completes while a read is out calls Process too.)
     Read();
   }
 }
@@ -153,14 +177,17 @@ bool HttpSession::OnHeader() {
   // The parser has validated Content-Length already. (Read from the field: GCC 12 warns
   // falsely about boost::optional inside parser::content_length at -O2 with sanitizers.)
   uint64_t length = 0;
-  if (auto field = req.find(http::field::content_length);
-      field != req.end() &&
-      absl::SimpleAtoi(absl::string_view(field->value().data(), field->value().size()), &length) &&
-      length > limit) {
+  bool length_known = false;
+  if (auto field = req.find(http::field::content_length); field != req.end()) {
+    length_known =
+        absl::SimpleAtoi(absl::string_view(field->value().data(), field->value().size()), &length);
+  }
+  if (length_known && length > limit) {
     Reject(413, "payload_too_large", api_.BodyTooLarge(match_, length));
     return false;
   }
   parser_->body_limit(limit);
+  if (!MaybeOpenLines(length, length_known)) return false;
   if (!parser_->is_done()) {
     auto expect = req.find(http::field::expect);
     if (expect != req.end() &&
@@ -188,27 +215,157 @@ void HttpSession::Reject(unsigned status, absl::string_view code, absl::string_v
   Response response;
   ErrorResponse(HttpError(code, message), response);
   response.status = status;
+  RejectWith(response);
+}
+
+void HttpSession::RejectWith(Response& response) {
   close_after_write_ = true;
   out_.AddResponse(response, false);
-  api_.metrics().Record(routed_ ? match_.route : -1, status, 0);
+  api_.metrics().Record(routed_ ? match_.route : -1, response.status, 0);
   parser_.reset();
+  // A line step still running finds the session no longer reading lines and ends quietly.
+  lines_.reset();
+}
+
+bool HttpSession::MaybeOpenLines(uint64_t declared_length, bool length_known) {
+  if (!api_.TakesLines(match_) || parser_->is_done()) return true;
+  if (length_known && declared_length <= kInlineLinesBytes) return true;
+  const auto& req = parser_->get();
+  Request request = RequestHead(req);
+  Response response;
+  std::unique_ptr<LineConsumer> consumer = api_.OpenLines(request, match_, response);
+  if (!consumer) {
+    if (response.status == 200) return true;  // this one is read whole
+    RejectWith(response);
+    return false;
+  }
+  lines_.emplace();
+  lines_->ready.text.reserve(kLinesStepBytes + 2 * kReadChunk + simdjson::SIMDJSON_PADDING);
+  lines_->consumer = std::move(consumer);
+  lines_->route = match_.route;
+  lines_->keep_alive = req.keep_alive();
+  lines_->origin = std::string(request.origin);
+  lines_->start = Clock::now();
+  return true;
+}
+
+void HttpSession::TakeLines() {
+  LinesInput& l = *lines_;
+  std::string& body = parser_->get().body();
+  size_t from = 0;
+  if (l.skipping) {
+    const size_t newline = body.find('\n');
+    if (newline == std::string::npos) {
+      body.clear();
+      return;
+    }
+    l.skipping = false;
+    from = newline + 1;
+  }
+  const size_t last = body.rfind('\n');
+  if (last != std::string::npos && last >= from) {
+    l.lines +=
+        static_cast<uint64_t>(std::count(body.begin() + static_cast<ptrdiff_t>(from),
+                                         body.begin() + static_cast<ptrdiff_t>(last + 1), '\n'));
+    l.ready.text.append(body, from, last + 1 - from);
+    from = last + 1;
+  }
+  if (body.size() - from > kMaxBodyLine) {
+    // The line in progress is too long to hold: an empty line stands in for it.
+    ++l.lines;
+    l.ready.overlong_lines.push_back(l.lines);
+    l.ready.text.push_back('\n');
+    l.skipping = true;
+    body.clear();
+  } else {
+    body.erase(0, from);
+  }
+  PumpLines();
+}
+
+void HttpSession::EndLines() {
+  LinesInput& l = *lines_;
+  std::string& body = parser_->get().body();
+  if (!l.skipping) l.ready.text.append(body);
+  body.clear();
+  l.body_done = true;
+  waiting_ = true;  // no further request is parsed before this one's answer
+  PumpLines();
+}
+
+bool HttpSession::LinesPaused() const {
+  return lines_ && !lines_->body_done && lines_->stepping &&
+         lines_->ready.text.size() >= kLinesStepBytes;
+}
+
+void HttpSession::PumpLines() {
+  if (!lines_ || closed_ || lines_->stepping) return;
+  LinesInput& l = *lines_;
+  if (!l.status.ok() || l.body_done) {
+    // The last step: what is left, then the answer (or the error that stopped the body).
+    l.stepping = true;
+    if (!l.status.ok()) {
+      close_after_write_ = true;  // the rest of the body is not read
+      waiting_ = true;
+    }
+    asio::post(host_.durable_writers, [self = shared_from_this(), consumer = std::move(l.consumer),
+                                       piece = std::move(l.ready), status = l.status,
+                                       origin = l.origin]() mutable {
+      if (status.ok() && (!piece.text.empty() || !piece.overlong_lines.empty())) {
+        status = consumer->Consume(piece);
+      }
+      auto response = std::make_unique<Response>();
+      self->api_.FinishLines(*consumer, std::move(status), origin, *response);
+      asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+        self->OnLinesAnswer(std::move(response));
+      });
+    });
+    return;
+  }
+  if (l.ready.text.size() < kLinesStepBytes) return;
+  l.stepping = true;
+  BodyPiece piece = std::move(l.ready);
+  l.ready = BodyPiece();
+  l.ready.first_line = l.lines + 1;
+  // Room for a step and the read that completes it, padded: no reallocation on the way.
+  l.ready.text.reserve(kLinesStepBytes + 2 * kReadChunk + simdjson::SIMDJSON_PADDING);
+  asio::post(host_.durable_writers, [self = shared_from_this(), consumer = std::move(l.consumer),
+                                     piece = std::move(piece)]() mutable {
+    absl::Status status = consumer->Consume(piece);
+    asio::post(self->stream_.get_executor(),
+               [self, consumer = std::move(consumer), status = std::move(status)]() mutable {
+                 self->OnLinesStep(std::move(consumer), std::move(status));
+               });
+  });
+}
+
+void HttpSession::OnLinesStep(std::unique_ptr<LineConsumer> consumer, absl::Status status) {
+  if (!lines_ || closed_) return;  // refused or closed meanwhile; the consumer goes here
+  lines_->consumer = std::move(consumer);
+  lines_->stepping = false;
+  if (!status.ok()) lines_->status = std::move(status);
+  PumpLines();
+  Process();
+}
+
+void HttpSession::OnLinesAnswer(std::unique_ptr<Response> response) {
+  if (!lines_ || closed_) return;
+  const bool keep_alive =
+      lines_->keep_alive && !close_after_write_ && !draining_ && !host_.draining.load();
+  out_.AddResponse(*response, keep_alive);
+  api_.metrics().Record(lines_->route, response->status, NanosSince(lines_->start));
+  lines_.reset();
+  parser_.reset();
+  if (!keep_alive) close_after_write_ = true;
+  waiting_ = false;
+  Process();
 }
 
 void HttpSession::OnRequest() {
   Clock::time_point start = Clock::now();
   auto& req = parser_->get();
   bool keep_alive = req.keep_alive() && !draining_ && !host_.draining.load();
-  Request request;
-  request.method = absl::string_view(req.method_string().data(), req.method_string().size());
-  request.target = absl::string_view(req.target().data(), req.target().size());
-  auto header = [&req](http::field field) {
-    auto it = req.find(field);
-    return it == req.end() ? absl::string_view()
-                           : absl::string_view(it->value().data(), it->value().size());
-  };
-  request.content_type = header(http::field::content_type);
-  request.origin = header(http::field::origin);
-  request.cors_request_headers = header(http::field::access_control_request_headers);
+  Request request = RequestHead(req);
   request.body = std::move(req.body());
   // On the stack: only answers handed to a worker need to outlive this call.
   Response response;

@@ -10,6 +10,13 @@
 // next step starts only when the session is not blocked on a write, so a client that stops
 // reading holds at most two steps of memory and no thread.
 //
+// A request whose route takes lines (Api::TakesLines) and whose body is chunked or larger than
+// kInlineLinesBytes is read as a stream: whole lines go to the route's LineConsumer in steps of
+// about kLinesStepBytes on a durable-write worker while the next ones are read; reading pauses
+// while a step's worth waits for a busy consumer, so such a body costs two steps of memory
+// however large it is. A line longer than kMaxBodyLine is dropped as it arrives (the consumer
+// reports it invalid). The answer comes once the consumer has finished.
+//
 // Thread safety: a session's methods run on its strand, except Run (the accepting thread,
 // once). SessionRegistry is safe from any thread.
 
@@ -31,6 +38,7 @@
 #include "server/api.h"
 #include "server/config.h"
 #include "server/detail/output_batch.h"
+#include "server/detail/request_body.h"
 
 namespace segd::server::detail {
 
@@ -61,10 +69,29 @@ struct SessionHost {
   SessionRegistry& registry;
 };
 
+// A request body being read as lines (HttpSession; outside it so that optional<> may hold it).
+struct LinesInput {
+  std::unique_ptr<LineConsumer> consumer;  // null while a step has it
+  bool stepping = false;                   // a step runs on a worker
+  bool body_done = false;                  // the parser has read the whole body
+  bool skipping = false;                   // dropping an overlong line up to its end
+  BodyPiece ready;                         // whole lines not yet handed over
+  uint64_t lines = 0;                      // lines moved into pieces so far
+  absl::Status status;                     // the first error of a step
+  int route = -1;
+  bool keep_alive = true;
+  std::string origin;
+  std::chrono::steady_clock::time_point start;
+};
+
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   // Bytes a streamed answer produces per worker step.
   static constexpr size_t kStreamStepBytes = 128 * 1024;
+
+  // Bodies of line routes up to this size are read whole and answered inline.
+  static constexpr uint64_t kInlineLinesBytes = 256 * 1024;
+  static constexpr size_t kLinesStepBytes = 1 << 20;
 
   HttpSession(SessionHost& host, boost::asio::ip::tcp::socket&& socket);
   ~HttpSession();
@@ -85,6 +112,21 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool OnHeader();
   void ParseError(boost::beast::error_code ec);
   void Reject(unsigned status, absl::string_view code, absl::string_view message);
+  // Answers `response` (an error found before the body was read) and closes after it.
+  void RejectWith(Response& response);
+  // Starts reading the body as lines if the route takes them. Returns false if the request
+  // was answered already (refused).
+  bool MaybeOpenLines(uint64_t declared_length, bool length_known);
+  // Moves whole lines out of the parsed body into the next piece.
+  void TakeLines();
+  // The body has ended: the rest is the last line.
+  void EndLines();
+  // Hands the next piece to the consumer, or finishes, when the consumer is free.
+  void PumpLines();
+  void OnLinesStep(std::unique_ptr<LineConsumer> consumer, absl::Status status);
+  void OnLinesAnswer(std::unique_ptr<Response> response);
+  // Reading waits for the consumer.
+  bool LinesPaused() const;
   void OnRequest();
   void RunBlocking(std::unique_ptr<Response> response, bool keep_alive, bool head_only, int route,
                    Clock::time_point start);
@@ -106,7 +148,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   const ServerConfig& config_;
   boost::beast::tcp_stream stream_;
   boost::beast::flat_buffer in_;
-  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  std::optional<boost::beast::http::request_parser<RequestBody>> parser_;
   RouteMatch match_;
   bool routed_ = false;
   Clock::time_point request_deadline_;
@@ -130,6 +172,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool source_ended_ = false;
   absl::Status source_status_;
   std::vector<std::string> ready_;  // produced, not yet in out_
+
+  // The request body being read as lines.
+  std::optional<LinesInput> lines_;
 };
 
 }  // namespace segd::server::detail

@@ -61,6 +61,7 @@ class ServerProcess {
 
   bool started() const { return port_ > 0; }
   uint16_t port() const { return static_cast<uint16_t>(port_); }
+  pid_t pid() const { return pid_; }
   const std::string& start_line() const { return start_line_; }
 
   // Sends SIGTERM and returns the exit code (or 128 + signal).
