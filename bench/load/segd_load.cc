@@ -52,7 +52,7 @@ Usage: segd-load [flags]
   --host ADDR           server address (default 127.0.0.1)
   --port N              server port (default 8080)
   --workload NAME       check | user-segments | count | batch-check | query | mixed | add |
-                        import (default check)
+                        import | events (default check)
   --connections N       keep-alive connections (default 50)
   --pipeline N          closed loop: requests in flight per connection (default 1)
   --rate R              open loop at R requests/s in all, latency from the due time
@@ -62,8 +62,20 @@ Usage: segd-load [flags]
   --segment K           check, count, batch-check, mixed, add, import: always segment seg-K
                         (default: a Zipf-weighted random segment per request)
   --expr EXPR           query: always this expression (default: two random segments ANDed)
-  --batch N             checks per batch-check request, lines per import request (default 1000)
+  --batch N             checks per batch-check request, lines per import request, events per
+                        events request (1: one JSON event a request; more: NDJSON) (default 1000)
   --write-fraction F    mixed: share of writes, 0-1 (default 0.05)
+  --event-types N       events: types ev-0 ... ev-(N-1), Zipf-weighted (default 20)
+  --trait-fraction F    events: share of events that carry traits plan and country (default 0.01)
+
+  Events go to Zipf-distributed users (a few very active, most seldom seen), with properties
+  amount (0-199) and device (mobile, desktop, tablet), at the time segd receives them.
+
+Rules:
+  --rules N             before the run, create rule segments rule-1 ... rule-N over the event
+                        types (five shapes in turn: a windowed count, a recent event without a
+                        later one, a sum, a trait with a filtered count, an absence with a
+                        presence) and wait until every one is backfilled (existing ones are kept)
 
 Dataset (the same flags must be given to every run against one loaded server):
   --users N             users (default 1000000)
@@ -101,6 +113,7 @@ struct Options {
   bool load_only = false;
   std::optional<DumpFormat> dump;
   bool json = false;
+  uint32_t rules = 0;
 };
 
 // Totals of a run, merged from every connection.
@@ -275,9 +288,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   uint64_t io_errors_ = 0;
 };
 
-// A blocking request for --load. Returns the status, 0 on a connection error.
+bool Connect(beast::tcp_stream& stream, const tcp::endpoint& endpoint) {
+  beast::error_code ec;
+  stream.connect(endpoint, ec);
+  if (ec) std::fprintf(stderr, "segd-load: cannot connect: %s\n", ec.message().c_str());
+  return !ec;
+}
+
+// A blocking request for --load and --rules. Returns the status, 0 on a connection error; the
+// answer's body goes to *answer if given.
 unsigned Send(beast::tcp_stream& stream, http::verb method, const std::string& target,
-              const std::string& content_type, std::string body) {
+              const std::string& content_type, std::string body, std::string* answer = nullptr) {
   http::request<http::string_body> req(method, target, 11);
   req.set(http::field::host, "segd");
   req.set(http::field::content_type, content_type);
@@ -294,6 +315,7 @@ unsigned Send(beast::tcp_stream& stream, http::verb method, const std::string& t
     std::fprintf(stderr, "segd-load: %s %s: %u %s\n", std::string(http::to_string(method)).c_str(),
                  target.c_str(), res.result_int(), res.body().c_str());
   }
+  if (answer) *answer = std::move(res.body());
   return res.result_int();
 }
 
@@ -307,12 +329,7 @@ std::optional<LoadFigures> LoadDataset(const Options& options, const Dataset& da
                                        const tcp::endpoint& endpoint) {
   asio::io_context ioc;
   beast::tcp_stream stream(ioc);
-  beast::error_code ec;
-  stream.connect(endpoint, ec);
-  if (ec) {
-    std::fprintf(stderr, "segd-load: cannot connect: %s\n", ec.message().c_str());
-    return std::nullopt;
-  }
+  if (!Connect(stream, endpoint)) return std::nullopt;
   const std::string ttl_parameter =
       options.dataset.ttl_seconds ? absl::StrCat("?ttl_seconds=", options.dataset.ttl_seconds) : "";
   auto start = Clock::now();
@@ -348,6 +365,40 @@ std::optional<LoadFigures> LoadDataset(const Options& options, const Dataset& da
                options.dataset.segments, static_cast<unsigned long long>(memberships), seconds,
                memberships / seconds);
   return LoadFigures{memberships, seconds};
+}
+
+// Creates rule-1 ... rule-N (an existing one is kept) and waits until each is backfilled.
+bool CreateRules(const Options& options, const tcp::endpoint& endpoint) {
+  asio::io_context ioc;
+  beast::tcp_stream stream(ioc);
+  if (!Connect(stream, endpoint)) return false;
+  auto start = Clock::now();
+  for (uint32_t k = 1; k <= options.rules; ++k) {
+    std::string rule = Dataset::Rule(k, options.workload.event_types);
+    std::string escaped;
+    for (char c : rule) {
+      if (c == '"') escaped += '\\';
+      escaped += c;
+    }
+    unsigned status =
+        Send(stream, http::verb::post, "/v1/segments", "application/json",
+             absl::StrCat("{\"name\":\"", Dataset::RuleName(k), "\",\"rule\":\"", escaped, "\"}"));
+    if (status != 201 && status != 409) return false;
+  }
+  for (uint32_t k = 1; k <= options.rules; ++k) {
+    for (;;) {
+      std::string answer;
+      if (Send(stream, http::verb::get, "/v1/segments/" + Dataset::RuleName(k), "", "", &answer) !=
+          200) {
+        return false;
+      }
+      if (answer.find("\"state\":\"ready\"") != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  std::fprintf(stderr, "segd-load: %u rule segments ready in %.2f s\n", options.rules,
+               std::chrono::duration<double>(Clock::now() - start).count());
+  return true;
 }
 
 bool ParseFlags(int argc, char** argv, Options* o) {
@@ -416,6 +467,14 @@ bool ParseFlags(int argc, char** argv, Options* o) {
     } else if (flag == "--batch") {
       ok = absl::SimpleAtoi(v, &o->workload.batch) && o->workload.batch > 0 &&
            o->workload.batch <= 10000;
+    } else if (flag == "--event-types") {
+      ok = absl::SimpleAtoi(v, &o->workload.event_types) && o->workload.event_types > 0 &&
+           o->workload.event_types <= 10000;
+    } else if (flag == "--trait-fraction") {
+      ok = absl::SimpleAtod(v, &o->workload.trait_fraction) && o->workload.trait_fraction >= 0 &&
+           o->workload.trait_fraction <= 1;
+    } else if (flag == "--rules") {
+      ok = absl::SimpleAtoi(v, &o->rules) && o->rules <= 10000;
     } else if (flag == "--write-fraction") {
       ok = absl::SimpleAtod(v, &o->workload.write_fraction) && o->workload.write_fraction >= 0 &&
            o->workload.write_fraction <= 1;
@@ -446,6 +505,9 @@ uint64_t Report(const Options& o, Results& r, double seconds) {
     if (status >= 400) errors += n;
   }
   double rps = static_cast<double>(h.count()) / seconds;
+  // Events per second, for the events workload (each answered request carried --batch).
+  const bool events = o.workload.workload == Workload::kEvents;
+  const double eps = events ? rps * o.workload.batch : 0;
   if (o.json) {
     std::string statuses;
     for (const auto& [status, n] : r.statuses) {
@@ -455,12 +517,12 @@ uint64_t Report(const Options& o, Results& r, double seconds) {
         "{\"workload\":\"%s\",\"connections\":%u,\"pipeline\":%u,\"rate\":%.0f,\"seconds\":%.3f,"
         "\"requests\":%llu,\"requests_per_second\":%.1f,\"latency_us\":{\"p50\":%.1f,"
         "\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
-        "\"statuses\":{%s},\"io_errors\":%llu,\"errors\":%llu}\n",
+        "\"statuses\":{%s},\"io_errors\":%llu,\"errors\":%llu,\"events_per_second\":%.1f}\n",
         WorkloadName(o.workload.workload), o.connections, o.pipeline, o.rate, seconds,
         static_cast<unsigned long long>(h.count()), rps, us(h.Percentile(0.5)),
         us(h.Percentile(0.9)), us(h.Percentile(0.99)), us(h.Percentile(0.999)), us(h.max()),
         h.mean() / 1000.0, statuses.c_str(), static_cast<unsigned long long>(r.io_errors),
-        static_cast<unsigned long long>(errors));
+        static_cast<unsigned long long>(errors), eps);
     return errors;
   }
   std::printf("\nworkload %s, %u connections, %s, %.1f s\n", WorkloadName(o.workload.workload),
@@ -473,6 +535,7 @@ uint64_t Report(const Options& o, Results& r, double seconds) {
   std::printf("%-12llu %12.0f %10.1f %10.1f %10.1f %10.1f %10.1f\n",
               static_cast<unsigned long long>(h.count()), rps, us(h.Percentile(0.5)),
               us(h.Percentile(0.9)), us(h.Percentile(0.99)), us(h.Percentile(0.999)), us(h.max()));
+  if (events) std::printf("events/s     %12.0f (%u a request)\n", eps, o.workload.batch);
   std::printf("statuses:");
   for (const auto& [status, n] : r.statuses) {
     std::printf(" %u=%llu", status, static_cast<unsigned long long>(n));
@@ -523,6 +586,7 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (!Reachable(endpoint)) return 1;
+  if (options.rules > 0 && !CreateRules(options, endpoint)) return 1;
   if (options.load) {
     std::optional<LoadFigures> loaded = LoadDataset(options, dataset, endpoint);
     if (!loaded) return 1;

@@ -1,6 +1,7 @@
 #include "bench/load/workload.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "absl/status/status.h"
@@ -11,12 +12,12 @@ namespace segd::load {
 absl::StatusOr<Workload> ParseWorkload(absl::string_view name) {
   for (Workload w :
        {Workload::kCheck, Workload::kUserSegments, Workload::kCount, Workload::kBatchCheck,
-        Workload::kQuery, Workload::kMixed, Workload::kAdd, Workload::kImport}) {
+        Workload::kQuery, Workload::kMixed, Workload::kAdd, Workload::kImport, Workload::kEvents}) {
     if (name == WorkloadName(w)) return w;
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown workload '", name,
-      "'; one of check, user-segments, count, batch-check, query, mixed, add, import"));
+      "'; one of check, user-segments, count, batch-check, query, mixed, add, import, events"));
 }
 
 const char* WorkloadName(Workload w) {
@@ -37,6 +38,8 @@ const char* WorkloadName(Workload w) {
       return "add";
     case Workload::kImport:
       return "import";
+    case Workload::kEvents:
+      return "events";
   }
   return "?";
 }
@@ -60,6 +63,24 @@ std::string Dataset::UserId(uint64_t index) const {
   return buf;
 }
 
+std::string Dataset::Rule(uint32_t k, uint32_t event_types) {
+  const std::string a = EventType((k - 1) % event_types);
+  const std::string b = EventType((k + 2) % event_types);
+  switch ((k - 1) % 5) {
+    case 0:
+      return absl::StrCat("count(", a, ", 7d) >= 3");
+    case 1:
+      return absl::StrCat("did(", a, ", 1h) AND NOT did(", b, ", 1d)");
+    case 2:
+      return absl::StrCat("sum(", a, ", properties.amount, 30d) >= 500");
+    case 3:
+      return absl::StrCat("trait.plan = \"pro\" AND count(", a,
+                          " WHERE properties.device = \"mobile\", 1d) >= 2");
+    default:
+      return absl::StrCat("NOT did(", a, ", 10m) AND did(", b, ", 7d)");
+  }
+}
+
 RequestGenerator::RequestGenerator(const Dataset& dataset, WorkloadSpec spec, uint64_t seed)
     : dataset_(dataset), spec_(spec), rng_(seed) {
   double total = 0;
@@ -68,6 +89,39 @@ RequestGenerator::RequestGenerator(const Dataset& dataset, WorkloadSpec spec, ui
     zipf_cdf_.push_back(total);
   }
   for (double& c : zipf_cdf_) c /= total;
+  total = 0;
+  for (uint32_t k = 1; k <= std::max<uint32_t>(spec_.event_types, 1); ++k) {
+    total += 1.0 / k;
+    type_cdf_.push_back(total);
+  }
+  for (double& c : type_cdf_) c /= total;
+}
+
+uint64_t RequestGenerator::ZipfUser() {
+  // Inverse of the continuous law with density 1/x on [1, n+1): rank r has weight ~1/(r+1).
+  const uint64_t n = dataset_.spec().users;
+  const double u = std::uniform_real_distribution<double>(0, 1)(rng_);
+  uint64_t rank = static_cast<uint64_t>(std::exp(u * std::log(static_cast<double>(n) + 1))) - 1;
+  rank = std::min(rank, n - 1);
+  // Ranks are spread over the users, so that the busy ones are not the first indexes.
+  return Dataset::Mix(rank ^ (dataset_.spec().seed << 40)) % n;
+}
+
+void RequestGenerator::AppendEvent(std::string* out) {
+  static constexpr const char* kDevices[] = {"mobile", "desktop", "tablet"};
+  static constexpr const char* kCountries[] = {"US", "DE", "FR", "BR", "IN"};
+  const double u = std::uniform_real_distribution<double>(0, 1)(rng_);
+  const uint32_t type = static_cast<uint32_t>(
+      std::lower_bound(type_cdf_.begin(), type_cdf_.end(), u) - type_cdf_.begin());
+  absl::StrAppend(out, "{\"user_id\":\"", dataset_.UserId(ZipfUser()), "\",\"type\":\"",
+                  Dataset::EventType(std::min<uint32_t>(type, spec_.event_types - 1)),
+                  "\",\"properties\":{\"amount\":", rng_() % 200, ",\"device\":\"",
+                  kDevices[rng_() % 3], "\"}");
+  if (std::uniform_real_distribution<double>(0, 1)(rng_) < spec_.trait_fraction) {
+    absl::StrAppend(out, ",\"traits\":{\"plan\":\"", rng_() % 4 == 0 ? "pro" : "free",
+                    "\",\"country\":\"", kCountries[rng_() % 5], "\"}");
+  }
+  out->push_back('}');
 }
 
 uint32_t RequestGenerator::RandomSegment() {
@@ -141,6 +195,15 @@ void RequestGenerator::Append(std::string* out) {
       }
       Post(out, absl::StrCat("/v1/segments/", RandomSegmentName(), "/users:import"), "text/plain",
            body);
+      return;
+    }
+    case Workload::kEvents: {
+      std::string body;
+      for (uint32_t i = 0; i < spec_.batch; ++i) {
+        AppendEvent(&body);
+        if (spec_.batch > 1) body.push_back('\n');
+      }
+      Post(out, "/v1/events", spec_.batch > 1 ? "application/x-ndjson" : "application/json", body);
       return;
     }
   }

@@ -16,9 +16,20 @@
 
 namespace segd::load {
 
-enum class Workload { kCheck, kUserSegments, kCount, kBatchCheck, kQuery, kMixed, kAdd, kImport };
+enum class Workload {
+  kCheck,
+  kUserSegments,
+  kCount,
+  kBatchCheck,
+  kQuery,
+  kMixed,
+  kAdd,
+  kImport,
+  kEvents
+};
 
-// "check", "user-segments", "count", "batch-check", "query", "mixed", "add", "import".
+// "check", "user-segments", "count", "batch-check", "query", "mixed", "add", "import",
+// "events".
 absl::StatusOr<Workload> ParseWorkload(absl::string_view name);
 const char* WorkloadName(Workload w);
 
@@ -55,6 +66,14 @@ class Dataset {
   }
   static uint64_t Mix(uint64_t x);
 
+  // Event type k (0-based) of the events workload: `ev-k`.
+  static std::string EventType(uint32_t k) { return "ev-" + std::to_string(k); }
+  // Rule segment k (1-based) of --rules: `rule-k`, and its rule over `event_types` types. Five
+  // shapes in turn: a windowed count, a recent event without a later one, a sum, a trait and a
+  // filtered count, and an absence with a presence.
+  static std::string RuleName(uint32_t k) { return "rule-" + std::to_string(k); }
+  static std::string Rule(uint32_t k, uint32_t event_types);
+
  private:
   DatasetSpec spec_;
 };
@@ -66,6 +85,8 @@ struct WorkloadSpec {
   uint32_t segment = 0;          // check, count, batch-check, mixed, add, import: this segment
                                  // only; 0: a Zipf-weighted random one per request
   std::string expr;              // query: this expression; empty: two random segments ANDed
+  uint32_t event_types = 20;     // events: types ev-0 … ev-(n-1), Zipf-weighted
+  double trait_fraction = 0.01;  // events: share of events that carry traits
 };
 
 // Produces request bytes for one connection. Deterministic for a given seed.
@@ -77,6 +98,9 @@ class RequestGenerator {
 
  private:
   uint64_t RandomUser() { return rng_() % dataset_.spec().users; }
+  // A user drawn from a Zipf(1) law over the users (a few very active, most seldom seen).
+  uint64_t ZipfUser();
+  void AppendEvent(std::string* out);
   uint32_t RandomSegment();  // spec_.segment, or Zipf-weighted towards the big segments
   std::string RandomSegmentName() { return Dataset::SegmentName(RandomSegment()); }
   void Get(std::string* out, const std::string& target);
@@ -87,6 +111,7 @@ class RequestGenerator {
   WorkloadSpec spec_;
   std::mt19937_64 rng_;
   std::vector<double> zipf_cdf_;
+  std::vector<double> type_cdf_;
 };
 
 }  // namespace segd::load

@@ -200,11 +200,76 @@ TEST(SegdLoad, LoadsADatasetAndReportsJson) {
     EXPECT_EQ(pclose(pipe), 0);
     std::string json = line;
     EXPECT_NE(json.find("\"workload\":\"" + std::string(workload) + "\""), std::string::npos);
-    EXPECT_NE(json.find("\"errors\":0}"), std::string::npos) << json;
+    EXPECT_NE(json.find("\"errors\":0,"), std::string::npos) << json;
     EXPECT_EQ(json.find("\"requests\":0,"), std::string::npos) << json;
   }
   testutil::HttpClient client(server.port());
   EXPECT_EQ(client.Get("/v1/segments/seg-1/count").status, 200u);
+}
+
+TEST(Workload, EventsGoToZipfUsersWithAMixOfTypes) {
+  Dataset d({.users = 100000, .segments = 1, .seed = 3});
+  RequestGenerator g(
+      d, {.workload = Workload::kEvents, .batch = 20000, .event_types = 5, .trait_fraction = 0.1},
+      1);
+  std::string request;
+  g.Append(&request);
+  EXPECT_EQ(request.rfind("POST /v1/events HTTP/1.1", 0), 0u);
+  EXPECT_NE(request.find("Content-Type: application/x-ndjson"), std::string::npos);
+  const std::string body = request.substr(request.find("\r\n\r\n") + 4);
+  EXPECT_EQ(std::count(body.begin(), body.end(), '\n'), 20000);
+  std::map<std::string, int> per_user, per_type;
+  int with_traits = 0;
+  for (size_t at = 0; at < body.size();) {
+    const size_t end = body.find('\n', at);
+    const std::string line = body.substr(at, end - at);
+    at = end + 1;
+    const size_t u = line.find("\"user_id\":\"") + 11;
+    ++per_user[line.substr(u, line.find('"', u) - u)];
+    const size_t t = line.find("\"type\":\"") + 8;
+    ++per_type[line.substr(t, line.find('"', t) - t)];
+    with_traits += line.find("\"traits\"") != std::string::npos;
+  }
+  EXPECT_EQ(per_type.size(), 5u);
+  EXPECT_GT(per_type["ev-0"], per_type["ev-4"] * 2);  // Zipf-weighted types
+  int busiest = 0;
+  for (const auto& [user, n] : per_user) busiest = std::max(busiest, n);
+  EXPECT_GT(busiest, 100);  // uniform users would give about 0.2 events each
+  EXPECT_GT(with_traits, 1500);
+  EXPECT_LT(with_traits, 2500);
+  // One event a request is sent as JSON.
+  std::string single;
+  RequestGenerator(d, {.workload = Workload::kEvents, .batch = 1}, 1).Append(&single);
+  EXPECT_NE(single.find("Content-Type: application/json"), std::string::npos);
+  EXPECT_EQ(Dataset::Rule(1, 20), "count(ev-0, 7d) >= 3");
+  EXPECT_EQ(Dataset::Rule(22, 20), "did(ev-1, 1h) AND NOT did(ev-4, 1d)");
+}
+
+TEST(SegdLoad, CreatesRulesAndSendsEvents) {
+  testutil::TempDir dir;
+  testutil::ServerProcess server(dir.path());
+  ASSERT_TRUE(server.started());
+  const std::string command = std::string(SEGD_LOAD_BINARY) + " --port " +
+                              std::to_string(server.port()) +
+                              " --users 5000 --rules 5 --event-types 4 --workload events"
+                              " --batch 200 --duration 0.5 --connections 2 --json 2>/dev/null";
+  FILE* pipe = popen(command.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  char line[4096] = {0};
+  ASSERT_NE(std::fgets(line, sizeof line, pipe), nullptr);
+  EXPECT_EQ(pclose(pipe), 0);
+  const std::string json = line;
+  EXPECT_NE(json.find("\"errors\":0,"), std::string::npos) << json;
+  EXPECT_EQ(json.find("\"events_per_second\":0.0"), std::string::npos) << json;
+  testutil::HttpClient client(server.port());
+  for (int k = 1; k <= 5; ++k) {
+    testutil::HttpResult r = client.Get("/v1/segments/rule-" + std::to_string(k));
+    EXPECT_NE(r.body.find("\"state\":\"ready\""), std::string::npos) << r.body;
+  }
+  // Seven days of at least three events of the most frequent type: some users qualify.
+  const std::string count = client.Get("/v1/segments/rule-1/count").body;
+  EXPECT_NE(count.find("\"user_count\":"), std::string::npos) << count;
+  EXPECT_EQ(count.find("\"user_count\":0}"), std::string::npos) << count;
 }
 
 // Runs segd-load and returns its exit status and what it wrote to stderr.
