@@ -16,6 +16,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/perf_level.h"
 #include "rocksdb/slice_transform.h"
+#include "rocksdb/sst_file_manager.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "storage/detail/error_listener.h"
@@ -90,6 +91,15 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   log->errors_ = std::make_shared<detail::ErrorListener>();
   db_options.listeners.push_back(log->errors_);
   log->disk_ = std::make_unique<DiskReserve>(data_dir, options.min_free_disk_bytes);
+  if (options.min_free_disk_bytes > 0) {
+    // A compaction writes its outputs before it deletes its inputs, and the reserve does not
+    // see it coming: RocksDB postpones one that would leave less than half the reserve free
+    // (like snapshots, compactions may use that half; they give the space back after).
+    std::shared_ptr<rocksdb::SstFileManager> files(
+        rocksdb::NewSstFileManager(rocksdb::Env::Default()));
+    files->SetCompactionBufferSize(options.min_free_disk_bytes / 2);
+    db_options.sst_file_manager = std::move(files);
+  }
   log->retention_ = std::make_shared<detail::RetentionState>();
   log->retention_->retention_ms.store(std::max<int64_t>(0, options.retention_ms));
   log->retention_->clock = options.clock ? options.clock : engine::SystemClock::Default();
@@ -292,9 +302,12 @@ absl::Status OpLog::RecordPosition() {
                                        : next_seq());
 }
 
-absl::Status OpLog::Fail(absl::Status status) {
+absl::Status OpLog::Fail(absl::Status status, bool no_space) {
   absl::Status refused = absl::UnavailableError(absl::StrCat(
-      "the operation log cannot be written; mutations are refused: ", status.message()));
+      no_space ? "disk almost full: the operation log ran out of space; mutations are refused "
+                 "until there is room again: "
+               : "the operation log cannot be written; mutations are refused: ",
+      status.message()));
   {
     MutexLock lock(&failure_mu_);
     if (!failed_.load(std::memory_order_relaxed)) failure_ = refused;
@@ -504,7 +517,9 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
     MutexLock lock(&rocks_write_mu_);
     s = db_->Write(options, &wb);
   }
-  if (!s.ok()) return Fail(FromRocks(s, "write"));
+  // (A write-ahead log append that ran out of space is not curable by room alone: see
+  // TryResume. The listener has heard of it before Write returns.)
+  if (!s.ok()) return Fail(FromRocks(s, "write"), s.IsNoSpace() && !errors_->wal_failed());
   last_run_ = last;
   next_seq_.store(seq, std::memory_order_release);
   written_batches_.fetch_add(1, std::memory_order_acq_rel);

@@ -255,8 +255,9 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
 
   OpLog(std::string dir, OpLogOptions options);
   // Marks the log failed with `status` (kept for WriteState) and returns the Unavailable error
-  // the write answers.
-  absl::Status Fail(absl::Status status);
+  // the write answers. `no_space`: the cause is a full disk (a flush or compaction ran out of
+  // space), which the message says as a refusal for the disk does.
+  absl::Status Fail(absl::Status status, bool no_space = false);
   uint64_t TEST_CountEntries(rocksdb::ColumnFamilyHandle* cf) const;
   // The user index entries of one block: by_user entries, or user_runs entries for runs of
   // records for users this batch created (`created_ranges`, [first, end)). Runs start at or
