@@ -12,9 +12,15 @@
 //   BM_RulesBackfill          a new rule computed over the logged events, events/s
 //   BM_RulesRestart           recovery of that log (memberships and rule state), seconds
 //   BM_RulesStateBytes        bytes of rule state per (user, aggregate) with state
+//   BM_RulesMassExit/L        SEGD_RULES_EXITS users (default 1M) leave a rule segment at the
+//                             same millisecond: seconds until all are out (L=0 the engine
+//                             alone, L=1 with the log, process durability), and a reader's
+//                             check latency meanwhile
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +29,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -252,6 +259,89 @@ void BM_RulesStateBytes(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_RulesStateBytes)->Unit(benchmark::kMillisecond)->Iterations(1);
+
+void BM_RulesMassExit(benchmark::State& state) {
+  const char* env = std::getenv("SEGD_RULES_EXITS");
+  const uint32_t users = env ? static_cast<uint32_t>(std::strtoul(env, nullptr, 10)) : 1'000'000;
+  const std::string dir = FreshDir("exit");
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto log = storage::OpLog::Open(dir, {});
+    if (!log.ok()) std::abort();
+    const TimeMs start = SystemClock::Default()->NowMs();
+    ManualClock clock(start);
+    EngineOptions options;
+    if (state.range(0) == 1) {
+      options.sink = log->get();
+      options.events = log->get();
+    }
+    options.clock = &clock;
+    Engine engine(options);
+    if (!engine.CreateSegment({.name = "burst", .rule = "did(ping, 1m)"}).ok()) std::abort();
+    if (!engine.RunBackfills().ok()) std::abort();
+    // Every user pings at the same millisecond, so every one leaves a minute later.
+    std::vector<EventInput> batch(kBatch);
+    for (uint32_t i = 0; i < users; i += kBatch) {
+      batch.resize(std::min<size_t>(kBatch, users - i));
+      for (size_t j = 0; j < batch.size(); ++j) {
+        batch[j] = EventInput{.user_id = absl::StrCat("u", i + j), .type = "ping", .at = start};
+      }
+      if (!engine.Ingest(batch).ok()) std::abort();
+    }
+    if (*engine.Count("burst") != users) std::abort();
+    // A reader checks random users the whole time.
+    std::atomic<bool> stop{false};
+    std::vector<uint64_t> latencies;
+    latencies.reserve(1 << 22);
+    std::thread reader([&] {
+      std::mt19937_64 rng(5);
+      while (!stop.load(std::memory_order_relaxed)) {
+        const std::string user = absl::StrCat("u", rng() % users);
+        const auto t0 = std::chrono::steady_clock::now();
+        benchmark::DoNotOptimize(engine.Check("burst", user));
+        latencies.push_back(
+            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::steady_clock::now() - t0)
+                                      .count()));
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    clock.Set(start + 60'000);
+    state.ResumeTiming();
+    const auto t0 = std::chrono::steady_clock::now();
+    // What the housekeeper's tick does.
+    if (!engine.ProcessRuleDeadlines().ok()) std::abort();
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    state.PauseTiming();
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    stop.store(true);
+    reader.join();
+    if (*engine.Count("burst") != 0) std::abort();
+    std::sort(latencies.begin(), latencies.end());
+    auto pct = [&](double p) {
+      return latencies.empty() ? 0.0
+                               : static_cast<double>(latencies[static_cast<size_t>(
+                                     p * static_cast<double>(latencies.size() - 1))]) /
+                                     1000.0;
+    };
+    state.counters["exits"] = users;
+    state.counters["exit_seconds"] = seconds;
+    state.counters["check_p50_us"] = pct(0.5);
+    state.counters["check_p999_us"] = pct(0.999);
+    state.counters["check_max_us"] = latencies.empty() ? 0 : latencies.back() / 1000.0;
+    state.counters["checks"] = static_cast<double>(latencies.size());
+    state.ResumeTiming();
+  }
+  std::filesystem::remove_all(dir);
+}
+// Argument: 0 the engine alone, 1 with the durable log.
+BENCHMARK(BM_RulesMassExit)
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(1);
 
 }  // namespace
 }  // namespace segd::engine

@@ -242,6 +242,9 @@ class RulesModelTest : public ::testing::TestWithParam<uint64_t> {
 
   void CheckAll(const std::string& step) {
     const TimeMs now = clock_.NowMs();
+    // The wheel holds one entry per scheduled state, and nothing else.
+    const RuleStats stats = engine_->GetRuleStats(/*walk=*/true);
+    ASSERT_EQ(stats.rules.deadlines, stats.rules.scheduled_states) << step;
     for (const auto& [name, rule] : model_.rules) {
       std::vector<std::string> want, got;
       for (const std::string& user : users_) {
