@@ -91,10 +91,7 @@ absl::Status Engine::Commit(OpBatch& batch, bool plan_rules) {
     return absl::OkStatus();
   }
   if (plan_rules) PlanRuleEffects(batch);
-  if (absl::Status s = sink_->Write(batch); !s.ok()) {
-    rules_.DiscardPlan();
-    return s;
-  }
+  if (absl::Status s = sink_->Write(batch); !s.ok()) return s;
   ++commits_;
   return ApplyBatch(batch);
 }
@@ -234,7 +231,7 @@ absl::Status Engine::ApplyBatch(const OpBatch& batch) {
     for (const OpRecord& r : batch.memberships) changes += r.reason == OpReason::kRule;
     if (changes != 0) rule_changes_.fetch_add(changes, std::memory_order_relaxed);
   }
-  rules_.ApplyEvents(batch.events);
+  for (const Event& event : batch.events) rules_.ApplyEvent(event);
   if (!batch.events.empty()) next_event_seq_ = batch.events.back().seq + 1;
   for (const TraitChange& change : batch.traits) rules_.ApplyTrait(change);
   ApplyMemberships(batch.memberships);

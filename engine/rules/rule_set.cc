@@ -81,10 +81,6 @@ class RuleSet::Overlay {
     return view_.Registered(user);
   }
   void SetRegistered(UserId user, bool registered) { registered_[user] = registered; }
-  // The states planned so far, taken out (the overlay is done with).
-  absl::flat_hash_map<std::pair<AggregateId, UserId>, AggregateState> TakeAggregates() {
-    return std::move(aggregates_);
-  }
   void Seed(const OpBatch& batch) {
     for (const UserEvent& e : batch.users)
       SetRegistered(e.user, e.kind != UserEvent::Kind::kDeleted);
@@ -283,7 +279,6 @@ absl::Status RuleSet::Sync(const SegmentMeta& meta, uint64_t next_event_seq) {
 }
 
 void RuleSet::RebuildIndexes() {
-  ++index_version_;
   active_count_ = 0;
   aggregates_by_type_.clear();
   rules_by_aggregate_.clear();
@@ -433,7 +428,6 @@ void RuleSet::PlanUser(UserId user, std::vector<SegmentId> work, TimeMs t, OpBat
 }
 
 void RuleSet::PlanEffects(OpBatch& batch, TimeMs now, const MembershipView& view) const {
-  planned_ = PlannedStates();
   if (active_count_ == 0 && aggregates_by_type_.empty()) return;
   Overlay ov(*this, view);
   ov.Seed(batch);
@@ -474,10 +468,6 @@ void RuleSet::PlanEffects(OpBatch& batch, TimeMs now, const MembershipView& view
     if (!ov.Registered(user)) continue;
     PlanUser(user, std::move(work[user]), now, batch, ov);
   }
-  planned_.events = batch.events.data();
-  planned_.count = batch.events.size();
-  planned_.index_version = index_version_;
-  planned_.states = ov.TakeAggregates();
 }
 
 TimeMs RuleSet::PlanDeadlines(TimeMs upto, size_t max_records, OpBatch& batch,
@@ -559,37 +549,6 @@ void RuleSet::ApplyEvent(const Event& ev) {
     double amount;
     if (!a.spec.Matches(ev, &amount)) continue;
     InsertIntoState(id, ev.user, ev.at, amount);
-  }
-}
-
-void RuleSet::ApplyEvents(absl::Span<const Event> events) {
-  PlannedStates plan = std::move(planned_);
-  planned_ = PlannedStates();
-  if (events.empty()) return;
-  if (bulk_ || plan.events != events.data() || plan.count != events.size() ||
-      plan.index_version != index_version_) {
-    for (const Event& ev : events) ApplyEvent(ev);
-    return;
-  }
-  // Each planned state is the live one at planning plus the batch's events. Deadlines may
-  // have been acted on since (the batch's rules_through): the live state's deadline is the
-  // one in the wheel, and pruning again at `through_` drops what that made useless.
-  for (auto& [key, planned] : plan.states) {
-    const auto [id, user] = key;
-    Aggregate& a = aggregates_[id];
-    Prune(a.spec, planned, through_);
-    auto it = a.states.find(user);
-    if (planned.entries.empty()) {
-      if (it != a.states.end()) {
-        if (it->second.deadline != 0) deadlines_.erase({it->second.deadline, user, id});
-        a.states.erase(it);
-      }
-      continue;
-    }
-    if (it == a.states.end()) it = a.states.try_emplace(user).first;
-    planned.deadline = it->second.deadline;
-    it->second = std::move(planned);
-    Reschedule(id, user, it->second);
   }
 }
 

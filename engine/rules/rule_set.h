@@ -133,12 +133,6 @@ class RuleSet {
   // ----- Applying -----
 
   void ApplyEvent(const Event& event);
-  // Applies a committed batch's events. When PlanEffects planned this very batch (and nothing
-  // changed the rules since), the states it computed are moved in instead of inserting each
-  // event again; otherwise as ApplyEvent for each.
-  void ApplyEvents(absl::Span<const Event> events);
-  // Forgets what PlanEffects kept for ApplyEvents (the batch it planned was not committed).
-  void DiscardPlan() { planned_ = PlannedStates(); }
   void ApplyTrait(const TraitChange& change);
   // Acts on every deadline at or before t (drops what no longer matters, schedules the next).
   void AdvanceThrough(TimeMs t);
@@ -202,13 +196,6 @@ class RuleSet {
     uint64_t cut = 0;
   };
   using Deadline = std::tuple<TimeMs, UserId, AggregateId>;
-  // The aggregate states PlanEffects computed for a batch's events, for ApplyEvents.
-  struct PlannedStates {
-    const Event* events = nullptr;  // the planned batch's events
-    size_t count = 0;
-    uint64_t index_version = 0;
-    absl::flat_hash_map<std::pair<AggregateId, UserId>, AggregateState> states;
-  };
 
   absl::StatusOr<std::unique_ptr<CompiledRule>> Compile(absl::string_view text);
   void Release(std::unique_ptr<CompiledRule>& rule);
@@ -235,8 +222,6 @@ class RuleSet {
   uint64_t generations_ = 0;
   uint64_t next_event_seq_ = 1;  // as of the last Sync: new aggregates are cut here
   bool bulk_ = false;
-  uint64_t index_version_ = 0;     // counts RebuildIndexes calls
-  mutable PlannedStates planned_;  // PlanEffects → ApplyEvents (writer lock)
   // Derived from the answering rules by RebuildIndexes.
   absl::flat_hash_map<std::string, std::vector<AggregateId>> aggregates_by_type_;
   absl::flat_hash_map<AggregateId, std::vector<SegmentId>> rules_by_aggregate_;
