@@ -517,12 +517,12 @@ uint64_t Report(const Options& o, Results& r, double seconds) {
         "{\"workload\":\"%s\",\"connections\":%u,\"pipeline\":%u,\"rate\":%.0f,\"seconds\":%.3f,"
         "\"requests\":%llu,\"requests_per_second\":%.1f,\"latency_us\":{\"p50\":%.1f,"
         "\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f,\"mean\":%.1f},"
-        "\"statuses\":{%s},\"io_errors\":%llu,\"errors\":%llu,\"events_per_second\":%.1f}\n",
+        "\"events_per_second\":%.1f,\"statuses\":{%s},\"io_errors\":%llu,\"errors\":%llu}\n",
         WorkloadName(o.workload.workload), o.connections, o.pipeline, o.rate, seconds,
         static_cast<unsigned long long>(h.count()), rps, us(h.Percentile(0.5)),
         us(h.Percentile(0.9)), us(h.Percentile(0.99)), us(h.Percentile(0.999)), us(h.max()),
-        h.mean() / 1000.0, statuses.c_str(), static_cast<unsigned long long>(r.io_errors),
-        static_cast<unsigned long long>(errors), eps);
+        h.mean() / 1000.0, eps, statuses.c_str(), static_cast<unsigned long long>(r.io_errors),
+        static_cast<unsigned long long>(errors));
     return errors;
   }
   std::printf("\nworkload %s, %u connections, %s, %.1f s\n", WorkloadName(o.workload.workload),
