@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "engine/rules/rule_parser.h"
 #include "engine/types.h"
 
@@ -56,7 +57,9 @@ struct AggregateEntry {
 };
 
 struct AggregateState {
-  std::vector<AggregateEntry> entries;  // sorted by at
+  // Sorted by at. Most states hold one entry (a did, or a count of a user seldom seen): it is
+  // kept inline, with no allocation of its own.
+  absl::InlinedVector<AggregateEntry, 1> entries;
   TimeMs deadline = 0;                  // the entry scheduled in RuleSet's wheel, 0 if none
   // Sums: the amounts of every entry, so that a value needs only the few entries outside the
   // window at its two edges. Kept by adding and subtracting, and recomputed whenever as many

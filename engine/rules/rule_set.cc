@@ -719,7 +719,10 @@ RuleSet::Stats RuleSet::GetStats(bool walk) const {
       if (state.deadline != 0 && deadlines_.contains({state.deadline, user, id})) {
         ++s.scheduled_states;
       }
-      s.bytes += state.entries.capacity() * sizeof(AggregateEntry);
+      // (An entry held inline is in sizeof(AggregateState) already.)
+      if (state.entries.capacity() > 1) {
+        s.bytes += state.entries.capacity() * sizeof(AggregateEntry);
+      }
     }
   }
   s.deadlines = deadlines_.size();
