@@ -27,6 +27,8 @@ struct Api::RouteDef {
   const char* query = "";  // the query parameters it takes, space-separated
   // Set for routes whose body may be read as lines while it arrives (Api::OpenLines).
   detail::LinesOpener lines = nullptr;
+  // Set when its NDJSON requests count apart in metrics, under this label (Api::MetricRoute).
+  const char* ndjson_label = nullptr;
 };
 
 // The route table. No two patterns can match the same path, so order does not matter.
@@ -55,7 +57,7 @@ static const Api::RouteDef kRoutes[] = {
     {"PATCH", "/v1/users/{user_id}/traits", "patch_traits", BodyKind::kJson, detail::PatchTraits,
      true},
     {"POST", "/v1/events", "events", BodyKind::kImport, detail::PostEvents, true, "",
-     detail::OpenEventLines},
+     detail::OpenEventLines, "events_ndjson"},
     {"POST", "/v1/check", "check_many", BodyKind::kCheck, detail::CheckMany},
     {"POST", "/v1/query", "query", BodyKind::kJson, detail::Query},
     {"GET", "/v1/reports/history", "history_report", BodyKind::kNone, detail::HistoryReport, false,
@@ -72,10 +74,25 @@ constexpr int kRouteCount = sizeof(kRoutes) / sizeof(kRoutes[0]);
 
 namespace {
 
+// Metric labels: every route's, then the NDJSON labels (in route order).
 std::vector<std::string> RouteNames() {
   std::vector<std::string> names;
   for (const Api::RouteDef& r : kRoutes) names.emplace_back(r.name);
+  for (const Api::RouteDef& r : kRoutes) {
+    if (r.ndjson_label != nullptr) names.emplace_back(r.ndjson_label);
+  }
   return names;
+}
+
+// The metric id of each route's NDJSON label, -1 for none.
+const std::vector<int>& NdjsonMetricIds() {
+  static const auto* kIds = [] {
+    auto* ids = new std::vector<int>;
+    int next = kRouteCount;
+    for (const Api::RouteDef& r : kRoutes) ids->push_back(r.ndjson_label ? next++ : -1);
+    return ids;
+  }();
+  return *kIds;
 }
 
 }  // namespace
@@ -100,7 +117,14 @@ std::vector<std::pair<std::string, std::string>> Api::Routes() {
 const std::string& Api::RouteName(int route) const {
   static const std::string kUnmatched = "unmatched";
   static const std::vector<std::string> kNames = RouteNames();
-  return route >= 0 && route < kRouteCount ? kNames[route] : kUnmatched;
+  return route >= 0 && route < static_cast<int>(kNames.size()) ? kNames[route] : kUnmatched;
+}
+
+int Api::MetricRoute(int route, absl::string_view content_type) const {
+  if (route < 0 || route >= kRouteCount || NdjsonMetricIds()[route] < 0) return route;
+  const std::string media = absl::AsciiStrToLower(content_type.substr(0, content_type.find(';')));
+  const bool ndjson = absl::StrContains(media, "ndjson") || absl::StrContains(media, "jsonl");
+  return ndjson ? NdjsonMetricIds()[route] : route;
 }
 
 RouteMatch Api::Route(absl::string_view method, absl::string_view path) const {

@@ -147,8 +147,11 @@ class Api {
   static std::vector<std::pair<std::string, std::string>> Routes();
 
   Metrics& metrics() { return metrics_; }
-  // The label of a route id in metrics and logs.
+  // The label of a route id in metrics and logs (ids past the routes are MetricRoute's).
   const std::string& RouteName(int route) const;
+  // The metrics id of a request to `route`: the route's, except that NDJSON events count
+  // apart (`events_ndjson`) from single events (`events`), whose time has a target of its own.
+  int MetricRoute(int route, absl::string_view content_type) const;
 
   // One row of the route table (api.cc).
   struct RouteDef;

@@ -242,7 +242,7 @@ bool HttpSession::MaybeOpenLines(uint64_t declared_length, bool length_known) {
   lines_.emplace();
   lines_->ready.text.reserve(kLinesStepBytes + 2 * kReadChunk + simdjson::SIMDJSON_PADDING);
   lines_->consumer = std::move(consumer);
-  lines_->route = match_.route;
+  lines_->route = api_.MetricRoute(match_.route, request.content_type);
   lines_->keep_alive = req.keep_alive();
   lines_->origin = std::string(request.origin);
   lines_->start = Clock::now();
@@ -369,8 +369,8 @@ void HttpSession::OnRequest() {
   request.body = std::move(req.body());
   // On the stack: only answers handed to a worker need to outlive this call.
   Response response;
+  const int route = api_.MetricRoute(match_.route, request.content_type);
   api_.Handle(request, match_, response);
-  const int route = match_.route;
   const bool head_only = match_.head;
   if (LogEnabled(LogLevel::kDebug)) {
     Log(LogLevel::kDebug, "%.*s %.*s -> %u", static_cast<int>(request.method.size()),

@@ -257,6 +257,28 @@ TEST(StreamedBodies, RefusalsComeBeforeTheBodyIsRead) {
   }
 }
 
+TEST(StreamedBodies, SingleEventsAndNdjsonCountApartInMetrics) {
+  TempDir dir;
+  ServerProcess server(dir.path());
+  ASSERT_TRUE(server.started());
+  HttpClient client(server.port());
+  ASSERT_EQ(client.Post("/v1/events", R"({"user_id":"a","type":"t"})").status, 200u);
+  ASSERT_EQ(client.Post("/v1/events", R"({"user_id":"b","type":"t"})").status, 200u);
+  ASSERT_EQ(
+      client.Request("POST", "/v1/events", MakeEvents(10).text, "application/x-ndjson").status,
+      200u);
+  ASSERT_EQ(
+      SendChunked(client, "/v1/events", "application/x-ndjson", MakeEvents(10).text, 100).status,
+      200u);
+  const std::string metrics = client.Get("/metrics").body;
+  EXPECT_NE(metrics.find("segd_http_requests_total{route=\"events\",status=\"200\"} 2"),
+            std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("segd_http_requests_total{route=\"events_ndjson\",status=\"200\"} 2"),
+            std::string::npos)
+      << metrics;
+}
+
 TEST(StreamedBodies, PipelinedRequestsAfterAStreamedBodyAreAnsweredInOrder) {
   TempDir dir;
   ServerProcess server(dir.path());
