@@ -60,7 +60,7 @@ struct AggregateState {
   // Sorted by at. Most states hold one entry (a did, or a count of a user seldom seen): it is
   // kept inline, with no allocation of its own.
   absl::InlinedVector<AggregateEntry, 1> entries;
-  TimeMs deadline = 0;                  // the entry scheduled in RuleSet's wheel, 0 if none
+  TimeMs deadline = 0;  // the entry scheduled in RuleSet's wheel, 0 if none
   // Sums: the amounts of every entry, so that a value needs only the few entries outside the
   // window at its two edges. Kept by adding and subtracting, and recomputed whenever as many
   // entries have been dropped as remain (so rounding cannot build up).
