@@ -78,6 +78,10 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   // Bounding the WAL makes RocksDB flush the families that pin old files; the shared
   // memtable budget also bounds their memory.
   db_options.max_total_wal_size = options.max_wal_bytes;
+  // No preallocation: RocksDB would fallocate each new file's expected size (1.1x a write
+  // buffer, tens of MiB) up front, space the disk reserve cannot tell from data, and on a
+  // small filesystem one flush's preallocation starves another's appends (ENOSPC).
+  db_options.allow_fallocate = false;
   db_options.db_write_buffer_size = options.memtable_bytes;
   // What recovery replays stays in memtables (its WAL is kept) instead of being flushed to
   // files before the log opens.
