@@ -114,6 +114,14 @@ void Setup(Engine& engine, uint32_t users) {
   if (!engine.RunBackfills().ok()) std::abort();
 }
 
+// An engine writing to `log` and backfilling from it.
+EngineOptions WithLog(storage::OpLog* log) {
+  EngineOptions options;
+  options.sink = log;
+  options.events = log;
+  return options;
+}
+
 std::string FreshDir(const std::string& name) {
   auto dir = std::filesystem::temp_directory_path() /
              ("segd-bench-rules-" + name + "-" + std::to_string(::getpid()));
@@ -153,9 +161,7 @@ void BM_RulesIngestLogged(benchmark::State& state) {
   {
     auto log = storage::OpLog::Open(dir, {});
     if (!log.ok()) std::abort();
-    EngineOptions options;
-    options.sink = log->get();
-    options.events = log->get();
+    EngineOptions options = WithLog(log->get());
     Engine engine(options);
     Setup(engine, users);
     Ingest(state, engine, users, kBatch);
@@ -179,9 +185,7 @@ struct LoggedEvents {
   LoggedEvents() {
     auto log = storage::OpLog::Open(dir, {});
     if (!log.ok()) std::abort();
-    EngineOptions options;
-    options.sink = log->get();
-    options.events = log->get();
+    EngineOptions options = WithLog(log->get());
     Engine engine(options);
     const uint32_t users = Users();
     Setup(engine, users);
@@ -207,9 +211,7 @@ void BM_RulesBackfill(benchmark::State& state) {
   LoggedEvents& logged = Logged();
   auto log = storage::OpLog::Open(logged.dir, {});
   if (!log.ok()) std::abort();
-  EngineOptions options;
-  options.sink = log->get();
-  options.events = log->get();
+  EngineOptions options = WithLog(log->get());
   Engine engine(options);
   if (!(*log)->Recover(engine).ok()) std::abort();
   int n = 0;
