@@ -93,7 +93,9 @@ absl::Status Engine::Commit(OpBatch& batch, bool plan_rules) {
   if (plan_rules) PlanRuleEffects(batch);
   if (absl::Status s = sink_->Write(batch); !s.ok()) return s;
   ++commits_;
-  return ApplyBatch(batch);
+  absl::Status applied = ApplyBatch(batch);
+  sink_->Applied();
+  return applied;
 }
 
 bool Engine::BeginCombined() {
@@ -109,7 +111,10 @@ absl::Status Engine::EndCombined() {
   absl::Status status;
   if (!combined_.empty()) {
     status = sink_->Write(combined_);
-    if (status.ok()) status = ApplyBatch(combined_);
+    if (status.ok()) {
+      status = ApplyBatch(combined_);
+      sink_->Applied();
+    }
   }
   // Keep the vectors' capacity for the next combined commit.
   combined_.users.clear();
@@ -457,10 +462,11 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
         for (size_t i = 0; i < update.add.size(); ++i) {
           const MembershipAdd& add = update.add[i];
           TimeMs expiry = ExpiryFor(batch.at, add.ttl_seconds, add.expires_at, add_ttls[i]);
-          batch.memberships.push_back(
-              {batch.at, expiry, *id, add_ids[i], OpKind::kAdd, OpReason::kApi});
-          (shards_.Contains(add_ids[i], *id) ? result.updated : result.added)
-              .push_back(add.segment);
+          const bool member = shards_.Contains(add_ids[i], *id);
+          OpRecord& record = batch.memberships.emplace_back(
+              OpRecord{batch.at, expiry, *id, add_ids[i], OpKind::kAdd, OpReason::kApi});
+          record.refresh = member;
+          (member ? result.updated : result.added).push_back(add.segment);
         }
         for (size_t i = 0; i < update.remove.size(); ++i) {
           if (!shards_.Contains(remove_ids[i], *id)) continue;
@@ -516,10 +522,11 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
       }
       const UserId id = *planned;
       std::optional<int64_t> ttl = item.ttl_seconds ? item.ttl_seconds : ttl_seconds;
-      batch.memberships.push_back({batch.at,
-                                   ExpiryFor(batch.at, ttl, std::nullopt, segment->ttl_seconds), id,
-                                   segment_id, OpKind::kAdd, OpReason::kImport});
+      OpRecord& record = batch.memberships.emplace_back(
+          OpRecord{batch.at, ExpiryFor(batch.at, ttl, std::nullopt, segment->ttl_seconds), id,
+                   segment_id, OpKind::kAdd, OpReason::kImport});
       if (added_here.contains(id) || shards_.Contains(segment_id, id)) {
+        record.refresh = true;
         ++result.updated;
       } else {
         ++result.added;

@@ -86,6 +86,14 @@ absl::Status RuleCycle(absl::string_view message) {
   return WithCode(absl::InvalidArgumentError(message), "rule_cycle");
 }
 
+absl::Status CursorExpired(absl::string_view message) {
+  return WithCode(absl::OutOfRangeError(message), "cursor_expired");
+}
+
+absl::Status BeforeRetention(absl::string_view message) {
+  return WithCode(absl::OutOfRangeError(message), "before_retention");
+}
+
 std::string ErrorCodeOf(const absl::Status& status) {
   if (auto code = status.GetPayload(kErrorCodePayload)) return std::string(*code);
   switch (status.code()) {

@@ -35,6 +35,10 @@ absl::Status LimitExceeded(absl::string_view message);
 absl::Status SegmentIsComputed(absl::string_view name);
 // A rule that would read itself through in_segment.
 absl::Status RuleCycle(absl::string_view message);
+// A change-feed cursor whose records the history retention has dropped (or is about to).
+absl::Status CursorExpired(absl::string_view message);
+// A point-in-time question about an instant older than the retained history.
+absl::Status BeforeRetention(absl::string_view message);
 
 // The API error code of `status` ("bad_request", "segment_not_found", …), derived from the
 // payload when present and from the canonical code otherwise.

@@ -44,6 +44,9 @@ struct OpRecord {
   SegmentId segment = 0;
   OpKind op = OpKind::kAdd;
   OpReason reason = OpReason::kApi;
+  // For kAdd: the user was a member already, so the add only moved the expiry. Not an entry:
+  // the change feed and size series skip it. Logs before format version 6 never set it.
+  bool refresh = false;
 
   friend bool operator==(const OpRecord&, const OpRecord&) = default;
 };
@@ -153,6 +156,9 @@ class OpSink {
   // writer lock itself, which costs fewer context switches when nothing blocks. Must not
   // change over the sink's life. Default: false.
   virtual bool WaitDurableBlocks() const { return false; }
+  // Called after a batch Write accepted has been applied to memory, under the writer lock:
+  // readers of the sink may now name its users. Default: nothing.
+  virtual void Applied() {}
 };
 
 // Where a backfill reads the events accepted earlier: the durable log (storage/oplog.h).

@@ -19,6 +19,7 @@
 #include "rocksdb/sst_file_manager.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "storage/detail/block_reader.h"
 #include "storage/detail/error_listener.h"
 #include "storage/detail/info_logger.h"
 #include "storage/detail/prefix_list_memtable.h"
@@ -43,7 +44,8 @@ constexpr char kRulesKey[] = "rules";
 
 }  // namespace
 
-OpLog::OpLog(std::string dir, OpLogOptions options) : dir_(std::move(dir)), options_(options) {}
+OpLog::OpLog(std::string dir, OpLogOptions options)
+    : dir_(std::move(dir)), options_(options), tail_(options.change_tail_records) {}
 
 OpLog::~OpLog() {
   if (!db_) return;
@@ -290,6 +292,8 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     return s;
   }
   log->synced_seq_.store(log->next_seq(), std::memory_order_release);
+  log->applied_seq_.store(log->next_seq(), std::memory_order_release);
+  log->tail_.Reset(log->next_seq());
   return log;
 }
 
@@ -525,9 +529,34 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   // TryResume. The listener has heard of it before Write returns.)
   if (!s.ok()) return Fail(FromRocks(s, "write"), s.IsNoSpace() && !errors_->wal_failed());
   last_run_ = last;
+  for (size_t begin = 0; begin < records.size(); begin += kMaxBlockRecords) {
+    tail_.Append(seq - records.size() + begin, records.subspan(begin, kMaxBlockRecords));
+  }
   next_seq_.store(seq, std::memory_order_release);
   written_batches_.fetch_add(1, std::memory_order_acq_rel);
   return absl::OkStatus();
+}
+
+void OpLog::Applied() {
+  const uint64_t seq = next_seq_.load(std::memory_order_relaxed);
+  applied_seq_.store(seq, std::memory_order_release);
+  tail_.Publish(options_.durability == Durability::kFsync
+                    ? std::min(seq, synced_seq_.load(std::memory_order_acquire))
+                    : seq);
+}
+
+absl::Status OpLog::ForEachBlock(
+    uint64_t from_seq,
+    absl::FunctionRef<bool(uint64_t, absl::Span<const engine::OpRecord>)> fn) const {
+  rocksdb::ReadOptions options;
+  options.readahead_size = 2 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, cf(Family::kOps)));
+  detail::BlockReader reader(it.get());
+  for (absl::Status s = reader.LoadAtOrAfter(from_seq);; s = reader.Next()) {
+    if (absl::IsNotFound(s)) return absl::OkStatus();
+    if (!s.ok()) return s;
+    if (!fn(reader.first(), reader.records())) return absl::OkStatus();
+  }
 }
 
 absl::Status OpLog::WaitDurable() {
@@ -553,6 +582,7 @@ absl::Status OpLog::WaitDurable() {
       if (s.ok()) {
         synced_batches_.store(goal, std::memory_order_release);
         synced_seq_.store(seq, std::memory_order_release);
+        tail_.Publish(std::min(seq, applied_seq_.load(std::memory_order_acquire)));
       } else {
         MutexLock lock(&sync_error_mu_);
         sync_error_ = Fail(FromRocks(s, "fsync of the write-ahead log"));

@@ -57,6 +57,7 @@
 #include "base/futex_word.h"
 #include "base/mutex.h"
 #include "engine/engine.h"
+#include "storage/change_tail.h"
 #include "storage/data_dir.h"
 #include "storage/detail/families.h"
 #include "storage/disk_reserve.h"
@@ -108,6 +109,9 @@ struct OpLogOptions {
   // skiplist (slower for writes of existing users, but nothing of segd's own). The choice
   // leaves no trace on disk; either reads a log written with the other. Default: true (lists).
   bool user_index_lists = true;
+  // Records the change tail keeps in memory (change_tail.h); older ones are read from disk.
+  // Default: ChangeTail::kDefaultCapacity (262,144, about 10 MiB).
+  size_t change_tail_records = ChangeTail::kDefaultCapacity;
 };
 
 // Which records a history scan returns.
@@ -163,6 +167,9 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
   absl::Status Write(const engine::OpBatch& batch) override;
   absl::Status WaitDurable() override;
   bool WaitDurableBlocks() const override { return options_.durability == Durability::kFsync; }
+  // Publishes the batches written so far to the change tail (under --durability fsync, once
+  // they are synced too).
+  void Applied() override;
   // A consistent-enough view for tests and metrics: each counter is read once, without a lock.
   DurabilityCounters durability_counters() const;
 
@@ -191,6 +198,19 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
   // false.
   absl::Status ForEachRecord(uint64_t from_seq,
                              absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const;
+
+  // Calls fn(first_seq, records) for each ops block from the one holding `from_seq` (or the
+  // first after it) on, in order, until fn returns false. Any thread.
+  absl::Status ForEachBlock(
+      uint64_t from_seq,
+      absl::FunctionRef<bool(uint64_t, absl::Span<const engine::OpRecord>)> fn) const;
+
+  // The recent records and the readers waiting for more (change_tail.h). Any thread.
+  ChangeTail& changes() { return tail_; }
+  const ChangeTail& changes() const { return tail_; }
+
+  // The first time history shows: now - retention, or the minimum without retention.
+  engine::TimeMs RetentionCutoff() const;
 
   // Calls fn(seq, record) for each record matching `filter`, ordered by (at, seq), until fn
   // returns false: a HistoryScan (history_scan.h) read to its end in one go. Memory use is
@@ -286,8 +306,9 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
   Mutex rocks_write_mu_;
 
   std::shared_ptr<detail::RetentionState> retention_;
-  // The first time reports may show: now - retention, or the minimum without retention.
-  engine::TimeMs RetentionCutoff() const;
+  ChangeTail tail_;  // after options_, which sizes it
+  // Every record before it is applied to the engine (Applied).
+  std::atomic<uint64_t> applied_seq_{1};
 
   std::atomic<uint64_t> next_seq_{1};
   std::function<void()> TEST_before_snapshot_sync_;

@@ -166,8 +166,9 @@ namespace {
 void PutRecordTail(std::string* out, const engine::OpRecord& r) {
   PutVarint(out, r.user);
   PutVarint(out, r.segment);
-  out->push_back(
-      static_cast<char>((static_cast<uint8_t>(r.op) << 4) | static_cast<uint8_t>(r.reason)));
+  // op: 0 add, 1 remove, 2 add that refreshes a membership (an add with `refresh`).
+  const uint8_t op = r.op == engine::OpKind::kAdd && r.refresh ? 2 : static_cast<uint8_t>(r.op);
+  out->push_back(static_cast<char>((op << 4) | static_cast<uint8_t>(r.reason)));
   PutSigned(out, r.expires_at);
 }
 
@@ -178,8 +179,9 @@ bool ReadRecordTail(Reader& in, engine::OpRecord* r) {
     return false;
   }
   uint8_t op = kind >> 4, reason = kind & 0x0F;
-  if (op > 1 || reason > static_cast<uint8_t>(engine::OpReason::kMerge)) return false;
-  r->op = static_cast<engine::OpKind>(op);
+  if (op > 2 || reason > static_cast<uint8_t>(engine::OpReason::kMerge)) return false;
+  r->refresh = op == 2;
+  r->op = op == 2 ? engine::OpKind::kAdd : static_cast<engine::OpKind>(op);
   r->reason = static_cast<engine::OpReason>(reason);
   return true;
 }

@@ -37,7 +37,8 @@ TEST(OpLogFormatTest, RecordsRoundTrip) {
     r.user = static_cast<uint32_t>(rng());
     r.segment = static_cast<uint32_t>(rng() >> 33);
     r.op = (rng() % 2) ? OpKind::kAdd : OpKind::kRemove;
-    r.reason = static_cast<OpReason>(rng() % 6);
+    r.reason = static_cast<OpReason>(rng() % 7);
+    r.refresh = r.op == OpKind::kAdd && rng() % 3 == 0;
     auto decoded = DecodeRecord(EncodeRecord(r));
     ASSERT_TRUE(decoded.ok()) << decoded.status();
     ASSERT_EQ(*decoded, r);
@@ -54,6 +55,15 @@ TEST(OpLogFormatTest, CorruptRecordsAreRejectedNotOverrun) {
   std::string bad_kind = good;
   bad_kind[bad_kind.size() - 7] = static_cast<char>(0x2F);  // op 2, reason 15
   EXPECT_FALSE(DecodeRecord(bad_kind).ok());
+  bad_kind[bad_kind.size() - 7] = static_cast<char>(0x31);  // op 3
+  EXPECT_FALSE(DecodeRecord(bad_kind).ok());
+  // Op 2 is an add that refreshes a membership.
+  std::string refresh = good;
+  refresh[refresh.size() - 7] = static_cast<char>(0x21);
+  auto decoded = DecodeRecord(refresh);
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(decoded->op, OpKind::kAdd);
+  EXPECT_TRUE(decoded->refresh);
   EXPECT_FALSE(DecodeRecord(std::string(20, '\xff')).ok());  // endless varint
   std::mt19937 rng(5);
   for (int i = 0; i < 20000; ++i) {  // random bytes: either a record or an error, never a crash
