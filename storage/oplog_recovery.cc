@@ -259,19 +259,13 @@ absl::StatusOr<SnapshotStats> OpLog::WriteSnapshot(engine::Engine& engine) {
 
 absl::Status OpLog::ForEachRecord(
     uint64_t from_seq, absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const {
-  rocksdb::ReadOptions options;
-  options.readahead_size = 2 << 20;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, cf(Family::kOps)));
-  detail::BlockReader reader(it.get());
-  for (absl::Status s = reader.LoadAtOrAfter(from_seq);; s = reader.Next()) {
-    if (absl::IsNotFound(s)) return absl::OkStatus();
-    if (!s.ok()) return s;
-    const std::vector<engine::OpRecord>& records = reader.records();
+  return ForEachBlock(from_seq, [&](uint64_t first, absl::Span<const engine::OpRecord> records) {
     for (size_t i = 0; i < records.size(); ++i) {
-      const uint64_t seq = reader.first() + i;
-      if (seq >= from_seq && !fn(seq, records[i])) return absl::OkStatus();
+      const uint64_t seq = first + i;
+      if (seq >= from_seq && !fn(seq, records[i])) return false;
     }
-  }
+    return true;
+  });
 }
 
 absl::Status OpLog::TEST_DropSnapshots() {
