@@ -326,6 +326,9 @@ class Engine final : private WriteQueue::Combiner {
   // users in first-seen order. Errors: bad_request with position, segment_not_found.
   absl::StatusOr<QueryResult> Query(absl::string_view expr, uint32_t limit) const;
 
+  // The engine clock's current millisecond.
+  TimeMs ClockNow() const { return clock_->NowMs(); }
+
   // The external id of internal user `id`. REQUIRES: id < Stats().known_users. The view stays
   // valid for the engine's lifetime (names never change).
   absl::string_view UserName(UserId id) const { return users_.Name(id); }

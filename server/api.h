@@ -18,8 +18,10 @@
 // report store and metrics must outlive the Api.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -49,6 +51,7 @@ struct Request {
   std::string body;                        // handlers may modify it (JSON parsing pads it in place)
   absl::string_view origin;                // the Origin header (browsers), empty when absent
   absl::string_view cors_request_headers;  // Access-Control-Request-Headers (preflights)
+  absl::string_view last_event_id;         // Last-Event-ID (event stream resumes)
 };
 
 // A streamed body, produced a piece at a time on a worker thread: each call replaces *chunk
@@ -83,6 +86,35 @@ class LineConsumer {
   virtual absl::Status Finish(Response& response) = 0;
 };
 
+// An answer that waits for the change feed without holding a thread: a long poll, or an event
+// stream that never ends by itself. The connection calls Produce on a worker; when it has
+// nothing yet, the connection Arms it and sleeps until the wake or the deadline, then Disarms
+// it and calls Produce again.
+//
+// Thread safety: calls come one at a time (the connection hands the answer between its strand
+// and a worker); only the wake function runs elsewhere, on whatever thread fires it.
+class LiveAnswer {
+ public:
+  enum class Step {
+    kMore,  // streamed: a piece is ready; call again once it is written
+    kWait,  // nothing (more) yet: Arm, then call again
+    kDone,  // the answer is complete
+  };
+  virtual ~LiveAnswer() = default;
+  // On a worker. A streamed answer (Response::live_streamed) replaces response.body with its
+  // next piece of body; a whole one fills `response` (status, body) when it returns kDone.
+  // `final` (the server is shutting down): return kDone now, ending the stream or answering
+  // with what there is.
+  virtual Step Produce(Response& response, bool final) = 0;
+  // On the connection's strand: asks for `wake` to be called once, from any thread, when
+  // Produce may have more. Returns the time by which Produce must run anyway (a deadline or a
+  // keep-alive).
+  virtual std::chrono::steady_clock::time_point Arm(absl::AnyInvocable<void() &&> wake) = 0;
+  // On the strand, after the wake or the deadline, or when the connection closes: withdraws
+  // the wake of the last Arm (which may still arrive; the connection ignores it then).
+  virtual void Disarm() = 0;
+};
+
 struct Response {
   unsigned status = 200;
   absl::string_view content_type = kJsonType;
@@ -90,6 +122,10 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers (Allow, …)
   // If set, the body comes from it, sent chunked.
   BodySource stream;
+  // If set, the answer comes from it (see LiveAnswer): a chunked body when live_streamed,
+  // otherwise a whole response once it is done.
+  std::unique_ptr<LiveAnswer> live;
+  bool live_streamed = false;
   // If set, a worker thread moves it out of the response and calls it to fill in the response
   // before it is sent.
   std::function<void(Response&)> blocking;

@@ -193,6 +193,17 @@ const std::vector<Flag>& Flags() {
       {"shutdown-grace", "SEGD_SHUTDOWN_GRACE", "DURATION", "10s", nullptr,
        "on SIGTERM or SIGINT, how long in-flight requests may take to finish",
        Duration(&ServerConfig::shutdown_grace_seconds)},
+      {"feed-bookmark", "SEGD_FEED_BOOKMARK", "DURATION", "15s", nullptr,
+       "how long an event stream (GET /v1/changes/stream) may go without a change before segd "
+       "sends a bookmark (the current cursor), so that idle subscribers stay current and dead "
+       "connections are noticed",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         absl::Status s = Duration(&ServerConfig::feed_bookmark_seconds)(c, v);
+         if (s.ok() && c.feed_bookmark_seconds < 1) {
+           return absl::InvalidArgumentError("--feed-bookmark must be at least 1s");
+         }
+         return s;
+       }},
       {"min-free-disk", "SEGD_MIN_FREE_DISK", "SIZE", nullptr,
        "1GiB, or a tenth of the filesystem if that is smaller",
        "free space to keep on the data directory's filesystem: below it writes are answered 503 "

@@ -36,6 +36,8 @@ struct ServerConfig {
   int64_t snapshot_interval_seconds = 600;
   uint64_t snapshot_every_records = 1'000'000;  // 0: by time only
   int64_t shutdown_grace_seconds = 10;
+  // GET /v1/changes/stream sends a bookmark after this long without a change.
+  int64_t feed_bookmark_seconds = 15;
   // Free space kept on the data directory's filesystem (storage/disk_reserve.h); unset: 1 GiB
   // or a tenth of the filesystem, whichever is smaller (DefaultMinFreeDisk).
   std::optional<uint64_t> min_free_disk;

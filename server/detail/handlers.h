@@ -93,6 +93,14 @@ absl::Status HistoryReport(const HandlerContext&, Call&);
 absl::Status CreateReport(const HandlerContext&, Call&);
 absl::Status GetReport(const HandlerContext&, Call&);
 
+// Point in time (handlers_point_in_time.cc).
+absl::Status CheckMemberAt(const HandlerContext&, Call&);
+absl::Status SegmentSizes(const HandlerContext&, Call&);
+
+// The change feed (handlers_changes.cc).
+absl::Status GetChanges(const HandlerContext&, Call&);
+absl::Status StreamChanges(const HandlerContext&, Call&);
+
 // Service (handlers_service.cc).
 absl::Status Health(const HandlerContext&, Call&);
 absl::Status MetricsText(const HandlerContext&, Call&);

@@ -197,6 +197,7 @@ absl::Status ListMembers(const HandlerContext& ctx, Call& call) {
 }
 
 absl::Status CheckMember(const HandlerContext& ctx, Call& call) {
+  if (call.query.Get("at")) return CheckMemberAt(ctx, call);
   auto m = ctx.engine.Check(call.params[0], call.params[1]);
   if (!m.ok()) return m.status();
   std::string& body = call.response.body;

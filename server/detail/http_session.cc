@@ -47,6 +47,9 @@ Request RequestHead(const http::request<RequestBody>& req) {
   request.content_type = header(http::field::content_type);
   request.origin = header(http::field::origin);
   request.cors_request_headers = header(http::field::access_control_request_headers);
+  if (auto it = req.find("Last-Event-ID"); it != req.end()) {
+    request.last_event_id = absl::string_view(it->value().data(), it->value().size());
+  }
   return request;
 }
 
@@ -100,6 +103,11 @@ void HttpSession::Run() {
 void HttpSession::OnDrain() {
   draining_ = true;
   if (reading_ && !parser_ && in_.size() == 0) Close();
+  // A waiting live answer ends now (its Produce sees `final`).
+  if (live_armed_) {
+    DisarmLive();
+    LiveProduce();
+  }
 }
 
 // Parses and answers every complete request in in_, then writes or reads. Does nothing while
@@ -377,7 +385,9 @@ void HttpSession::OnRequest() {
         request.method.data(), static_cast<int>(request.target.size()), request.target.data(),
         response.status);
   }
-  if (response.blocking) {
+  if (response.live) {
+    RunLive(std::make_unique<Response>(std::move(response)), keep_alive, head_only, route, start);
+  } else if (response.blocking) {
     RunBlocking(std::make_unique<Response>(std::move(response)), keep_alive, head_only, route,
                 start);
   } else if (response.stream && head_only) {
@@ -414,6 +424,106 @@ void HttpSession::RunBlocking(std::unique_ptr<Response> response, bool keep_aliv
                  self->Process();
                });
   });
+}
+
+void HttpSession::RunLive(std::unique_ptr<Response> response, bool keep_alive, bool head_only,
+                          int route, Clock::time_point start) {
+  waiting_ = true;
+  live_active_ = true;
+  live_head_sent_ = false;
+  live_keep_alive_ = keep_alive;
+  live_head_only_ = head_only;
+  live_route_ = route;
+  live_start_ = start;
+  live_more_ = false;
+  live_ = std::move(response);
+  LiveProduce();
+}
+
+void HttpSession::LiveProduce() {
+  if (closed_ || !live_) return;
+  const bool final = draining_ || host_.draining.load();
+  asio::post(host_.workers, [self = shared_from_this(), r = std::move(live_), final]() mutable {
+    if (r->live_streamed) r->body.clear();
+    LiveAnswer::Step step = r->live->Produce(*r, final);
+    asio::post(self->stream_.get_executor(),
+               [self, r = std::move(r), step]() mutable { self->OnLiveStep(std::move(r), step); });
+  });
+}
+
+void HttpSession::OnLiveStep(std::unique_ptr<Response> response, LiveAnswer::Step step) {
+  if (closed_) return;
+  // The first step decides the head: a stream's (the answer may still turn into a whole
+  // one, an error found before anything was sent).
+  const bool streamed = response->live_streamed;
+  if (streamed && !live_head_sent_) {
+    live_head_sent_ = true;
+    api_.metrics().Record(live_route_, response->status, NanosSince(live_start_));
+    out_.AddChunkedHead(*response, live_keep_alive_);
+    if (live_head_only_) step = LiveAnswer::Step::kDone;  // the body is never produced
+  }
+  if (streamed && !live_head_only_ && !response->body.empty()) {
+    out_.AddChunk(std::move(response->body));
+  }
+  if (step == LiveAnswer::Step::kDone) {
+    live_active_ = false;
+    waiting_ = false;
+    if (streamed) {
+      if (!live_head_only_) out_.AddLastChunk();
+    } else {
+      response->live.reset();
+      out_.AddResponse(*response, live_keep_alive_, live_head_only_);
+      api_.metrics().Record(live_route_, response->status, NanosSince(live_start_));
+    }
+    if (!live_keep_alive_) close_after_write_ = true;
+    if (!out_.empty()) {
+      Write();
+    } else {
+      Process();
+    }
+    return;
+  }
+  live_ = std::move(response);
+  live_more_ = step == LiveAnswer::Step::kMore;
+  if (!out_.empty()) {
+    Write();  // OnWritten goes on: produces again, or arms
+    return;
+  }
+  if (live_more_) {
+    live_more_ = false;
+    LiveProduce();
+  } else {
+    ArmLive();
+  }
+}
+
+void HttpSession::ArmLive() {
+  if (closed_ || !live_) return;
+  const uint64_t generation = ++live_generation_;
+  live_armed_ = true;
+  auto wake = [self = shared_from_this(), generation]() {
+    asio::post(self->stream_.get_executor(), [self, generation] { self->OnLiveWake(generation); });
+  };
+  const Clock::time_point deadline = live_->live->Arm(std::move(wake));
+  if (!live_timer_) live_timer_.emplace(stream_.get_executor());
+  live_timer_->expires_at(deadline);
+  live_timer_->async_wait([self = shared_from_this(), generation](beast::error_code ec) {
+    if (!ec) self->OnLiveWake(generation);
+  });
+}
+
+void HttpSession::OnLiveWake(uint64_t generation) {
+  if (closed_ || !live_armed_ || generation != live_generation_) return;
+  DisarmLive();
+  LiveProduce();
+}
+
+void HttpSession::DisarmLive() {
+  if (!live_armed_) return;
+  live_armed_ = false;
+  ++live_generation_;
+  if (live_timer_) live_timer_->cancel();
+  if (live_) live_->live->Disarm();
 }
 
 void HttpSession::RunStream(Response& response, bool keep_alive) {
@@ -548,6 +658,15 @@ void HttpSession::OnWritten(beast::error_code ec) {
     PumpStream();
     return;
   }
+  if (live_active_) {
+    if (live_more_) {
+      live_more_ = false;
+      LiveProduce();
+    } else if (live_ && !live_armed_) {
+      ArmLive();
+    }
+    return;
+  }
   if (close_after_write_) {
     Linger();
     return;
@@ -588,6 +707,8 @@ void HttpSession::DiscardInput(size_t discarded) {
 void HttpSession::Close() {
   if (closed_) return;
   closed_ = true;
+  DisarmLive();
+  live_.reset();
   // A step in flight keeps the source until it returns here, and drops it then.
   source_ = nullptr;
   ready_.clear();

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -131,6 +132,15 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void RunBlocking(std::unique_ptr<Response> response, bool keep_alive, bool head_only, int route,
                    Clock::time_point start);
   void RunStream(Response& response, bool keep_alive);
+  // A LiveAnswer (Response::live): produced on a worker, armed on the strand while it waits.
+  void RunLive(std::unique_ptr<Response> response, bool keep_alive, bool head_only, int route,
+               Clock::time_point start);
+  void LiveProduce();
+  void OnLiveStep(std::unique_ptr<Response> response, LiveAnswer::Step step);
+  void ArmLive();
+  void OnLiveWake(uint64_t generation);
+  // Ends the live answer's wait early (the server drains or the connection closes).
+  void DisarmLive();
   // Starts the next step of the streamed answer on a worker, unless one runs or it ended.
   void Produce();
   void OnProduced(BodySource source, std::vector<std::string> chunks, absl::StatusOr<bool> more);
@@ -172,6 +182,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   bool source_ended_ = false;
   absl::Status source_status_;
   std::vector<std::string> ready_;  // produced, not yet in out_
+
+  // The live answer in progress: live_ is null while a worker has it.
+  bool live_active_ = false;
+  bool live_head_sent_ = false;  // a stream's head is out
+  std::unique_ptr<Response> live_;
+  bool live_armed_ = false;
+  bool live_more_ = false;  // Produce has more once the write is done
+  bool live_keep_alive_ = true;
+  bool live_head_only_ = false;
+  int live_route_ = -1;
+  Clock::time_point live_start_;
+  uint64_t live_generation_ = 0;  // wakes of older arms are ignored
+  std::optional<boost::asio::steady_timer> live_timer_;
 
   // The request body being read as lines.
   std::optional<LinesInput> lines_;
