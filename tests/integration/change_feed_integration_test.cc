@@ -2,6 +2,7 @@
 // connections, Server-Sent Events (framing, resume, bookmarks), expired cursors, and a
 // consumer that resumes from its stored cursor across kill -9 of segd.
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/read.hpp>
 #include <chrono>
@@ -430,6 +431,47 @@ TEST_F(ChangeFeedHttp, PointInTimeAnswersFromTheHistory) {
   simdjson::dom::element p = points.at(0);
   EXPECT_EQ(uint64_t(p["entered"]), 1u) << one.body;
   EXPECT_EQ(uint64_t(p["user_count"]), 1u - uint64_t(p["exited"])) << one.body;
+}
+
+}  // namespace
+}  // namespace segd
+
+namespace segd {
+namespace {
+
+std::string RunCommand(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+size_t Lines(const std::string& text) { return std::count(text.begin(), text.end(), '\n'); }
+
+// The example consumer of docs/changes.md resumes from its cursor file: a second run prints
+// only what came after the first.
+TEST_F(ChangeFeedHttp, TheExampleConsumerResumesFromItsCursorFile) {
+  Start();
+  Segment("A");
+  Add("u1", "A");
+  Add("u2", "A");
+  const std::string cursor = dir_.path() + "/consumer-cursor";
+  const std::string command = "python3 " SEGD_SOURCE_DIR
+                              "/docs/examples/feed_consumer.py --url "
+                              "http://127.0.0.1:" +
+                              std::to_string(server_->port()) + " --cursor-file " + cursor +
+                              " --max-pages 1 2>&1";
+  const std::string first = RunCommand(command);
+  EXPECT_EQ(Lines(first), 2u) << first;
+  EXPECT_NE(first.find(R"("user_id":"u1")"), std::string::npos) << first;
+  Add("u3", "A");
+  const std::string second = RunCommand(command);
+  EXPECT_EQ(Lines(second), 1u) << second;
+  EXPECT_NE(second.find(R"("user_id":"u3")"), std::string::npos) << second;
 }
 
 }  // namespace
