@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/engine.h"
+#include "server/detail/change_json.h"
 #include "server/detail/handlers.h"
 #include "server/time_text.h"
 #include "storage/change_feed.h"
@@ -25,33 +26,6 @@ constexpr size_t kMaxLimit = 10000;
 constexpr int64_t kMaxWaitSeconds = 60;
 // Changes an event stream reads per step.
 constexpr size_t kStreamStep = 1000;
-
-// Writes changes as JSON objects, keeping the segment names it has looked up.
-class ChangeWriter {
- public:
-  explicit ChangeWriter(const engine::Engine& engine) : engine_(engine) {}
-
-  void Write(JsonWriter& json, const storage::Change& c) {
-    json.BeginObject().Key("cursor").String(storage::FormatCursor(c.cursor));
-    json.Key("at").Time(c.at, -1);
-    json.Key("user_id").String(engine_.UserName(c.user));
-    json.Key("entered").BeginArray();
-    for (engine::SegmentId s : c.entered) json.String(Name(s));
-    json.EndArray().Key("exited").BeginArray();
-    for (engine::SegmentId s : c.exited) json.String(Name(s));
-    json.EndArray().Key("reason").String(engine::OpReasonName(c.reason)).EndObject();
-  }
-
- private:
-  const std::string& Name(engine::SegmentId id) {
-    auto it = names_.find(id);
-    if (it == names_.end()) it = names_.emplace(id, engine_.SegmentName(id)).first;
-    return it->second;
-  }
-
-  const engine::Engine& engine_;
-  absl::flat_hash_map<engine::SegmentId, std::string> names_;
-};
 
 // The query both routes share: `after` (or the stream's Last-Event-ID), `segment=` filters.
 // Without a cursor, the feed starts now.
@@ -117,11 +91,15 @@ class ChangesPoll final : public LiveAnswer {
     }
     query_.after = page->next;
     if (page->changes.empty() && !final && Clock::now() < deadline_) return Step::kWait;
-    JsonWriter json(&response.body);
-    ChangeWriter writer(engine_);
-    json.BeginObject().Key("changes").BeginArray();
-    for (const storage::Change& c : page->changes) writer.Write(json, c);
-    json.EndArray().Key("next").String(storage::FormatCursor(page->next)).EndObject();
+    std::string& out = response.body;
+    out.reserve(160 * page->changes.size() + 64);
+    ChangeJson writer(engine_);
+    out.append("{\"changes\":[");
+    for (size_t i = 0; i < page->changes.size(); ++i) {
+      if (i > 0) out.push_back(',');
+      writer.Append(&out, page->changes[i]);
+    }
+    absl::StrAppend(&out, "],\"next\":\"", storage::FormatCursor(page->next), "\"}");
     return Step::kDone;
   }
   Clock::time_point Arm(absl::AnyInvocable<void() &&> wake) override {
@@ -176,8 +154,7 @@ class ChangeStream final : public LiveAnswer {
     }
     for (const storage::Change& c : page->changes) {
       absl::StrAppend(&out, "id: ", storage::FormatCursor(c.cursor), "\nevent: change\ndata: ");
-      JsonWriter json(&out);
-      writer_.Write(json, c);
+      writer_.Append(&out, c);
       out.append("\n\n");
     }
     sent_any_ = true;
@@ -196,7 +173,7 @@ class ChangeStream final : public LiveAnswer {
   storage::ChangeQuery query_;
   const std::chrono::seconds bookmark_;
   FeedWait wait_;
-  ChangeWriter writer_;
+  ChangeJson writer_;
   bool started_ = false;
   bool sent_any_ = false;
   Clock::time_point last_sent_;
