@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build
   libboost-dev libabsl-dev libroaring-dev librocksdb-dev libsimdjson-dev
-  libbenchmark-dev libgtest-dev
+  libbenchmark-dev libgtest-dev libssl-dev
 )
 # Node.js and npm from Debian, unless the machine has them already (say from NodeSource, whose
 # nodejs conflicts with Debian's npm package).

@@ -66,6 +66,10 @@ static const Api::RouteDef kRoutes[] = {
      "from to period user_id segment"},
     {"POST", "/v1/reports", "create_report", BodyKind::kJson, detail::CreateReport},
     {"GET", "/v1/reports/{id}.csv", "get_report", BodyKind::kNone, detail::GetReport},
+    {"POST", "/v1/webhooks", "create_webhook", BodyKind::kJson, detail::CreateWebhook},
+    {"GET", "/v1/webhooks", "list_webhooks", BodyKind::kNone, detail::ListWebhooks},
+    {"GET", "/v1/webhooks/{id}", "get_webhook", BodyKind::kNone, detail::GetWebhook},
+    {"DELETE", "/v1/webhooks/{id}", "delete_webhook", BodyKind::kNone, detail::DeleteWebhook},
     {"GET", "/v1/changes", "changes", BodyKind::kNone, detail::GetChanges, false,
      "after segment limit wait"},
     {"GET", "/v1/changes/stream", "changes_stream", BodyKind::kNone, detail::StreamChanges, false,
@@ -351,7 +355,7 @@ void Api::Dispatch(int route, Request& request, std::vector<std::string>& params
   if (status.ok()) status = CheckQueryNames(kRoutes[route], query_params);
   if (status.ok()) status = ValidateCaptures(route, params);
   if (status.ok()) {
-    HandlerContext context{engine_, log_, reports_, config_, figures_, metrics_};
+    HandlerContext context{engine_, log_, reports_, config_, figures_, metrics_, webhooks_};
     Call call{request, params, query_params, response};
     status = kRoutes[route].handler(context, call);
   }
@@ -379,7 +383,7 @@ std::unique_ptr<LineConsumer> Api::OpenLines(Request& request, RouteMatch& match
   if (status.ok()) status = ValidateCaptures(route, match.params);
   std::unique_ptr<LineConsumer> consumer;
   if (status.ok()) {
-    HandlerContext context{engine_, log_, reports_, config_, figures_, metrics_};
+    HandlerContext context{engine_, log_, reports_, config_, figures_, metrics_, webhooks_};
     Call call{request, match.params, query_params, response};
     auto opened = kRoutes[route].lines(context, call);
     if (opened.ok()) {

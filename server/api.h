@@ -34,6 +34,7 @@
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/router.h"
+#include "server/webhooks.h"
 #include "storage/oplog.h"
 #include "storage/report_store.h"
 
@@ -183,6 +184,9 @@ class Api {
   static std::vector<std::pair<std::string, std::string>> Routes();
 
   Metrics& metrics() { return metrics_; }
+  // The webhooks the /v1/webhooks routes manage; without them those routes answer 503. Set
+  // before the first request.
+  void set_webhooks(Webhooks* webhooks) { webhooks_ = webhooks; }
   // The label of a route id in metrics and logs (ids past the routes are MetricRoute's).
   const std::string& RouteName(int route) const;
   // The metrics id of a request to `route`: the route's, except that NDJSON events count
@@ -211,6 +215,7 @@ class Api {
   ServiceFigures& figures_;
   Router router_;
   Metrics metrics_;
+  Webhooks* webhooks_ = nullptr;
 };
 
 // Fills `response` with the error answer for `status` (its HTTP status, error code, message

@@ -204,6 +204,13 @@ const std::vector<Flag>& Flags() {
          }
          return s;
        }},
+      {"webhook-timeout", "SEGD_WEBHOOK_TIMEOUT", "DURATION", "10s", nullptr,
+       "a webhook delivery that has no answer this long after it started is retried",
+       Duration(&ServerConfig::webhook_timeout_seconds)},
+      {"webhook-backoff", "SEGD_WEBHOOK_BACKOFF", "DURATION", "1s", nullptr,
+       "the first retry of a failed webhook delivery; the next ones come 5, 30, 120, 600 times "
+       "this after their failure, then every 1800 times this",
+       Duration(&ServerConfig::webhook_backoff_seconds)},
       {"min-free-disk", "SEGD_MIN_FREE_DISK", "SIZE", nullptr,
        "1GiB, or a tenth of the filesystem if that is smaller",
        "free space to keep on the data directory's filesystem: below it writes are answered 503 "

@@ -38,6 +38,9 @@ struct ServerConfig {
   int64_t shutdown_grace_seconds = 10;
   // GET /v1/changes/stream sends a bookmark after this long without a change.
   int64_t feed_bookmark_seconds = 15;
+  // Webhooks: how long a delivery may take, and the first retry's delay (the ladder scales).
+  int64_t webhook_timeout_seconds = 10;
+  int64_t webhook_backoff_seconds = 1;
   // Free space kept on the data directory's filesystem (storage/disk_reserve.h); unset: 1 GiB
   // or a tenth of the filesystem, whichever is smaller (DefaultMinFreeDisk).
   std::optional<uint64_t> min_free_disk;

@@ -15,6 +15,7 @@
 #include "server/housekeeper.h"
 #include "server/http_server.h"
 #include "server/log.h"
+#include "server/webhooks.h"
 #include "storage/oplog.h"
 #include "storage/report_store.h"
 
@@ -98,12 +99,17 @@ int main(int argc, char** argv) {
 
   server::ServiceFigures figures;
   figures.recovery_seconds.store(recovered->seconds);
+  server::Webhooks webhooks(engine, **log,
+                            {.timeout = std::chrono::seconds(config.webhook_timeout_seconds),
+                             .backoff = std::chrono::seconds(config.webhook_backoff_seconds)});
   server::Api api(engine, **log, **reports, config, figures);
+  api.set_webhooks(&webhooks);
   server::HttpServer http(api, config);
   server::Housekeeper housekeeper(engine, **log, **reports, config, figures);
   uint64_t expired_count = expired.ok() ? *expired : 0;
   if (auto more = engine.ProcessExpiries(); more.ok()) expired_count += *more;
   housekeeper.Start();
+  if (absl::Status s = webhooks.Start(); !s.ok()) return Fail("starting webhooks", s);
   if (absl::Status s = http.Start(); !s.ok()) return Fail("starting HTTP", s);
   if (absl::Status writes = (*log)->WriteState(); !writes.ok()) {
     server::Log(server::LogLevel::kError, "serving reads only: %s",
@@ -134,6 +140,7 @@ int main(int argc, char** argv) {
               signal == SIGTERM ? "SIGTERM" : "SIGINT");
   figures.shutting_down.store(true);
   http.Shutdown();
+  webhooks.Stop();
   housekeeper.Stop();
   // The snapshot is synced when it commits, and with it every log record before it.
   if (absl::Status s = housekeeper.Snapshot(); !s.ok()) {

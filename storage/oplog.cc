@@ -559,6 +559,36 @@ absl::Status OpLog::ForEachBlock(
   }
 }
 
+absl::Status OpLog::PutWebhook(const WebhookRecord& hook) {
+  if (absl::Status s = WriteState(); !s.ok()) return s;
+  rocksdb::WriteBatch wb;
+  wb.Put(cf(Family::kDefault), WebhookKey(hook.id), EncodeWebhook(hook));
+  MutexLock lock(&rocks_write_mu_);
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "writing a webhook");
+}
+
+absl::Status OpLog::DeleteWebhook(absl::string_view id) {
+  if (absl::Status s = WriteState(); !s.ok()) return s;
+  rocksdb::WriteBatch wb;
+  wb.Delete(cf(Family::kDefault), WebhookKey(id));
+  MutexLock lock(&rocks_write_mu_);
+  return FromRocks(db_->Write(rocksdb::WriteOptions(), &wb), "deleting a webhook");
+}
+
+absl::StatusOr<std::vector<WebhookRecord>> OpLog::LoadWebhooks() const {
+  std::vector<WebhookRecord> hooks;
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kDefault)));
+  const std::string prefix(kWebhookKeyPrefix);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    auto hook = DecodeWebhook(View(it->value()));
+    if (!hook.ok()) return hook.status();
+    hooks.push_back(*std::move(hook));
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading webhooks");
+  return hooks;
+}
+
 absl::Status OpLog::WaitDurable() {
   if (options_.durability != Durability::kFsync) return absl::OkStatus();
   const uint64_t target = written_batches_.load(std::memory_order_acquire);

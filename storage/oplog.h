@@ -218,6 +218,13 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
   absl::Status ScanHistory(const HistoryFilter& filter,
                            absl::FunctionRef<bool(uint64_t, const engine::OpRecord&)> fn) const;
 
+  // Webhooks (WebhookRecord in oplog_format.h): written to the write-ahead log (a crash of
+  // segd keeps them; a power loss may lose the last cursor moves, which then deliver again).
+  // Any thread.
+  absl::Status PutWebhook(const WebhookRecord& hook);
+  absl::Status DeleteWebhook(absl::string_view id);
+  absl::StatusOr<std::vector<WebhookRecord>> LoadWebhooks() const;
+
   // Test hook: compacts every column family retention applies to, now.
   absl::Status TEST_CompactHistory();
   // Test hook: called by WriteSnapshot between writing its meta key and syncing it.

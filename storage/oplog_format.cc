@@ -559,4 +559,40 @@ absl::StatusOr<engine::SegmentMeta> DecodeSegment(uint32_t id, absl::string_view
   return m;
 }
 
+std::string WebhookKey(absl::string_view id) { return absl::StrCat(kWebhookKeyPrefix, id); }
+
+std::string EncodeWebhook(const WebhookRecord& hook) {
+  std::string out;
+  PutString(&out, hook.url);
+  PutString(&out, hook.secret);
+  PutString(&out, hook.id);
+  PutVarint(&out, hook.segments.size());
+  for (const std::string& s : hook.segments) PutString(&out, s);
+  PutVarint(&out, hook.cursor);
+  PutSigned(&out, hook.created_at);
+  out.push_back(hook.expired ? 1 : 0);
+  return out;
+}
+
+absl::StatusOr<WebhookRecord> DecodeWebhook(absl::string_view bytes) {
+  Reader in(bytes);
+  WebhookRecord hook;
+  uint64_t segments;
+  if (!in.String(&hook.url) || !in.String(&hook.secret) || !in.String(&hook.id) ||
+      !in.Varint(&segments) || segments > bytes.size()) {
+    return Corrupt("webhook entry");
+  }
+  hook.segments.resize(segments);
+  for (std::string& s : hook.segments) {
+    if (!in.String(&s)) return Corrupt("webhook entry");
+  }
+  uint8_t expired;
+  if (!in.Varint(&hook.cursor) || !in.Signed(&hook.created_at) || !in.Byte(&expired) ||
+      expired > 1 || !in.done()) {
+    return Corrupt("webhook entry");
+  }
+  hook.expired = expired == 1;
+  return hook;
+}
+
 }  // namespace segd::storage

@@ -159,4 +159,22 @@ absl::StatusOr<RulesMeta> DecodeRulesMeta(absl::string_view bytes);
 std::string EncodeSegment(const engine::SegmentMeta& meta);
 absl::StatusOr<engine::SegmentMeta> DecodeSegment(uint32_t id, absl::string_view bytes);
 
+// A webhook (POST /v1/webhooks), kept in `default` under WebhookKey(id): url, secret and id
+// (varint length, bytes each), varint count of segment names and each name, varint cursor
+// (the last change acknowledged), zigzag varint created_at, a byte: 1 once expired.
+struct WebhookRecord {
+  std::string id;
+  std::string url;
+  std::string secret;
+  std::vector<std::string> segments;  // empty: every segment
+  uint64_t cursor = 0;
+  int64_t created_at = 0;
+  bool expired = false;
+  friend bool operator==(const WebhookRecord&, const WebhookRecord&) = default;
+};
+inline constexpr absl::string_view kWebhookKeyPrefix = "webhook/";
+std::string WebhookKey(absl::string_view id);
+std::string EncodeWebhook(const WebhookRecord& hook);
+absl::StatusOr<WebhookRecord> DecodeWebhook(absl::string_view bytes);
+
 }  // namespace segd::storage

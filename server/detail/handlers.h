@@ -21,6 +21,7 @@
 #include "server/config.h"
 #include "server/detail/json_input.h"
 #include "server/json_writer.h"
+#include "server/webhooks.h"
 #include "storage/oplog.h"
 #include "storage/report_store.h"
 
@@ -33,6 +34,7 @@ struct HandlerContext {
   const ServerConfig& config;
   ServiceFigures& figures;
   const Metrics& metrics;
+  Webhooks* webhooks;  // null when the server runs without them (unit tests)
 };
 
 // A decoded query string.
@@ -96,6 +98,12 @@ absl::Status GetReport(const HandlerContext&, Call&);
 // Point in time (handlers_point_in_time.cc).
 absl::Status CheckMemberAt(const HandlerContext&, Call&);
 absl::Status SegmentSizes(const HandlerContext&, Call&);
+
+// Webhooks (handlers_webhooks.cc).
+absl::Status CreateWebhook(const HandlerContext&, Call&);
+absl::Status ListWebhooks(const HandlerContext&, Call&);
+absl::Status GetWebhook(const HandlerContext&, Call&);
+absl::Status DeleteWebhook(const HandlerContext&, Call&);
 
 // The change feed (handlers_changes.cc).
 absl::Status GetChanges(const HandlerContext&, Call&);

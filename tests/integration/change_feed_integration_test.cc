@@ -8,6 +8,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -15,6 +16,7 @@
 
 #include "base/time_text.h"
 #include "gtest/gtest.h"
+#include "server/webhooks.h"
 #include "simdjson.h"
 #include "tests/integration/server_process.h"
 #include "tests/testutil/temp_dir.h"
@@ -472,6 +474,179 @@ TEST_F(ChangeFeedHttp, TheExampleConsumerResumesFromItsCursorFile) {
   const std::string second = RunCommand(command);
   EXPECT_EQ(Lines(second), 1u) << second;
   EXPECT_NE(second.find(R"("user_id":"u3")"), std::string::npos) << second;
+}
+
+}  // namespace
+}  // namespace segd
+
+namespace segd {
+namespace {
+
+// A webhook receiver: answers 200, 500, or nothing (holds the connection past segd's timeout),
+// as the test says, and records every request it reads.
+class Receiver {
+ public:
+  enum class Mode { kOk, kFail, kHang };
+  struct Delivery {
+    std::string body, signature;
+    Mode answered;
+  };
+
+  Receiver() : acceptor_(ioc_, {boost::asio::ip::make_address("127.0.0.1"), 0}) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Receiver() {
+    stop_ = true;
+    // A blocking accept is not woken by closing the acceptor: connect once to end it.
+    boost::asio::io_context ioc;
+    boost::asio::ip::tcp::socket wake(ioc);
+    boost::beast::error_code ignored;
+    wake.connect({boost::asio::ip::make_address("127.0.0.1"), port()}, ignored);
+    thread_.join();
+  }
+  uint16_t port() const { return acceptor_.local_endpoint().port(); }
+  void set_mode(Mode m) { mode_ = m; }
+  std::vector<Delivery> deliveries() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return deliveries_;
+  }
+  // Waits until `pred(deliveries)` holds, for at most `seconds`.
+  bool WaitFor(const std::function<bool(const std::vector<Delivery>&)>& pred, int seconds) {
+    for (int i = 0; i < seconds * 20; ++i) {
+      if (pred(deliveries())) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
+
+ private:
+  void Run() {
+    namespace http = boost::beast::http;
+    while (!stop_) {
+      boost::asio::ip::tcp::socket socket(ioc_);
+      boost::beast::error_code ec;
+      acceptor_.accept(socket, ec);
+      if (ec || stop_) return;
+      boost::beast::flat_buffer buffer;
+      http::request<http::string_body> req;
+      http::read(socket, buffer, req, ec);
+      if (ec) continue;
+      const Mode mode = mode_.load();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        deliveries_.push_back({req.body(), std::string(req["Segd-Signature"]), mode});
+      }
+      if (mode == Mode::kHang) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        continue;  // closes without answering
+      }
+      http::response<http::string_body> res(
+          mode == Mode::kOk ? http::status::ok : http::status::internal_server_error, 11);
+      res.body() = "{}";
+      res.prepare_payload();
+      http::write(socket, res, ec);
+    }
+  }
+
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  std::atomic<Mode> mode_{Mode::kOk};
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::vector<Delivery> deliveries_;
+  std::thread thread_;
+};
+
+// Checks `Segd-Signature: t=…,v1=HEX` against HMAC-SHA256(secret, t + "." + body).
+bool SignatureHolds(const Receiver::Delivery& d, const std::string& secret) {
+  const size_t comma = d.signature.find(",v1=");
+  if (d.signature.rfind("t=", 0) != 0 || comma == std::string::npos) return false;
+  const std::string t = d.signature.substr(2, comma - 2);
+  return d.signature.substr(comma + 4) == server::HmacSha256Hex(secret, t + "." + d.body);
+}
+
+TEST_F(ChangeFeedHttp, WebhooksAreSignedRetriedAndResumeAfterARestart) {
+  const std::vector<std::string> flags = {"--webhook-timeout", "1s", "--webhook-backoff", "1s"};
+  Start(flags);
+  Segment("A");
+  Segment("B");
+  Receiver receiver;
+  receiver.set_mode(Receiver::Mode::kFail);
+  const std::string url = "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hook";
+  HttpResult created = client_->Post(
+      "/v1/webhooks", R"({"url":")" + url + R"(","secret":"s3cret","segments":["A"]})");
+  ASSERT_EQ(created.status, 201u) << created.body;
+  EXPECT_EQ(created.body.find("s3cret"), std::string::npos) << "the secret is never shown";
+  const size_t id_at = created.body.find("\"id\":\"") + 6;
+  const std::string id = created.body.substr(id_at, created.body.find('"', id_at) - id_at);
+
+  Add("u0", "B");  // not for this webhook
+  Add("u1", "A");
+  // Refused (500), then no answer within the timeout: two failures, each retried.
+  ASSERT_TRUE(receiver.WaitFor([](auto& d) { return !d.empty(); }, 5));
+  receiver.set_mode(Receiver::Mode::kHang);
+  ASSERT_TRUE(receiver.WaitFor([](auto& d) { return d.size() >= 2; }, 5));
+  HttpResult failing = client_->Get("/v1/webhooks/" + id);
+  EXPECT_NE(failing.body.find("\"failures\":"), std::string::npos);
+  EXPECT_EQ(failing.body.find("\"failures\":0"), std::string::npos) << failing.body;
+  EXPECT_EQ(failing.body.find("\"last_error\":null"), std::string::npos) << failing.body;
+  receiver.set_mode(Receiver::Mode::kOk);
+  ASSERT_TRUE(receiver.WaitFor(
+      [](auto& d) { return !d.empty() && d.back().answered == Receiver::Mode::kOk; }, 15));
+  for (const Receiver::Delivery& d : receiver.deliveries()) {
+    EXPECT_TRUE(SignatureHolds(d, "s3cret")) << d.signature;
+    EXPECT_NE(d.body.find(R"("user_id":"u1","entered":["A"])"), std::string::npos) << d.body;
+    EXPECT_EQ(d.body.find("u0"), std::string::npos) << "filtered out: " << d.body;
+  }
+  EXPECT_FALSE(SignatureHolds({receiver.deliveries().back().body, "t=1,v1=00", {}}, "s3cret"));
+  HttpResult ok = client_->Get("/v1/webhooks/" + id);
+  EXPECT_NE(ok.body.find("\"failures\":0"), std::string::npos) << ok.body;
+  EXPECT_NE(ok.body.find("\"lag\":0"), std::string::npos) << ok.body;
+  EXPECT_NE(ok.body.find("\"state\":\"active\""), std::string::npos) << ok.body;
+
+  // A change the receiver refuses, then segd dies: after the restart it is delivered, and the
+  // acknowledged one is not sent again.
+  receiver.set_mode(Receiver::Mode::kFail);
+  const size_t before = receiver.deliveries().size();
+  Add("u2", "A");
+  ASSERT_TRUE(receiver.WaitFor([&](auto& d) { return d.size() > before; }, 5));
+  ASSERT_EQ(server_->Kill(), 128 + SIGKILL);
+  receiver.set_mode(Receiver::Mode::kOk);
+  const size_t at_restart = receiver.deliveries().size();
+  Start(flags);
+  ASSERT_TRUE(receiver.WaitFor(
+      [&](auto& d) { return d.size() > at_restart && d.back().answered == Receiver::Mode::kOk; },
+      10));
+  const std::string resumed = receiver.deliveries().back().body;
+  EXPECT_NE(resumed.find(R"("user_id":"u2")"), std::string::npos) << resumed;
+  EXPECT_EQ(resumed.find(R"("user_id":"u1")"), std::string::npos) << resumed;
+
+  HttpResult list = client_->Get("/v1/webhooks");
+  EXPECT_NE(list.body.find(id), std::string::npos) << list.body;
+  EXPECT_EQ(client_->Request("DELETE", "/v1/webhooks/" + id).status, 204u);
+  EXPECT_EQ(client_->Get("/v1/webhooks/" + id).status, 404u);
+  // Deleted: nothing more is sent.
+  const size_t after_delete = receiver.deliveries().size();
+  Add("u3", "A");
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(receiver.deliveries().size(), after_delete);
+}
+
+TEST_F(ChangeFeedHttp, BadWebhooksAreRefused) {
+  Start();
+  Segment("A");
+  EXPECT_EQ(client_->Post("/v1/webhooks", R"({"url":"https://x.example/h","secret":"s"})").status,
+            400u);
+  EXPECT_EQ(client_->Post("/v1/webhooks", R"({"url":"http://127.0.0.1:9/h"})").status, 400u);
+  EXPECT_EQ(client_->Post("/v1/webhooks", R"({"secret":"s"})").status, 400u);
+  EXPECT_EQ(client_->Post("/v1/webhooks", R"({"url":"http://:80/h","secret":"s"})").status, 400u);
+  EXPECT_EQ(client_
+                ->Post("/v1/webhooks",
+                       R"({"url":"http://127.0.0.1:9/h","secret":"s","segments":["nope"]})")
+                .status,
+            404u);
+  EXPECT_EQ(client_->Get("/v1/webhooks/nope").status, 404u);
+  EXPECT_EQ(client_->Request("DELETE", "/v1/webhooks/nope").status, 404u);
 }
 
 }  // namespace
