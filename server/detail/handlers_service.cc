@@ -57,6 +57,33 @@ absl::Status MetricsText(const HandlerContext& ctx, Call& call) {
   Gauge(out, "segd_changes_waiting",
         "Long polls and event streams waiting for a change (GET /v1/changes, /v1/changes/stream).",
         "gauge", ctx.log.changes().waiting());
+  if (ctx.webhooks != nullptr) {
+    const std::vector<WebhookStatus> hooks = ctx.webhooks->List();
+    struct Family {
+      const char* name;
+      const char* help;
+      const char* type;
+      uint64_t WebhookStatus::*field;
+    };
+    static constexpr Family kFamilies[] = {
+        {"segd_webhook_lag", "Log records after a webhook's acknowledged cursor.", "gauge",
+         &WebhookStatus::lag},
+        {"segd_webhook_delivered_total", "Changes a webhook's receiver acknowledged since start.",
+         "counter", &WebhookStatus::delivered},
+    };
+    for (const Family& f : kFamilies) {
+      absl::StrAppend(out, "# HELP ", f.name, " ", f.help, "\n# TYPE ", f.name, " ", f.type, "\n");
+      for (const WebhookStatus& h : hooks) {
+        absl::StrAppend(out, f.name, "{id=\"", h.id, "\"} ", h.*(f.field), "\n");
+      }
+    }
+    absl::StrAppend(out,
+                    "# HELP segd_webhook_failures Consecutive failed deliveries of a "
+                    "webhook.\n# TYPE segd_webhook_failures gauge\n");
+    for (const WebhookStatus& h : hooks) {
+      absl::StrAppend(out, "segd_webhook_failures{id=\"", h.id, "\"} ", h.failures, "\n");
+    }
+  }
   const engine::RuleStats rules = ctx.engine.GetRuleStats();
   Gauge(out, "segd_rule_segments", "Rule segments (answering or being backfilled).", "gauge",
         rules.rules.rules);

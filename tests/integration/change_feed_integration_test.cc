@@ -189,6 +189,26 @@ TEST_F(ChangeFeedHttp, PagesCarryEntriesExitsAndReasonsInLogOrder) {
   EXPECT_TRUE(ParsePage(client_->Get("/v1/changes").body).changes.empty());
 }
 
+// Rule segments' entries and exits flow through the feed as changes of their own.
+TEST_F(ChangeFeedHttp, RuleChangesAreInTheFeed) {
+  Start();
+  ASSERT_EQ(client_->Post("/v1/segments", R"j({"name":"buyers","rule":"did(purchase)"})j").status,
+            201u);
+  // The rule's first backfill finishes at once on an empty log; wait until it answers.
+  for (int i = 0; i < 100; ++i) {
+    if (client_->Get("/v1/segments/buyers").body.find("\"state\":\"ready\"") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(client_->Post("/v1/events", R"({"user_id":"b1","type":"purchase"})").status, 200u);
+  FeedPage page = ParsePage(client_->Get("/v1/changes?after=0&segment=buyers").body);
+  ASSERT_EQ(page.changes.size(), 1u);
+  EXPECT_EQ(page.changes[0].user, "b1");
+  EXPECT_EQ(page.changes[0].reason, "rule");
+  EXPECT_EQ(page.changes[0].entered, std::vector<std::string>{"buyers"});
+}
+
 TEST_F(ChangeFeedHttp, BadQueriesAreRefusedClearly) {
   Start();
   Segment("A");

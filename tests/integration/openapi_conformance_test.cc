@@ -167,6 +167,12 @@ TEST(OpenApiConformance, EveryAnswerOfATourOfEveryEndpointIsDescribed) {
       {"/v1/segments/{name}/sizes", "GET",
        "/v1/segments/sport/sizes?from=2020-01-01T00:00:00Z&step=31d", 200},
       {"/v1/segments/{name}/sizes", "GET", "/v1/segments/sport/sizes?step=1d", 400},
+      {"/v1/webhooks", "POST", "/v1/webhooks", 201,
+       R"({"url":"http://127.0.0.1:9/hook","secret":"s","segments":["sport"]})"},
+      {"/v1/webhooks", "POST", "/v1/webhooks", 400, R"({"url":"ftp://x/","secret":"s"})"},
+      {"/v1/webhooks", "GET", "/v1/webhooks", 200},
+      {"/v1/webhooks/{id}", "GET", "/v1/webhooks/nope", 404},
+      {"/v1/webhooks/{id}", "DELETE", "/v1/webhooks/nope", 404},
       {"/v1/changes", "GET", "/v1/changes?after=0&limit=5&segment=sport", 200},
       {"/v1/changes", "GET", "/v1/changes?wait=1s", 200},
       {"/v1/changes", "GET", "/v1/changes?limit=0", 400},
@@ -210,11 +216,15 @@ TEST(OpenApiConformance, EveryAnswerOfATourOfEveryEndpointIsDescribed) {
   };
   std::set<std::pair<std::string, std::string>> visited;
   auto client = std::make_unique<HttpClient>(prism.port());
-  std::string report_url;
+  std::string report_url, webhook_id;
   for (const Step& step : tour) {
     HttpResult r = client->Request(step.method, step.target, step.body, step.content_type);
     EXPECT_EQ(r.status, step.status) << step.method << " " << step.target << ": " << r.body;
     visited.emplace(step.method, step.pattern);
+    if (step.pattern == "/v1/webhooks" && r.status == 201) {
+      const size_t at = r.body.find("\"id\":\"") + 6;
+      webhook_id = r.body.substr(at, r.body.find('"', at) - at);
+    }
     if (step.pattern == "/v1/reports" && r.status == 201) {
       const size_t at = r.body.find("/v1/reports/");
       report_url = r.body.substr(at, r.body.find('"', at) - at);
@@ -225,6 +235,9 @@ TEST(OpenApiConformance, EveryAnswerOfATourOfEveryEndpointIsDescribed) {
   ASSERT_FALSE(report_url.empty());
   EXPECT_EQ(client->Get(report_url).status, 200u);
   visited.emplace("GET", "/v1/reports/{id}.csv");
+  ASSERT_FALSE(webhook_id.empty());
+  EXPECT_EQ(client->Get("/v1/webhooks/" + webhook_id).status, 200u);
+  EXPECT_EQ(client->Request("DELETE", "/v1/webhooks/" + webhook_id).status, 204u);
 
   for (const auto& [method, pattern] : server::Api::Routes()) {
     EXPECT_TRUE(visited.count({method, pattern})) << "the tour misses " << method << " " << pattern;
