@@ -18,6 +18,7 @@
 #include "engine/engine.h"
 #include "storage/csv_report.h"
 #include "storage/oplog.h"
+#include "storage/point_in_time.h"
 
 namespace segd::storage {
 namespace {
@@ -163,6 +164,50 @@ void BM_LogReportOneUser(benchmark::State& state) {
   state.counters["rows"] = static_cast<double>(rows) / state.iterations();
 }
 BENCHMARK(BM_LogReportOneUser)->UseRealTime();
+
+// "Was U in S at T" (storage/point_in_time.h) for random users of the 2M-record log: one
+// user's history through the by_user index and the user_runs seek.
+void BM_LogMemberAt(benchmark::State& state) {
+  LoggedEngine& l = ReportLog();
+  const engine::SegmentId segment = *l.engine->FindSegment("b");
+  const engine::TimeMs at = engine::SystemClock::Default()->NowMs();
+  std::mt19937 rng(3);
+  std::vector<engine::UserId> users;
+  for (int i = 0; i < 4096; ++i)
+    users.push_back(*l.engine->FindUser("u" + std::to_string(rng() % 500000)));
+  size_t i = 0, members = 0;
+  for (auto _ : state) {
+    auto m = MemberAt(*l.log, users[i++ & 4095], segment, at, {});
+    members += *m;
+  }
+  state.counters["member_share"] = static_cast<double>(members) / state.iterations();
+}
+BENCHMARK(BM_LogMemberAt)->UseRealTime();
+
+// 31 daily sizes of a segment whose Arg members all entered within the period (the worst
+// case for a series counted from the log: every entry is scanned).
+void BM_LogSizes31Days(benchmark::State& state) {
+  const int64_t members = state.range(0);
+  LoggedEngine l("sizes", Durability::kProcess);
+  std::vector<engine::ImportItem> items(100000);
+  for (int64_t done = 0; done < members; done += items.size()) {
+    for (size_t i = 0; i < items.size(); ++i) items[i].user_id = "s" + std::to_string(done + i);
+    if (!l.engine->Import("a", items, std::nullopt).ok()) std::abort();
+  }
+  const engine::TimeMs now = engine::SystemClock::Default()->NowMs();
+  const engine::TimeMs day = 24 * 3600 * 1000;
+  for (auto _ : state) {
+    auto sizes = SizesOf(*l.log, *l.engine->FindSegment("a"), now - 31 * day, day, 31, now,
+                         static_cast<uint64_t>(members));
+    benchmark::DoNotOptimize(sizes);
+  }
+  state.counters["records"] = static_cast<double>(members);
+}
+BENCHMARK(BM_LogSizes31Days)
+    ->Arg(1'000'000)
+    ->Arg(3'000'000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // One user's month out of a long log: SEGD_BENCH_LOG_RECORDS (default 100M) membership
 // records over 90 days, written straight to the log in batches of 10,000 (random users among

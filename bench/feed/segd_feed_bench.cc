@@ -11,6 +11,10 @@
 //       Opens N event streams (filtered to S if given) and holds them for T seconds (default:
 //       until killed), printing "open N" once they all are.
 //
+//   segd-feed-bench receive --listen-port P --expect N
+//       A webhook receiver on 127.0.0.1:P that answers 200 to every batch; prints changes/s
+//       from the first batch to the one that completes N changes.
+//
 // Every mode prints one JSON object on its last line.
 
 #include <sys/resource.h>
@@ -234,6 +238,47 @@ int Latency(const std::map<std::string, std::string>& flags) {
   return 0;
 }
 
+// A webhook receiver: answers 200 to every POST, counts the changes in them, and stops once
+// `expect` have arrived.
+int Receive(const std::map<std::string, std::string>& flags) {
+  const uint16_t port = static_cast<uint16_t>(std::stoi(Get(flags, "listen-port")));
+  const uint64_t expect = std::stoull(Get(flags, "expect"));
+  asio::io_context ioc;
+  asio::ip::tcp::acceptor acceptor(ioc, {asio::ip::make_address("127.0.0.1"), port});
+  std::printf("listening %u\n", port);
+  std::fflush(stdout);
+  uint64_t changes = 0, batches = 0, bytes = 0;
+  Clock::time_point first;
+  while (changes < expect) {
+    asio::ip::tcp::socket socket(ioc);
+    acceptor.accept(socket);
+    beast::flat_buffer buffer;
+    beast::error_code ec;
+    for (;;) {  // keep-alive, should the sender reuse the connection
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(1ull << 30);
+      http::read(socket, buffer, parser, ec);
+      if (ec) break;
+      if (batches++ == 0) first = Clock::now();
+      const std::string& body = parser.get().body();
+      changes += Count(body, "{\"cursor\":");
+      bytes += body.size();
+      http::response<http::string_body> res(http::status::ok, 11);
+      res.keep_alive(parser.get().keep_alive());
+      res.prepare_payload();
+      http::write(socket, res, ec);
+      if (ec || !res.keep_alive()) break;
+    }
+  }
+  const double s = Seconds(Clock::now() - first);
+  std::printf(
+      "{\"mode\":\"receive\",\"changes\":%llu,\"batches\":%llu,\"seconds\":%.3f,"
+      "\"changes_per_second\":%.0f,\"megabytes_per_second\":%.1f}\n",
+      static_cast<unsigned long long>(changes), static_cast<unsigned long long>(batches), s,
+      changes / s, bytes / s / 1e6);
+  return 0;
+}
+
 int Idle(const std::map<std::string, std::string>& flags) {
   const uint16_t port = static_cast<uint16_t>(std::stoi(Get(flags, "port")));
   const int n = std::stoi(Get(flags, "subscribers"));
@@ -282,7 +327,8 @@ int main(int argc, char** argv) {
     std::printf(
         "usage: segd-feed-bench catchup --port P [--after CURSOR]\n"
         "       segd-feed-bench latency --port P --segment S --rate R --seconds N [--writers W]\n"
-        "       segd-feed-bench idle --port P --subscribers N [--segment S] [--seconds T]\n");
+        "       segd-feed-bench idle --port P --subscribers N [--segment S] [--seconds T]\n"
+        "       segd-feed-bench receive --listen-port P --expect N\n");
     return argc < 2 ? 2 : 0;
   }
   const std::string mode = argv[1];
@@ -291,6 +337,7 @@ int main(int argc, char** argv) {
     if (mode == "catchup") return Catchup(flags);
     if (mode == "latency") return Latency(flags);
     if (mode == "idle") return Idle(flags);
+    if (mode == "receive") return Receive(flags);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "segd-feed-bench: %s\n", e.what());
     return 1;

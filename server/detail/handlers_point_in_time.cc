@@ -52,16 +52,12 @@ absl::Status CheckMemberAt(const HandlerContext& ctx, Call& call) {
     now.member = true;
     now.expires_at = m->expires_at;
   }
-  const storage::OpLog& log = ctx.log;
-  call.response.blocking = [&log, user = *user, segment = *segment, t, now](Response& r) {
-    auto member = storage::MemberAt(log, user, segment, t, now);
-    if (!member.ok()) {
-      ErrorResponse(member.status(), r);
-      return;
-    }
-    JsonWriter json(&r.body);
-    json.BeginObject().Key("member").Bool(*member).Key("at").Time(t, -1).EndObject();
-  };
+  // Inline, on the connection's thread: one user's history is a prefix scan and a seek, a few
+  // microseconds from the block cache, where a hand-off to a worker and back cost ~200 µs.
+  auto member = storage::MemberAt(ctx.log, *user, *segment, t, now);
+  if (!member.ok()) return member.status();
+  JsonWriter json(&call.response.body);
+  json.BeginObject().Key("member").Bool(*member).Key("at").Time(t, -1).EndObject();
   return absl::OkStatus();
 }
 
