@@ -4,6 +4,7 @@
 #include <array>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
@@ -41,6 +42,9 @@ namespace {
 constexpr size_t kMinUserRun = 8;
 constexpr char kFormatKey[] = "format";
 constexpr char kRulesKey[] = "rules";
+constexpr char kCountsKey[] = "counts";
+// Minutes held in memory past which a replay of the log into segment counts stores them.
+constexpr size_t kCountsReplayFlush = 100'000;
 
 }  // namespace
 
@@ -134,6 +138,7 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   options_of(Family::kByTime) = retained(detail::RetainedFamily::kByTime);
   options_of(Family::kBySegment) = retained(detail::RetainedFamily::kById);
   options_of(Family::kUserRuns) = retained(detail::RetainedFamily::kUserRuns);
+  options_of(Family::kSegmentCounts) = retained(detail::RetainedFamily::kCounts);
   log->retention_->event_retention_ms.store(std::max<int64_t>(0, options.event_retention_ms));
   {
     rocksdb::ColumnFamilyOptions events = cf_options;
@@ -291,10 +296,99 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
       !s.ok()) {
     return s;
   }
+  if (absl::Status s = log->CatchUpSegmentCounts(); !s.ok()) return s;
   log->synced_seq_.store(log->next_seq(), std::memory_order_release);
   log->applied_seq_.store(log->next_seq(), std::memory_order_release);
   log->tail_.Reset(log->next_seq());
   return log;
+}
+
+absl::StatusOr<SegmentCount> OpLog::StoredSegmentCount(const SegmentCounts::Key& key) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(Family::kSegmentCounts),
+                               SegmentCountKey(key.first, key.second), &value);
+  if (s.IsNotFound()) return absl::NotFoundError("no count");
+  if (!s.ok()) return FromRocks(s, "reading a segment count");
+  return DecodeSegmentCount(value);
+}
+
+void OpLog::PutSegmentCounts(rocksdb::WriteBatch& wb,
+                             const std::vector<std::pair<SegmentCounts::Key, SegmentCount>>& dirty,
+                             uint64_t through) {
+  for (const auto& [key, count] : dirty) {
+    wb.Put(cf(Family::kSegmentCounts), SegmentCountKey(key.first, key.second),
+           EncodeSegmentCount(count));
+  }
+  std::string value;
+  PutBigEndian64(&value, through);
+  wb.Put(cf(Family::kDefault), kCountsKey, value);
+}
+
+absl::Status OpLog::CatchUpSegmentCounts() {
+  std::string value;
+  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), cf(Family::kDefault), kCountsKey, &value);
+  uint64_t from = 1;  // a log from before segment counts: count all of it, once
+  if (got.ok()) {
+    if (value.size() != 8) return absl::DataLossError("malformed segment counts position");
+    from = GetBigEndian64(value.data());
+  } else if (!got.IsNotFound()) {
+    return FromRocks(got, "reading the segment counts position");
+  }
+  const uint64_t end = next_seq();
+  if (from >= end) return absl::OkStatus();
+  auto store = [&](uint64_t through) -> absl::Status {
+    if (read_only_) return absl::OkStatus();  // counted in memory only, again next time
+    auto dirty = counts_.TakeDirty();
+    rocksdb::WriteBatch wb;
+    PutSegmentCounts(wb, dirty, through);
+    MutexLock lock(&rocks_write_mu_);
+    rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &wb);
+    if (!s.ok()) return FromRocks(s, "storing segment counts");
+    counts_.Forget(dirty);
+    return absl::OkStatus();
+  };
+  absl::Status status;
+  absl::Status scan =
+      ForEachBlock(from, [&](uint64_t first, absl::Span<const engine::OpRecord> block) {
+        if (counts_.dirty() >= kCountsReplayFlush) {
+          status = store(std::max(first, from));
+          if (!status.ok()) return false;
+        }
+        for (size_t i = first < from ? from - first : 0; i < block.size(); ++i) {
+          status = counts_.Count(
+              block[i], [&](const SegmentCounts::Key& key) { return StoredSegmentCount(key); });
+          if (!status.ok()) return false;
+        }
+        return true;
+      });
+  if (!scan.ok()) return scan;
+  if (!status.ok()) return status;
+  return store(end);
+}
+
+absl::Status OpLog::ForEachSegmentCount(
+    engine::SegmentId segment, int64_t from_minute, int64_t to_minute,
+    absl::FunctionRef<void(int64_t, const SegmentCount&)> fn) const {
+  // Held minutes first: each is at least as new as its stored value (segment_counts.h).
+  std::map<int64_t, SegmentCount> minutes;
+  counts_.Held(segment, from_minute, to_minute, &minutes);
+  rocksdb::ReadOptions options;
+  const std::string end = SegmentCountKey(segment, to_minute);
+  rocksdb::Slice upper(end);
+  options.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(options, cf(Family::kSegmentCounts)));
+  for (it->Seek(SegmentCountKey(segment, from_minute)); it->Valid(); it->Next()) {
+    if (it->key().size() != 12) return absl::DataLossError("corrupt segment count key");
+    const int64_t minute =
+        static_cast<int64_t>(GetBigEndian64(it->key().data() + 4) ^ (uint64_t{1} << 63));
+    if (minutes.contains(minute)) continue;
+    auto count = DecodeSegmentCount(View(it->value()));
+    if (!count.ok()) return count.status();
+    minutes.emplace(minute, *count);
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "reading segment counts");
+  for (const auto& [minute, count] : minutes) fn(minute, count);
+  return absl::OkStatus();
 }
 
 absl::Status OpLog::CheckDirectory() {
@@ -507,6 +601,21 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
     PutUserIndex(wb, block, first, created_ranges, &users_in_runs_end);
   }
   seq += records.size();
+  for (const engine::OpRecord& r : records) {
+    absl::Status counted =
+        counts_.Count(r, [&](const SegmentCounts::Key& key) { return StoredSegmentCount(key); });
+    if (!counted.ok()) return Fail(counted);
+  }
+  // About once a second (or when many minutes changed), the changed minutes go with this batch.
+  std::vector<std::pair<SegmentCounts::Key, SegmentCount>> counted;
+  const auto now = std::chrono::steady_clock::now();
+  if (const size_t dirty = counts_.dirty();
+      dirty > 0 && (dirty >= 4096 || now - last_counts_flush_ >=
+                                         std::chrono::milliseconds(options_.counts_flush_ms))) {
+    counted = counts_.TakeDirty();
+    PutSegmentCounts(wb, counted, seq);
+    last_counts_flush_ = now;
+  }
   // Expiries may use half of the disk reserve: they keep the promise that memberships end on
   // time, and each is a few dozen bytes.
   const bool expiries_only =
@@ -529,6 +638,7 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   // TryResume. The listener has heard of it before Write returns.)
   if (!s.ok()) return Fail(FromRocks(s, "write"), s.IsNoSpace() && !errors_->wal_failed());
   last_run_ = last;
+  if (!counted.empty()) counts_.Forget(counted);
   for (size_t begin = 0; begin < records.size(); begin += kMaxBlockRecords) {
     tail_.Append(seq - records.size() + begin, records.subspan(begin, kMaxBlockRecords));
   }

@@ -63,6 +63,7 @@
 #include "storage/disk_reserve.h"
 #include "storage/durability.h"
 #include "storage/oplog_format.h"
+#include "storage/segment_counts.h"
 
 namespace rocksdb {
 class DB;
@@ -112,6 +113,9 @@ struct OpLogOptions {
   // Records the change tail keeps in memory (change_tail.h); older ones are read from disk.
   // Default: ChangeTail::kDefaultCapacity (262,144, about 10 MiB).
   size_t change_tail_records = ChangeTail::kDefaultCapacity;
+  // How often the writer stores the per-minute segment counts it has counted
+  // (segment_counts.h); a crash recounts the records since. 0: with every batch. Default: 1 s.
+  int64_t counts_flush_ms = 1000;
 };
 
 // Which records a history scan returns.
@@ -208,6 +212,12 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
   // The recent records and the readers waiting for more (change_tail.h). Any thread.
   ChangeTail& changes() { return tail_; }
   const ChangeTail& changes() const { return tail_; }
+
+  // Calls fn(minute, count) in minute order for each minute in [from_minute, to_minute) in
+  // which `segment` had entries or exits (oplog_format.h, SegmentCount). Any thread.
+  absl::Status ForEachSegmentCount(engine::SegmentId segment, int64_t from_minute,
+                                   int64_t to_minute,
+                                   absl::FunctionRef<void(int64_t, const SegmentCount&)> fn) const;
 
   // The first time history shows: now - retention, or the minimum without retention.
   engine::TimeMs RetentionCutoff() const;
@@ -314,6 +324,17 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
 
   std::shared_ptr<detail::RetentionState> retention_;
   ChangeTail tail_;  // after options_, which sizes it
+  SegmentCounts counts_;
+  // When Write last stored segment counts. Touched only by Write (one thread at a time).
+  std::chrono::steady_clock::time_point last_counts_flush_;
+  absl::StatusOr<SegmentCount> StoredSegmentCount(const SegmentCounts::Key& key) const;
+  // Puts `dirty` and the position they count through into `wb`.
+  void PutSegmentCounts(rocksdb::WriteBatch& wb,
+                        const std::vector<std::pair<SegmentCounts::Key, SegmentCount>>& dirty,
+                        uint64_t through);
+  // Open: counts the records after the stored counts' position (all of a log from before
+  // them) and stores the result.
+  absl::Status CatchUpSegmentCounts();
   // Every record before it is applied to the engine (Applied).
   std::atomic<uint64_t> applied_seq_{1};
 

@@ -559,6 +559,35 @@ absl::StatusOr<engine::SegmentMeta> DecodeSegment(uint32_t id, absl::string_view
   return m;
 }
 
+std::string SegmentCountKey(uint32_t segment, int64_t minute) {
+  std::string key;
+  PutBigEndian32(&key, segment);
+  PutBigEndian64(&key, static_cast<uint64_t>(minute) ^ (uint64_t{1} << 63));
+  return key;
+}
+
+std::string EncodeSegmentCount(const SegmentCount& count) {
+  std::string out;
+  PutVarint(&out, count.entered);
+  PutVarint(&out, count.exited);
+  return out;
+}
+
+absl::StatusOr<SegmentCount> DecodeSegmentCount(absl::string_view bytes) {
+  Reader in(bytes);
+  SegmentCount c;
+  if (!in.Varint(&c.entered) || !in.Varint(&c.exited) || !in.done()) {
+    return Corrupt("segment count");
+  }
+  return c;
+}
+
+int64_t MinuteOf(int64_t at) {
+  int64_t m = at / kSegmentCountBucketMs;
+  if (at % kSegmentCountBucketMs < 0) --m;  // floor, also before 1970
+  return m * kSegmentCountBucketMs;
+}
+
 std::string WebhookKey(absl::string_view id) { return absl::StrCat(kWebhookKeyPrefix, id); }
 
 std::string EncodeWebhook(const WebhookRecord& hook) {

@@ -159,6 +159,22 @@ absl::StatusOr<RulesMeta> DecodeRulesMeta(absl::string_view bytes);
 std::string EncodeSegment(const engine::SegmentMeta& meta);
 absl::StatusOr<engine::SegmentMeta> DecodeSegment(uint32_t id, absl::string_view bytes);
 
+// Entries and exits of a segment within one minute (size series, point_in_time.h). Key: the
+// segment (4) and the minute's first millisecond (8, sign bit flipped); value: varint entered,
+// varint exited. `default` key "counts" holds varint counts_through: every record before that
+// seq is counted in the stored buckets.
+inline constexpr int64_t kSegmentCountBucketMs = 60'000;
+struct SegmentCount {
+  uint64_t entered = 0;
+  uint64_t exited = 0;
+  friend bool operator==(const SegmentCount&, const SegmentCount&) = default;
+};
+std::string SegmentCountKey(uint32_t segment, int64_t minute);
+std::string EncodeSegmentCount(const SegmentCount& count);
+absl::StatusOr<SegmentCount> DecodeSegmentCount(absl::string_view bytes);
+// The first millisecond of the minute holding `at`.
+int64_t MinuteOf(int64_t at);
+
 // A webhook (POST /v1/webhooks), kept in `default` under WebhookKey(id): url, secret and id
 // (varint length, bytes each), varint count of segment names and each name, varint cursor
 // (the last change acknowledged), zigzag varint created_at, a byte: 1 once expired.

@@ -56,32 +56,65 @@ absl::StatusOr<std::vector<SizePoint>> SizesOf(const OpLog& log, engine::Segment
                                                size_t points, engine::TimeMs now,
                                                uint64_t count_now) {
   if (absl::Status s = CheckRetained(log, from); !s.ok()) return s;
-  std::vector<SizePoint> out(points);
-  for (size_t k = 0; k < points; ++k) out[k].at = from + static_cast<engine::TimeMs>(k + 1) * step;
-  // net[k]: entries minus exits in step k; `later`: the same after the last step.
-  std::vector<int64_t> net(points, 0);
-  int64_t later = 0;
-  HistoryFilter filter;
-  filter.from = from;
-  filter.to = now + 1;
-  filter.segments = {segment};
-  absl::Status s = log.ScanHistory(filter, [&](uint64_t, const engine::OpRecord& r) {
-    const int delta = Entry(r) ? 1 : r.op == engine::OpKind::kRemove ? -1 : 0;
-    if (delta == 0) return true;
-    const uint64_t k = static_cast<uint64_t>(r.at - from) / static_cast<uint64_t>(step);
-    if (k >= points) {
-      later += delta;
-      return true;
+  // Entries and exits per minute, from the minute holding `from` to the one holding now.
+  const int64_t first_minute = MinuteOf(from);
+  std::vector<std::pair<int64_t, SegmentCount>> minutes;
+  if (absl::Status s = log.ForEachSegmentCount(
+          segment, first_minute, MinuteOf(now) + kSegmentCountBucketMs,
+          [&](int64_t minute, const SegmentCount& c) { minutes.emplace_back(minute, c); });
+      !s.ok()) {
+    return s;
+  }
+  SegmentCount total;
+  for (const auto& [minute, c] : minutes) {
+    total.entered += c.entered;
+    total.exited += c.exited;
+  }
+  // Entries and exits from first_minute up to t (exclusive): whole minutes from the counts;
+  // off a minute, t's whole minute less the part of it from t on, read from the log (that
+  // part lies within the retention, where the part before t might not). Called with t
+  // increasing.
+  size_t next = 0;
+  SegmentCount whole;
+  auto before = [&](engine::TimeMs t) -> absl::StatusOr<SegmentCount> {
+    const int64_t minute = MinuteOf(t);
+    const int64_t through = t == minute ? minute : minute + kSegmentCountBucketMs;
+    while (next < minutes.size() && minutes[next].first < through) {
+      whole.entered += minutes[next].second.entered;
+      whole.exited += minutes[next].second.exited;
+      ++next;
     }
-    (delta > 0 ? out[k].entered : out[k].exited) += 1;
-    net[k] += delta;
-    return true;
-  });
-  if (!s.ok()) return s;
-  int64_t size = static_cast<int64_t>(count_now) - later;
-  for (size_t k = points; k-- > 0;) {
-    out[k].user_count = static_cast<uint64_t>(std::max<int64_t>(0, size));
-    size -= net[k];
+    SegmentCount c = whole;
+    if (t == minute) return c;
+    HistoryFilter filter;
+    filter.from = t;
+    filter.to = through;
+    filter.segments = {segment};
+    absl::Status s = log.ScanHistory(filter, [&](uint64_t, const engine::OpRecord& r) {
+      if (Entry(r)) --c.entered;
+      if (r.op == engine::OpKind::kRemove) --c.exited;
+      return true;
+    });
+    if (!s.ok()) return s;
+    return c;
+  };
+  std::vector<SizePoint> out(points);
+  auto start = before(from);
+  if (!start.ok()) return start.status();
+  SegmentCount previous = *start;
+  for (size_t k = 0; k < points; ++k) {
+    SizePoint& p = out[k];
+    p.at = from + static_cast<engine::TimeMs>(k + 1) * step;
+    auto upto = before(p.at);
+    if (!upto.ok()) return upto.status();
+    p.entered = upto->entered - previous.entered;
+    p.exited = upto->exited - previous.exited;
+    // The size now, less what entered since the step's end, plus what left since.
+    const int64_t size = static_cast<int64_t>(count_now) -
+                         static_cast<int64_t>(total.entered - upto->entered) +
+                         static_cast<int64_t>(total.exited - upto->exited);
+    p.user_count = static_cast<uint64_t>(std::max<int64_t>(0, size));
+    previous = *upto;
   }
   return out;
 }

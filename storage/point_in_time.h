@@ -10,12 +10,14 @@
 // The state "at T" includes every change at T's millisecond.
 //
 // Sizes are counted backwards from the segment's size now: the size at the end of a step is the
-// current size minus the entries and plus the exits after it. One scan of the segment's index
-// from the period's start to now.
+// current size minus the entries and plus the exits after it. Entries and exits come from the
+// per-minute segment counts (segment_counts.h) for whole minutes, and from the segment's index
+// for the part of a minute before a step's end that is not on a minute.
 //
-// What it costs: nothing is stored for it beyond the history's by_user and by_segment indexes.
-// A membership question reads one user's history (a prefix scan and one seek); a size series
-// reads every record of the segment from `from` to now, about 10–20 ns each.
+// What it costs: a membership question reads one user's history (a prefix scan and one seek).
+// A size series reads one stored entry per minute in which the segment changed, from `from` to
+// now, plus a short scan per step end off the minute; the counts cost the writer one hash-map
+// update per record and a few puts a second.
 //
 // Thread safety: any thread, concurrently with writes (each call reads one RocksDB snapshot).
 

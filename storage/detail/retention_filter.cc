@@ -41,6 +41,11 @@ class RetentionFilter final : public rocksdb::CompactionFilter {
         if (key.size() != 20) return false;
         ParseTimeSeq(absl::string_view(key.data(), key.size()), 4, &at, &seq);
         break;
+      case RetainedFamily::kCounts:
+        if (key.size() != 12) return false;
+        at = static_cast<int64_t>(GetBigEndian64(key.data() + 4) ^ (uint64_t{1} << 63)) +
+             kSegmentCountBucketMs - 1;
+        break;
       case RetainedFamily::kEvents:
         if (!EventTime(absl::string_view(value.data(), value.size()), &at)) return false;
         break;

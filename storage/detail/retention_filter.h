@@ -10,6 +10,8 @@
 // `by_time` keys start with the time; `by_user` and `by_segment` keys are a 4-byte id followed
 // by the time; `user_runs` values hold the time (in the run's record). `events` values start
 // with the event's time, and go after the event retention (not the history retention).
+// `segment_counts` keys are a 4-byte segment and a minute's start: a minute goes once all of
+// it is past the retention.
 // Other column families get no filter.
 //
 // Thread safety: RocksDB calls the factory and filters from its compaction threads; the
@@ -32,7 +34,7 @@ struct RetentionState {
   engine::Clock* clock = nullptr;
 };
 
-enum class RetainedFamily { kOps, kByTime, kById, kUserRuns, kEvents };
+enum class RetainedFamily { kOps, kByTime, kById, kUserRuns, kEvents, kCounts };
 
 class RetentionFilterFactory final : public rocksdb::CompactionFilterFactory {
  public:

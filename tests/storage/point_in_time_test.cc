@@ -39,23 +39,29 @@ bool MemberIn(const State& state, const std::string& user, const std::string& se
   return it != state.end() && (it->second == engine::kNoExpiry || it->second > t);
 }
 
-TEST(PointInTimeTest, AnswersMatchTheStateAtEveryInstant) {
+// counts_flush_ms: how often the per-minute counts are stored (0: every batch); reopen: the
+// log is closed and opened again before the questions, so that the counts held in memory are
+// recounted from the log.
+void AnswersMatchTheStateAtEveryInstant(int64_t counts_flush_ms, bool reopen) {
   TempDir dir;
   ManualClock clock(kStart);
   const int64_t retention = 300'000;  // five minutes of a workload of about fifteen
-  auto log = OpLog::Open(dir.path(), {.retention_ms = retention, .clock = &clock});
+  const OpLogOptions options{
+      .retention_ms = retention, .clock = &clock, .counts_flush_ms = counts_flush_ms};
+  auto log = OpLog::Open(dir.path(), options);
   ASSERT_TRUE(log.ok());
-  Engine engine(EngineOptions{&clock, log->get(), 1});
+  auto engine_ptr = std::make_unique<Engine>(EngineOptions{&clock, log->get(), 1});
+  Engine* e = engine_ptr.get();
   const std::vector<std::string> segs = {"s0", "s1", "s2"};
   std::vector<std::string> users;
   for (int i = 0; i < 20; ++i) users.push_back("u" + std::to_string(i));
-  for (const auto& s : segs) ASSERT_TRUE(engine.CreateSegment({.name = s}).ok());
+  for (const auto& s : segs) ASSERT_TRUE(e->CreateSegment({.name = s}).ok());
   std::mt19937 rng(7);
   std::vector<Moment> moments;
   auto snapshot = [&] {
     Moment m{clock.NowMs(), {}};
     for (const auto& u : users) {
-      for (const engine::UserSegment& us : engine.UserSegments(u)) {
+      for (const engine::UserSegment& us : e->UserSegments(u)) {
         m.state[{u, std::string(us.segment)}] = us.expires_at;
       }
     }
@@ -70,17 +76,27 @@ TEST(PointInTimeTest, AnswersMatchTheStateAtEveryInstant) {
     if (op < 3) {
       std::optional<int64_t> ttl;
       if (rng() % 2) ttl = 1 + rng() % 10;
-      ASSERT_TRUE(engine.UpdateUserSegments(user, {.add = {{seg, ttl}}}).ok());
+      ASSERT_TRUE(e->UpdateUserSegments(user, {.add = {{seg, ttl}}}).ok());
     } else if (op < 5) {
-      ASSERT_TRUE(engine.UpdateUserSegments(user, {.remove = {seg}}).ok());
+      ASSERT_TRUE(e->UpdateUserSegments(user, {.remove = {seg}}).ok());
     } else {
       std::vector<engine::ImportItem> items;
       for (int k = 0; k < 5; ++k) items.push_back({users[rng() % users.size()]});
-      ASSERT_TRUE(engine.Import(seg, items, std::nullopt).ok());
+      ASSERT_TRUE(e->Import(seg, items, std::nullopt).ok());
     }
-    ASSERT_TRUE(engine.ProcessExpiries().ok());
+    ASSERT_TRUE(e->ProcessExpiries().ok());
     snapshot();
   }
+  if (reopen) {
+    engine_ptr.reset();
+    log->reset();
+    log = OpLog::Open(dir.path(), options);
+    ASSERT_TRUE(log.ok()) << log.status();
+    engine_ptr = std::make_unique<Engine>(EngineOptions{&clock, log->get(), 1});
+    ASSERT_TRUE((*log)->Recover(*engine_ptr).ok());
+    e = engine_ptr.get();
+  }
+  Engine& engine = *e;
   const engine::TimeMs now = clock.NowMs();
   const engine::TimeMs cutoff = (*log)->RetentionCutoff();
   ASSERT_GT(cutoff, kStart);
@@ -148,6 +164,18 @@ TEST(PointInTimeTest, AnswersMatchTheStateAtEveryInstant) {
       previous = p.user_count;
     }
   }
+}
+
+TEST(PointInTimeTest, AnswersMatchTheStateAtEveryInstant) {
+  AnswersMatchTheStateAtEveryInstant(/*counts_flush_ms=*/1000, /*reopen=*/false);
+}
+
+TEST(PointInTimeTest, StoredCountsAnswerTheSame) {
+  AnswersMatchTheStateAtEveryInstant(/*counts_flush_ms=*/0, /*reopen=*/false);
+}
+
+TEST(PointInTimeTest, CountsHeldInMemoryAreRecountedAfterARestart) {
+  AnswersMatchTheStateAtEveryInstant(/*counts_flush_ms=*/1000, /*reopen=*/true);
 }
 
 }  // namespace
