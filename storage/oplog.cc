@@ -354,12 +354,10 @@ absl::Status OpLog::CatchUpSegmentCounts() {
           status = store(std::max(first, from));
           if (!status.ok()) return false;
         }
-        for (size_t i = first < from ? from - first : 0; i < block.size(); ++i) {
-          status = counts_.Count(
-              block[i], [&](const SegmentCounts::Key& key) { return StoredSegmentCount(key); });
-          if (!status.ok()) return false;
-        }
-        return true;
+        status =
+            counts_.Count(block.subspan(first < from ? from - first : 0),
+                          [&](const SegmentCounts::Key& key) { return StoredSegmentCount(key); });
+        return status.ok();
       });
   if (!scan.ok()) return scan;
   if (!status.ok()) return status;
@@ -601,10 +599,10 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
     PutUserIndex(wb, block, first, created_ranges, &users_in_runs_end);
   }
   seq += records.size();
-  for (const engine::OpRecord& r : records) {
-    absl::Status counted =
-        counts_.Count(r, [&](const SegmentCounts::Key& key) { return StoredSegmentCount(key); });
-    if (!counted.ok()) return Fail(counted);
+  if (absl::Status s = counts_.Count(
+          records, [&](const SegmentCounts::Key& key) { return StoredSegmentCount(key); });
+      !s.ok()) {
+    return Fail(s);
   }
   // About once a second (or when many minutes changed), the changed minutes go with this batch.
   std::vector<std::pair<SegmentCounts::Key, SegmentCount>> counted;

@@ -2,12 +2,27 @@
 
 namespace segd::storage {
 
-absl::Status SegmentCounts::Count(
-    const engine::OpRecord& r, absl::FunctionRef<absl::StatusOr<SegmentCount>(const Key&)> stored) {
-  const bool entry = r.op == engine::OpKind::kAdd && !r.refresh;
-  const bool exit = r.op == engine::OpKind::kRemove;
-  if (!entry && !exit) return absl::OkStatus();
-  const Key key{r.segment, MinuteOf(r.at)};
+absl::Status SegmentCounts::Count(absl::Span<const engine::OpRecord> records, StoredFn stored) {
+  // Neighbouring records mostly share their segment and minute: one Add per run of them.
+  Key key{0, 0};
+  SegmentCount run;
+  for (const engine::OpRecord& r : records) {
+    const bool entry = r.op == engine::OpKind::kAdd && !r.refresh;
+    const bool exit = r.op == engine::OpKind::kRemove;
+    if (!entry && !exit) continue;
+    const Key k{r.segment, MinuteOf(r.at)};
+    if (k != key && (run.entered | run.exited) != 0) {
+      if (absl::Status s = Add(key, run, stored); !s.ok()) return s;
+      run = {};
+    }
+    key = k;
+    (entry ? run.entered : run.exited) += 1;
+  }
+  if ((run.entered | run.exited) != 0) return Add(key, run, stored);
+  return absl::OkStatus();
+}
+
+absl::Status SegmentCounts::Add(const Key& key, const SegmentCount& delta, StoredFn stored) {
   bool present;
   {
     MutexLock lock(&mu_);
@@ -25,7 +40,8 @@ absl::Status SegmentCounts::Count(
   MutexLock lock(&mu_);
   auto [it, inserted] = held_.try_emplace(key);
   if (inserted) it->second.count = base;
-  (entry ? it->second.count.entered : it->second.count.exited) += 1;
+  it->second.count.entered += delta.entered;
+  it->second.count.exited += delta.exited;
   if (!it->second.dirty) {
     it->second.dirty = true;
     ++dirty_;

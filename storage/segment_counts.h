@@ -25,6 +25,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "base/mutex.h"
 #include "engine/op_record.h"
 #include "storage/oplog_format.h"
@@ -35,9 +36,11 @@ class SegmentCounts {
  public:
   using Key = std::pair<engine::SegmentId, int64_t>;  // segment, minute
 
-  // Counts `record`. `stored` reads a minute's stored value (NotFound: none yet).
-  absl::Status Count(const engine::OpRecord& record,
-                     absl::FunctionRef<absl::StatusOr<SegmentCount>(const Key&)> stored);
+  using StoredFn = absl::FunctionRef<absl::StatusOr<SegmentCount>(const Key&)>;
+  // Counts `records` in order. `stored` reads a minute's stored value (NotFound: none yet).
+  absl::Status Count(absl::Span<const engine::OpRecord> records, StoredFn stored);
+  // Adds `delta` to the minute `key`.
+  absl::Status Add(const Key& key, const SegmentCount& delta, StoredFn stored);
   // Minutes changed since the last TakeDirty, with their values.
   size_t dirty() const;
   std::vector<std::pair<Key, SegmentCount>> TakeDirty();
