@@ -11,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <random>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -79,14 +80,7 @@ std::string HmacSha256Hex(absl::string_view secret, absl::string_view text) {
   unsigned int len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac, &len);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * len);
-  for (unsigned int i = 0; i < len; ++i) {
-    hex.push_back(kHex[mac[i] >> 4]);
-    hex.push_back(kHex[mac[i] & 15]);
-  }
-  return hex;
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(mac), len));
 }
 
 // One webhook. The record's cursor, `expired`, failures, last_error, failing_since and
@@ -115,7 +109,8 @@ struct Webhooks::Hook {
   http::request<http::string_body> request;
   http::response<http::string_body> response;
   beast::flat_buffer buffer;
-  uint64_t batch_next = 0;  // the cursor a 2xx moves to
+  uint64_t batch_next = 0;   // the cursor a 2xx moves to
+  size_t batch_changes = 0;  // changes in the batch being sent
 };
 
 Webhooks::Webhooks(engine::Engine& engine, storage::OpLog& log, WebhookOptions options)
@@ -300,6 +295,7 @@ void Webhooks::Pump(const std::shared_ptr<Hook>& hook) {
   }
   body.append("]}");
   hook->batch_next = page->next;
+  hook->batch_changes = page->changes.size();
   const std::string t = absl::StrCat(UnixMillis() / 1000);
   auto& req = hook->request;
   req = {};
@@ -373,12 +369,7 @@ void Webhooks::Delivered(const std::shared_ptr<Hook>& hook, bool ok, std::string
     }
     {
       MutexLock lock(&mu_);
-      // Each change object starts with its cursor key.
-      const std::string& b = hook->request.body();
-      for (size_t p = b.find("{\"cursor\":"); p != std::string::npos;
-           p = b.find("{\"cursor\":", p + 1)) {
-        ++hook->delivered;
-      }
+      hook->delivered += hook->batch_changes;
     }
     hook->scan_from = hook->batch_next;
     Pump(hook);

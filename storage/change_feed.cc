@@ -73,10 +73,16 @@ absl::Status Expired(uint64_t after) {
 
 }  // namespace
 
-std::string FormatCursor(uint64_t cursor) {
+void AppendCursor(std::string* out, uint64_t cursor) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string text(16, '0');
+  char text[16];
   for (int i = 15; i >= 0; --i, cursor >>= 4) text[i] = kHex[cursor & 15];
+  out->append(text, sizeof text);
+}
+
+std::string FormatCursor(uint64_t cursor) {
+  std::string text;
+  AppendCursor(&text, cursor);
   return text;
 }
 

@@ -60,6 +60,8 @@ absl::StatusOr<ChangePage> ReadChanges(const OpLog& log, const ChangeQuery& quer
 
 // The text form of a cursor: 16 lower-case hex digits, so that text order is log order.
 std::string FormatCursor(uint64_t cursor);
+// FormatCursor's text appended to *out (the feed's JSON writer, without a temporary).
+void AppendCursor(std::string* out, uint64_t cursor);
 // Reads FormatCursor's text, or "0" (from the oldest retained: nullopt in *after).
 // bad_request for anything else.
 absl::Status ParseCursor(absl::string_view text, std::optional<uint64_t>* after);

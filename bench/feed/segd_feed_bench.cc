@@ -104,6 +104,16 @@ size_t Count(const std::string& text, const std::string& what) {
   return n;
 }
 
+// The last line of catchup and receive: changes per second and JSON bytes per second.
+void PrintRate(const char* mode, const char* unit, uint64_t changes, uint64_t units, double seconds,
+               uint64_t bytes) {
+  std::printf(
+      "{\"mode\":\"%s\",\"changes\":%llu,\"%s\":%llu,\"seconds\":%.3f,"
+      "\"changes_per_second\":%.0f,\"megabytes_per_second\":%.1f}\n",
+      mode, static_cast<unsigned long long>(changes), unit, static_cast<unsigned long long>(units),
+      seconds, changes / seconds, bytes / seconds / 1e6);
+}
+
 int Catchup(const std::map<std::string, std::string>& flags) {
   Connection c(static_cast<uint16_t>(std::stoi(Get(flags, "port"))));
   std::string cursor = Get(flags, "after", "0");
@@ -124,12 +134,7 @@ int Catchup(const std::map<std::string, std::string>& flags) {
     ++pages;
     if (n == 0) break;
   }
-  const double s = Seconds(Clock::now() - start);
-  std::printf(
-      "{\"mode\":\"catchup\",\"changes\":%llu,\"pages\":%llu,\"seconds\":%.3f,"
-      "\"changes_per_second\":%.0f,\"megabytes_per_second\":%.1f}\n",
-      static_cast<unsigned long long>(changes), static_cast<unsigned long long>(pages), s,
-      changes / s, bytes / s / 1e6);
+  PrintRate("catchup", "pages", changes, pages, Seconds(Clock::now() - start), bytes);
   return 0;
 }
 
@@ -270,12 +275,7 @@ int Receive(const std::map<std::string, std::string>& flags) {
       if (ec || !res.keep_alive()) break;
     }
   }
-  const double s = Seconds(Clock::now() - first);
-  std::printf(
-      "{\"mode\":\"receive\",\"changes\":%llu,\"batches\":%llu,\"seconds\":%.3f,"
-      "\"changes_per_second\":%.0f,\"megabytes_per_second\":%.1f}\n",
-      static_cast<unsigned long long>(changes), static_cast<unsigned long long>(batches), s,
-      changes / s, bytes / s / 1e6);
+  PrintRate("receive", "batches", changes, batches, Seconds(Clock::now() - first), bytes);
   return 0;
 }
 

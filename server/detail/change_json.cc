@@ -5,13 +5,6 @@
 namespace segd::server::detail {
 namespace {
 
-void AppendCursor(std::string* out, uint64_t cursor) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  char text[16];
-  for (int i = 15; i >= 0; --i, cursor >>= 4) text[i] = kHex[cursor & 15];
-  out->append(text, 16);
-}
-
 // A JSON string; escaped only when some byte needs it.
 void AppendString(std::string* out, absl::string_view s) {
   for (unsigned char c : s) {
@@ -41,7 +34,7 @@ const std::string& ChangeJson::QuotedName(engine::SegmentId id) {
 
 void ChangeJson::Append(std::string* out, const storage::Change& c) {
   out->append("{\"cursor\":\"");
-  AppendCursor(out, c.cursor);
+  storage::AppendCursor(out, c.cursor);
   out->append("\",\"at\":\"");
   if (c.at != last_at_ || last_at_text_.empty()) {
     last_at_ = c.at;
