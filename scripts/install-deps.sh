@@ -10,7 +10,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build
   libboost-dev libabsl-dev libroaring-dev librocksdb-dev libsimdjson-dev
-  libbenchmark-dev libgtest-dev libssl-dev
+  libbenchmark-dev libgtest-dev libssl-dev libjwt-dev pkg-config
 )
 # Node.js and npm from Debian, unless the machine has them already (say from NodeSource, whose
 # nodejs conflicts with Debian's npm package).
@@ -18,7 +18,7 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
   packages+=(nodejs npm)
 fi
 if [ "${1:-}" = "--test" ]; then
-  packages+=(redis-server redis-tools postgresql clang-format clang python3)
+  packages+=(redis-server redis-tools postgresql clang-format clang python3 python3-jwt)
 fi
 
 missing=()

@@ -14,6 +14,7 @@
 
 namespace segd::server {
 
+using access::Role;
 using detail::Call;
 using detail::HandlerContext;
 
@@ -23,6 +24,9 @@ struct Api::RouteDef {
   const char* name;  // label in metrics
   BodyKind body;
   detail::Handler handler;
+  // Who may call it (docs/security.md). Every row states it; a row without one fails to
+  // compile (the static_assert below the table).
+  access::Role role;
   bool mutates = false;    // writes to the log, so waits for durability
   const char* query = "";  // the query parameters it takes, space-separated
   // Set for routes whose body may be read as lines while it arrives (Api::OpenLines).
@@ -32,57 +36,82 @@ struct Api::RouteDef {
 };
 
 // The route table. No two patterns can match the same path, so order does not matter.
-static const Api::RouteDef kRoutes[] = {
-    {"POST", "/v1/segments", "create_segment", BodyKind::kJson, detail::CreateSegment, true},
-    {"GET", "/v1/segments", "list_segments", BodyKind::kNone, detail::ListSegments, false,
-     "include_deleted"},
-    {"GET", "/v1/segments/{name}", "get_segment", BodyKind::kNone, detail::GetSegment},
-    {"PATCH", "/v1/segments/{name}", "patch_segment", BodyKind::kJson, detail::PatchSegment, true},
+constexpr Api::RouteDef kRoutes[] = {
+    {"POST", "/v1/segments", "create_segment", BodyKind::kJson, detail::CreateSegment, Role::kAdmin,
+     true},
+    {"GET", "/v1/segments", "list_segments", BodyKind::kNone, detail::ListSegments, Role::kReader,
+     false, "include_deleted"},
+    {"GET", "/v1/segments/{name}", "get_segment", BodyKind::kNone, detail::GetSegment,
+     Role::kReader},
+    {"PATCH", "/v1/segments/{name}", "patch_segment", BodyKind::kJson, detail::PatchSegment,
+     Role::kAdmin, true},
     {"DELETE", "/v1/segments/{name}", "delete_segment", BodyKind::kNone, detail::DeleteSegment,
-     true},
-    {"GET", "/v1/segments/{name}/count", "count", BodyKind::kNone, detail::CountSegment},
+     Role::kAdmin, true},
+    {"GET", "/v1/segments/{name}/count", "count", BodyKind::kNone, detail::CountSegment,
+     Role::kReader},
     {"GET", "/v1/segments/{name}/users", "list_members", BodyKind::kNone, detail::ListMembers,
-     false, "limit after"},
+     Role::kReader, false, "limit after"},
     {"GET", "/v1/segments/{name}/users/{user_id}", "check_member", BodyKind::kNone,
-     detail::CheckMember, false, "at"},
+     detail::CheckMember, Role::kReader, false, "at"},
     {"GET", "/v1/segments/{name}/sizes", "segment_sizes", BodyKind::kNone, detail::SegmentSizes,
-     false, "from to step"},
+     Role::kReader, false, "from to step"},
     {"POST", "/v1/segments/{name}/users:import", "import", BodyKind::kImport, detail::ImportMembers,
-     true, "ttl_seconds", detail::OpenImportLines},
-    {"PUT", "/v1/users/{user_id}", "put_user", BodyKind::kNone, detail::PutUser, true},
-    {"DELETE", "/v1/users/{user_id}", "delete_user", BodyKind::kNone, detail::DeleteUser, true},
-    {"GET", "/v1/users/{user_id}/segments", "user_segments", BodyKind::kNone,
-     detail::GetUserSegments},
-    {"POST", "/v1/users/{user_id}/segments", "update_user_segments", BodyKind::kJson,
-     detail::UpdateUserSegments, true},
-    {"GET", "/v1/users/{user_id}", "get_user", BodyKind::kNone, detail::GetUser},
-    {"PATCH", "/v1/users/{user_id}/traits", "patch_traits", BodyKind::kJson, detail::PatchTraits,
+     Role::kWriter, true, "ttl_seconds", detail::OpenImportLines},
+    {"PUT", "/v1/users/{user_id}", "put_user", BodyKind::kNone, detail::PutUser, Role::kWriter,
      true},
-    {"POST", "/v1/events", "events", BodyKind::kImport, detail::PostEvents, true, "",
+    {"DELETE", "/v1/users/{user_id}", "delete_user", BodyKind::kNone, detail::DeleteUser,
+     Role::kWriter, true},
+    {"GET", "/v1/users/{user_id}/segments", "user_segments", BodyKind::kNone,
+     detail::GetUserSegments, Role::kReader},
+    {"POST", "/v1/users/{user_id}/segments", "update_user_segments", BodyKind::kJson,
+     detail::UpdateUserSegments, Role::kWriter, true},
+    {"GET", "/v1/users/{user_id}", "get_user", BodyKind::kNone, detail::GetUser, Role::kReader},
+    {"PATCH", "/v1/users/{user_id}/traits", "patch_traits", BodyKind::kJson, detail::PatchTraits,
+     Role::kWriter, true},
+    {"POST", "/v1/events", "events", BodyKind::kImport, detail::PostEvents, Role::kWriter, true, "",
      detail::OpenEventLines, "events_ndjson"},
-    {"POST", "/v1/check", "check_many", BodyKind::kCheck, detail::CheckMany},
-    {"POST", "/v1/query", "query", BodyKind::kJson, detail::Query},
-    {"GET", "/v1/reports/history", "history_report", BodyKind::kNone, detail::HistoryReport, false,
-     "from to period user_id segment"},
-    {"POST", "/v1/reports", "create_report", BodyKind::kJson, detail::CreateReport},
-    {"GET", "/v1/reports/{id}.csv", "get_report", BodyKind::kNone, detail::GetReport},
-    {"POST", "/v1/webhooks", "create_webhook", BodyKind::kJson, detail::CreateWebhook},
-    {"GET", "/v1/webhooks", "list_webhooks", BodyKind::kNone, detail::ListWebhooks},
-    {"GET", "/v1/webhooks/{id}", "get_webhook", BodyKind::kNone, detail::GetWebhook},
-    {"DELETE", "/v1/webhooks/{id}", "delete_webhook", BodyKind::kNone, detail::DeleteWebhook},
-    {"GET", "/v1/changes", "changes", BodyKind::kNone, detail::GetChanges, false,
+    {"POST", "/v1/check", "check_many", BodyKind::kCheck, detail::CheckMany, Role::kReader},
+    {"POST", "/v1/query", "query", BodyKind::kJson, detail::Query, Role::kReader},
+    {"GET", "/v1/reports/history", "history_report", BodyKind::kNone, detail::HistoryReport,
+     Role::kReader, false, "from to period user_id segment"},
+    {"POST", "/v1/reports", "create_report", BodyKind::kJson, detail::CreateReport, Role::kReader},
+    {"GET", "/v1/reports/{id}.csv", "get_report", BodyKind::kNone, detail::GetReport,
+     Role::kReader},
+    {"POST", "/v1/webhooks", "create_webhook", BodyKind::kJson, detail::CreateWebhook,
+     Role::kAdmin},
+    {"GET", "/v1/webhooks", "list_webhooks", BodyKind::kNone, detail::ListWebhooks, Role::kAdmin},
+    {"GET", "/v1/webhooks/{id}", "get_webhook", BodyKind::kNone, detail::GetWebhook, Role::kAdmin},
+    {"DELETE", "/v1/webhooks/{id}", "delete_webhook", BodyKind::kNone, detail::DeleteWebhook,
+     Role::kAdmin},
+    {"GET", "/v1/changes", "changes", BodyKind::kNone, detail::GetChanges, Role::kReader, false,
      "after segment limit wait"},
-    {"GET", "/v1/changes/stream", "changes_stream", BodyKind::kNone, detail::StreamChanges, false,
-     "after segment"},
-    {"GET", "/health", "health", BodyKind::kNone, detail::Health},
-    {"GET", "/metrics", "metrics", BodyKind::kNone, detail::MetricsText},
-    {"GET", "/openapi.yaml", "openapi", BodyKind::kNone, detail::OpenApi},
-    {"GET", "/docs", "docs", BodyKind::kNone, detail::ApiDocs},
-    {"GET", "/docs/{file}", "docs_file", BodyKind::kNone, detail::ApiDocsAsset},
+    {"GET", "/v1/changes/stream", "changes_stream", BodyKind::kNone, detail::StreamChanges,
+     Role::kReader, false, "after segment"},
+    {"POST", "/v1/keys", "create_key", BodyKind::kJson, detail::CreateKey, Role::kAdmin},
+    {"GET", "/v1/keys", "list_keys", BodyKind::kNone, detail::ListKeys, Role::kAdmin},
+    {"DELETE", "/v1/keys/{id}", "delete_key", BodyKind::kNone, detail::DeleteKey, Role::kAdmin},
+    {"GET", "/health", "health", BodyKind::kNone, detail::Health, Role::kPublic},
+    {"GET", "/metrics", "metrics", BodyKind::kNone, detail::MetricsText, Role::kReader},
+    {"GET", "/openapi.yaml", "openapi", BodyKind::kNone, detail::OpenApi, Role::kPublic},
+    {"GET", "/docs", "docs", BodyKind::kNone, detail::ApiDocs, Role::kPublic},
+    {"GET", "/docs/{file}", "docs_file", BodyKind::kNone, detail::ApiDocsAsset, Role::kPublic},
 };
 constexpr int kRouteCount = sizeof(kRoutes) / sizeof(kRoutes[0]);
 
+constexpr bool EveryRouteHasARole() {
+  for (const Api::RouteDef& r : kRoutes) {
+    if (r.role != Role::kPublic && r.role != Role::kReader && r.role != Role::kWriter &&
+        r.role != Role::kAdmin) {
+      return false;
+    }
+  }
+  return true;
+}
+static_assert(EveryRouteHasARole(), "every row of the route table declares the role it needs");
+
 namespace {
+
+constexpr absl::string_view kRequiredPayload = "segd/required";
 
 // Metric labels: every route's, then the NDJSON labels (in route order).
 std::vector<std::string> RouteNames() {
@@ -122,6 +151,12 @@ std::vector<std::pair<std::string, std::string>> Api::Routes() {
   std::vector<std::pair<std::string, std::string>> routes;
   for (const RouteDef& r : kRoutes) routes.emplace_back(r.method, r.pattern);
   return routes;
+}
+
+std::vector<access::Role> Api::RouteRoles() {
+  std::vector<access::Role> roles;
+  for (const RouteDef& r : kRoutes) roles.push_back(r.role);
+  return roles;
 }
 
 const std::string& Api::RouteName(int route) const {
@@ -223,6 +258,8 @@ void Api::Handle(Request& request, RouteMatch& match, Response& response) {
     AddCorsHeaders(request.origin, response);
     return;
   }
+  std::shared_ptr<const access::Principal> caller;
+  if (!Admit(request, match, &caller, response)) return;
   if (kRoutes[match.route].mutates && config_.durability == storage::Durability::kFsync) {
     // Runs later on a durable-write worker: the request's views point into the connection's
     // parser, so everything the handler reads is copied or moved into the closure.
@@ -240,14 +277,14 @@ void Api::Handle(Request& request, RouteMatch& match, Response& response) {
     d->params = std::move(match.params);
     int route = match.route;
     response.pool = Response::Pool::kDurableWrites;
-    response.blocking = [this, d, route](Response& r) {
+    response.blocking = [this, d, route, caller](Response& r) {
       Request deferred{d->method, d->target, d->content_type, std::move(d->body), d->origin, ""};
-      Dispatch(route, deferred, d->params, d->query, r);
+      Dispatch(route, deferred, d->params, d->query, caller.get(), r);
       AddCorsHeaders(d->origin, r);
     };
     return;
   }
-  Dispatch(match.route, request, match.params, query, response);
+  Dispatch(match.route, request, match.params, query, caller.get(), response);
   if (response.blocking && !config_.cors_origins.empty() && !request.origin.empty()) {
     // Filled later (and an error answer starts afresh): the headers go on after.
     response.blocking = [this, fill = std::move(response.blocking),
@@ -349,13 +386,14 @@ absl::Status CheckQueryNames(const Api::RouteDef& route, const detail::QueryPara
 }  // namespace
 
 void Api::Dispatch(int route, Request& request, std::vector<std::string>& params,
-                   absl::string_view query, Response& response) {
+                   absl::string_view query, const access::Principal* caller, Response& response) {
   detail::QueryParams query_params;
   absl::Status status = query_params.Parse(query);
   if (status.ok()) status = CheckQueryNames(kRoutes[route], query_params);
   if (status.ok()) status = ValidateCaptures(route, params);
   if (status.ok()) {
-    HandlerContext context{engine_, log_, reports_, config_, figures_, metrics_, webhooks_};
+    HandlerContext context{engine_,  log_,      reports_, config_, figures_,
+                           metrics_, webhooks_, auth_,    caller};
     Call call{request, params, query_params, response};
     status = kRoutes[route].handler(context, call);
   }
@@ -363,6 +401,52 @@ void Api::Dispatch(int route, Request& request, std::vector<std::string>& params
     response = Response();
     ErrorResponse(ExplainDeleted(std::move(status)), response);
   }
+}
+
+absl::Status Api::Check(int route, const Request& request, const std::vector<std::string>& params,
+                        std::shared_ptr<const access::Principal>* caller) const {
+  const RouteDef& r = kRoutes[route];
+  if (!enforce_ || r.role == Role::kPublic) return absl::OkStatus();
+  auto principal = auth_->Authenticate(request.authorization, request.client_address);
+  if (!principal.ok()) return principal.status();
+  const access::Principal& p = **principal;
+  if (!p.Allows(r.role)) {
+    return Forbidden(
+        absl::StrCat(r.method, " ", r.pattern, " needs the role ", access::RoleName(r.role),
+                     "; this key has the role ", access::RoleName(p.role)),
+        access::RoleName(r.role));
+  }
+  if (!p.Unscoped()) {
+    const std::vector<std::string>& names = RouteCaptures()[route];
+    for (size_t i = 0; i < names.size() && i < params.size(); ++i) {
+      if (names[i] == "name" && !p.CanSee(params[i])) {
+        return Forbidden(absl::StrCat("segment ", engine::Quote(params[i]),
+                                      " is outside the segments this key may use"),
+                         params[i]);
+      }
+    }
+  }
+  *caller = *std::move(principal);
+  return absl::OkStatus();
+}
+
+bool Api::Admit(const Request& request, const RouteMatch& match,
+                std::shared_ptr<const access::Principal>* caller, Response& response) const {
+  if (!enforce_ || match.kind != RouteMatch::Kind::kFound) return true;
+  absl::Status status = Check(match.route, request, match.params, caller);
+  if (status.ok()) return true;
+  response = Response();
+  ErrorResponse(status, response);
+  if (response.status == 401) {
+    response.headers.emplace_back("WWW-Authenticate", request.authorization.empty()
+                                                          ? "Bearer realm=\"segd\""
+                                                          : "Bearer realm=\"segd\", "
+                                                            "error=\"invalid_token\"");
+  } else if (response.status == 429) {
+    response.headers.emplace_back("Retry-After", "1");
+  }
+  AddCorsHeaders(request.origin, response);
+  return false;
 }
 
 bool Api::TakesLines(const RouteMatch& match) const {
@@ -381,9 +465,12 @@ std::unique_ptr<LineConsumer> Api::OpenLines(Request& request, RouteMatch& match
   if (status.ok()) status = query_params.Parse(query);
   if (status.ok()) status = CheckQueryNames(kRoutes[route], query_params);
   if (status.ok()) status = ValidateCaptures(route, match.params);
+  std::shared_ptr<const access::Principal> caller;
+  if (status.ok() && !Admit(request, match, &caller, response)) return nullptr;
   std::unique_ptr<LineConsumer> consumer;
   if (status.ok()) {
-    HandlerContext context{engine_, log_, reports_, config_, figures_, metrics_, webhooks_};
+    HandlerContext context{engine_,  log_,      reports_, config_,     figures_,
+                           metrics_, webhooks_, auth_,    caller.get()};
     Call call{request, match.params, query_params, response};
     auto opened = kRoutes[route].lines(context, call);
     if (opened.ok()) {
@@ -425,6 +512,12 @@ absl::Status Api::ExplainDeleted(absl::Status status) const {
   explained.ForEachPayload(
       [&](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
   return out;
+}
+
+absl::Status Forbidden(absl::string_view message, absl::string_view required) {
+  absl::Status status = HttpError("forbidden", message);
+  status.SetPayload(kRequiredPayload, absl::Cord(required));
+  return status;
 }
 
 absl::Status HttpError(absl::string_view code, absl::string_view message) {
@@ -470,10 +563,34 @@ void ErrorResponse(const absl::Status& status, Response& response) {
     json.EndArray();
   }
   if (auto position = engine::PositionOf(status)) json.Key("position").Uint(*position);
+  if (auto required = status.GetPayload(kRequiredPayload)) {
+    json.Key("required").String(std::string(*required));
+  }
   json.EndObject().EndObject().EndObject();
 }
 
 namespace detail {
+
+absl::Status HandlerContext::RequireSegment(absl::string_view name) const {
+  if (CanSee(name)) return absl::OkStatus();
+  return Forbidden(
+      absl::StrCat("segment ", engine::Quote(name), " is outside the segments this key may use"),
+      name);
+}
+
+std::vector<engine::SegmentId> VisibleSegments(const HandlerContext& ctx) {
+  std::vector<engine::SegmentId> ids;
+  for (const engine::SegmentInfo& info : ctx.engine.ListSegments(/*include_deleted=*/true)) {
+    if (ctx.CanSee(info.meta.name)) ids.push_back(info.meta.id);
+  }
+  return ids;
+}
+
+absl::Status HandlerContext::RequireUnscoped(absl::string_view what) const {
+  if (caller == nullptr || caller->Unscoped()) return absl::OkStatus();
+  return Forbidden(absl::StrCat(what, " acts on every segment; this key is limited to some"),
+                   "every segment");
+}
 
 absl::Status QueryParams::Parse(absl::string_view query) {
   params_.clear();

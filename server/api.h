@@ -31,6 +31,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "engine/engine.h"
+#include "server/access/authenticator.h"
 #include "server/config.h"
 #include "server/metrics.h"
 #include "server/router.h"
@@ -53,6 +54,8 @@ struct Request {
   absl::string_view origin;                // the Origin header (browsers), empty when absent
   absl::string_view cors_request_headers;  // Access-Control-Request-Headers (preflights)
   absl::string_view last_event_id;         // Last-Event-ID (event stream resumes)
+  absl::string_view authorization;         // the Authorization header, empty when absent
+  absl::string_view client_address;        // the peer's IP address, for failure limits
 };
 
 // A streamed body, produced a piece at a time on a worker thread: each call replaces *chunk
@@ -182,11 +185,27 @@ class Api {
 
   // Every route as (method, pattern), in table order; for checks that the docs match.
   static std::vector<std::pair<std::string, std::string>> Routes();
+  // The role each route requires, in the same order.
+  static std::vector<access::Role> RouteRoles();
 
   Metrics& metrics() { return metrics_; }
   // The webhooks the /v1/webhooks routes manage; without them those routes answer 503. Set
   // before the first request.
   void set_webhooks(Webhooks* webhooks) { webhooks_ = webhooks; }
+  // The keys the /v1/keys routes manage (without them those routes answer 503), and whether
+  // access control is on (--auth keys): every route but the public ones then needs a key or
+  // token with its role (docs/security.md). Set before the first request.
+  void set_access(access::Authenticator* auth, bool enforce) {
+    auth_ = auth;
+    enforce_ = auth != nullptr && enforce;
+  }
+  bool auth_enabled() const { return enforce_; }
+  // With access control on, whether `request` to `match` may proceed: OK with *caller set
+  // (null for public routes and with access control off), or the 401/403/429 answer in
+  // `response`. The connection calls it once a request's header is read when the body is
+  // still to come, so that a refused upload is not read.
+  bool Admit(const Request& request, const RouteMatch& match,
+             std::shared_ptr<const access::Principal>* caller, Response& response) const;
   // The label of a route id in metrics and logs (ids past the routes are MetricRoute's).
   const std::string& RouteName(int route) const;
   // The metrics id of a request to `route`: the route's, except that NDJSON events count
@@ -198,7 +217,10 @@ class Api {
 
  private:
   void Dispatch(int route, Request& request, std::vector<std::string>& params,
-                absl::string_view query, Response& response);
+                absl::string_view query, const access::Principal* caller, Response& response);
+  // The access decision for a route and its path captures.
+  absl::Status Check(int route, const Request& request, const std::vector<std::string>& params,
+                     std::shared_ptr<const access::Principal>* caller) const;
   // With --cors-origin, the CORS headers for a request from `origin` (none if it is not
   // allowed).
   void AddCorsHeaders(absl::string_view origin, Response& response) const;
@@ -216,6 +238,8 @@ class Api {
   Router router_;
   Metrics metrics_;
   Webhooks* webhooks_ = nullptr;
+  access::Authenticator* auth_ = nullptr;
+  bool enforce_ = false;
 };
 
 // Fills `response` with the error answer for `status` (its HTTP status, error code, message
@@ -226,5 +250,8 @@ unsigned HttpStatusOf(absl::string_view error_code);
 // An error with an explicit API code, for the errors the HTTP layer finds itself
 // (method_not_allowed, payload_too_large, …).
 absl::Status HttpError(absl::string_view code, absl::string_view message);
+// 403 forbidden, with what was missing (a role, or a segment outside the caller's scope) as
+// details.required.
+absl::Status Forbidden(absl::string_view message, absl::string_view required);
 
 }  // namespace segd::server

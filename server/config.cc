@@ -90,6 +90,14 @@ Setter NonEmpty(const char* flag, std::string ServerConfig::*field) {
   };
 }
 
+// Any text, empty included (empty: the setting is off).
+Setter Text(std::string ServerConfig::*field) {
+  return [field](ServerConfig& c, absl::string_view v) {
+    c.*field = std::string(v);
+    return absl::OkStatus();
+  };
+}
+
 bool IsIpAddress(const std::string& text) {
   unsigned char bytes[16];
   return inet_pton(AF_INET, text.c_str(), bytes) == 1 ||
@@ -257,8 +265,62 @@ const std::vector<Flag>& Flags() {
          }
          return absl::OkStatus();
        }},
+      {"auth", "SEGD_AUTH", "MODE", nullptr, "off on a loopback --bind, keys otherwise",
+       "off: anyone who reaches the port may do anything; keys: every request but /health and "
+       "the API description needs Authorization: Bearer with an API key (segd keys create) or a "
+       "JWT, and the key's role (docs/security.md). off on a non-loopback --bind needs "
+       "--insecure",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         if (v != "off" && v != "keys") return FlagError("--auth", v, "must be off or keys");
+         c.auth_keys = v == "keys";
+         return absl::OkStatus();
+       }},
+      {"jwt-secret", "SEGD_JWT_SECRET", "FILE", "", nullptr,
+       "with --auth keys, also accept JWTs signed with HS256 by the secret in FILE (at least 32 "
+       "bytes); the token's role claim names its role",
+       Text(&ServerConfig::jwt_secret_file)},
+      {"jwt-public-key", "SEGD_JWT_PUBLIC_KEY", "FILE", "", nullptr,
+       "with --auth keys, also accept JWTs signed by the private half of the PEM public key in "
+       "FILE: RS256 for an RSA key, ES256 for an EC P-256 key",
+       Text(&ServerConfig::jwt_public_key_file)},
+      {"jwt-issuer", "SEGD_JWT_ISSUER", "TEXT", "", nullptr,
+       "when set, a JWT's iss claim must equal it", Text(&ServerConfig::jwt_issuer)},
+      {"jwt-audience", "SEGD_JWT_AUDIENCE", "TEXT", "", nullptr,
+       "when set, a JWT's aud claim must name it", Text(&ServerConfig::jwt_audience)},
+      {"tls-cert", "SEGD_TLS_CERT", "FILE", "", nullptr,
+       "serve HTTPS (TLS 1.2 or 1.3) instead of HTTP on the port, with the PEM certificate "
+       "chain in FILE; needs --tls-key",
+       Text(&ServerConfig::tls_cert_file)},
+      {"tls-key", "SEGD_TLS_KEY", "FILE", "", nullptr, "the PEM private key of --tls-cert",
+       Text(&ServerConfig::tls_key_file)},
   };
   return kFlags;
+}
+
+// Checks the flags that only make sense together, and applies --auth's default.
+absl::Status Finish(ServerConfig& c) {
+  if (!c.auth_keys) c.auth_keys = !IsLoopback(c.bind);
+  if (!*c.auth_keys && !IsLoopback(c.bind) && !c.insecure) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--auth off on the non-loopback address ", c.bind,
+        " lets anyone who reaches the port change or delete every segment; use --auth keys "
+        "(docs/security.md), or add --insecure if a proxy in front enforces access"));
+  }
+  if (!c.jwt_secret_file.empty() && !c.jwt_public_key_file.empty()) {
+    return absl::InvalidArgumentError("--jwt-secret and --jwt-public-key exclude each other");
+  }
+  const bool jwt = !c.jwt_secret_file.empty() || !c.jwt_public_key_file.empty();
+  if (jwt && !*c.auth_keys) {
+    return absl::InvalidArgumentError("--jwt-secret and --jwt-public-key need --auth keys");
+  }
+  if (!jwt && (!c.jwt_issuer.empty() || !c.jwt_audience.empty())) {
+    return absl::InvalidArgumentError(
+        "--jwt-issuer and --jwt-audience need --jwt-secret or --jwt-public-key");
+  }
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  return absl::OkStatus();
 }
 
 // Appends `text` wrapped to `width` columns, every line indented by `indent` spaces; the first
@@ -286,6 +348,10 @@ std::string MakeUsage() {
                                  R"(: in-memory user segmentation engine with an HTTP/1.1 JSON API
 
 Usage: segd [flags]
+       segd keys create --data-dir DIR --role ROLE [--segments GLOBS] [--description TEXT]
+       segd keys list --data-dir DIR
+       segd keys delete --data-dir DIR ID
+         manage API keys while segd is stopped (a running segd holds DIR: use /v1/keys)
 
 Every flag can also be set by the environment variable named on its line; a flag wins over
 its variable.
@@ -305,7 +371,8 @@ its variable.
     AppendWrapped(&out, absl::StrCat(f.help, " (default ", def, "; ", f.env, ")"), kHelpColumn,
                   kHelpColumn, kWidth);
   }
-  out += R"(  --version               print the version and exit
+  out += R"(  --insecure              allow --auth off on a non-loopback --bind (SEGD_INSECURE=1)
+  --version               print the version and exit
   --help                  print this help and exit
 
 Durations read 90s, 30m, 4h, 7d; sizes read 1048576, 512KiB, 1MiB, 1GiB.
@@ -323,6 +390,16 @@ const std::string& ServerUsage() {
 }
 
 std::string ServerVersion() { return absl::StrCat("segd ", SEGD_VERSION); }
+
+bool IsLoopback(const std::string& address) {
+  unsigned char bytes[16];
+  if (inet_pton(AF_INET, address.c_str(), bytes) == 1) return bytes[0] == 127;
+  if (inet_pton(AF_INET6, address.c_str(), bytes) == 1) {
+    static const unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return std::equal(bytes, bytes + 16, kLoopback6);
+  }
+  return false;
+}
 
 uint64_t DefaultMinFreeDisk(uint64_t total_bytes) {
   return std::min<uint64_t>(uint64_t{1} << 30, total_bytes / 10);
@@ -353,6 +430,10 @@ absl::StatusOr<ParsedCommandLine> ParseServerConfig(const std::vector<std::strin
     if (arg == "--version") {
       parsed.version = true;
       return parsed;
+    }
+    if (arg == "--insecure") {
+      parsed.config.insecure = true;
+      continue;
     }
     if (!absl::StartsWith(arg, "--")) {
       return absl::InvalidArgumentError(
@@ -385,6 +466,10 @@ absl::StatusOr<ParsedCommandLine> ParseServerConfig(const std::vector<std::strin
       return absl::InvalidArgumentError(absl::StrCat("--", name, ": ", s.message()));
     }
   }
+  if (const char* v = getenv("SEGD_INSECURE"); v != nullptr && absl::string_view(v) == "1") {
+    parsed.config.insecure = true;
+  }
+  if (absl::Status s = Finish(parsed.config); !s.ok()) return s;
   if (parsed.config.threads == 0) {
     parsed.config.threads = std::max(1u, std::thread::hardware_concurrency());
   }

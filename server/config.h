@@ -49,9 +49,28 @@ struct ServerConfig {
   // Browser origins allowed to call the API (CORS): empty (none; no CORS headers), "*" (any),
   // or exact origins such as "https://app.example.com".
   std::vector<std::string> cors_origins;
+  // Access control (docs/security.md). auth_keys: every request but the public routes needs a
+  // key or token; when not given it is on unless `bind` is a loopback address. Off on another
+  // address is refused unless `insecure`.
+  std::optional<bool> auth_keys;
+  bool insecure = false;
+  std::string jwt_secret_file;      // HS256
+  std::string jwt_public_key_file;  // RS256 / ES256
+  std::string jwt_issuer;
+  std::string jwt_audience;
+  // HTTPS on the port when both are set (PEM files).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+
+  // Whether access control is on, after the default for `bind` is applied.
+  bool AuthOn() const { return auth_keys.value_or(false); }
+  bool Tls() const { return !tls_cert_file.empty(); }
 
   bool operator==(const ServerConfig&) const = default;
 };
+
+// Whether `address` (an IP address) is a loopback address: 127.0.0.0/8 or ::1.
+bool IsLoopback(const std::string& address);
 
 // --min-free-disk when it is not given: 1 GiB, or a tenth of a filesystem of `total_bytes`,
 // whichever is smaller.

@@ -178,6 +178,12 @@ void Housekeeper::RunMaintainer() {
     if (now >= next_sweep) {
       size_t swept = reports_.Sweep();
       if (swept > 0) Log(LogLevel::kInfo, "deleted %zu expired reports", swept);
+      if (keys_ != nullptr) {
+        if (absl::Status s = keys_->FlushUsage(); !s.ok()) {
+          Log(LogLevel::kWarn, "recording when keys were last used failed: %s",
+              std::string(s.message()).c_str());
+        }
+      }
       next_sweep = now + kSweepPeriod;
     }
     if (now >= next_disk_check) {

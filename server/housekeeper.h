@@ -8,7 +8,8 @@
 //   (OpLog::TryResume), expires the memberships that are due (Engine::ProcessExpiries, to the
 //   millisecond), records the log's position in DATA_DIR/segd.state (OpLog::RecordPosition),
 //   and logs every change of the write state (refused and why, accepted again).
-//   The maintainer: deletes stored reports past their TTL (every minute); writes a snapshot
+//   The maintainer: deletes stored reports past their TTL and records when API keys were last
+//   used (every minute); writes a snapshot
 //   every snapshot interval when the log has grown since the last one, or sooner once
 //   --snapshot-every records have been logged since the last (checked every 200 ms), so that
 //   the log a restart replays stays bounded; and warns when, at the rate the log grows, the
@@ -29,6 +30,7 @@
 #include "absl/base/thread_annotations.h"
 #include "base/mutex.h"
 #include "engine/engine.h"
+#include "server/access/key_store.h"
 #include "server/api.h"
 #include "server/config.h"
 #include "storage/oplog.h"
@@ -43,6 +45,9 @@ class Housekeeper {
   ~Housekeeper();
   Housekeeper(const Housekeeper&) = delete;
   Housekeeper& operator=(const Housekeeper&) = delete;
+
+  // The keys whose last use is recorded every minute. Set before Start.
+  void set_keys(access::KeyStore* keys) { keys_ = keys; }
 
   void Start();
   // Stops and joins both threads (an expiry pass or snapshot in progress finishes first).
@@ -69,6 +74,7 @@ class Housekeeper {
   storage::ReportStore& reports_;
   const ServerConfig& config_;
   ServiceFigures& figures_;
+  access::KeyStore* keys_ = nullptr;
   Mutex mu_;
   CondVar wake_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

@@ -3,11 +3,13 @@
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -64,6 +66,8 @@ class HttpServer::Impl {
   asio::thread_pool workers_;
   asio::thread_pool durable_writers_;
   std::atomic<bool> draining_{false};
+  // --tls-cert/--tls-key: loaded by Start.
+  std::optional<asio::ssl::context> tls_;
   detail::SessionHost host_;
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
@@ -72,6 +76,28 @@ class HttpServer::Impl {
 
 absl::Status HttpServer::Impl::Start() {
   beast::error_code ec;
+  if (config_.Tls()) {
+    tls_.emplace(asio::ssl::context::tls_server);
+    // TLS 1.2 and 1.3 only, with OpenSSL's default ciphers for them.
+    tls_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                          asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                          asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+                      ec);
+    tls_->use_certificate_chain_file(config_.tls_cert_file, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-cert '", config_.tls_cert_file, "': ", ec.message()));
+    }
+    tls_->use_private_key_file(config_.tls_key_file, asio::ssl::context::pem, ec);
+    if (ec) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--tls-key '", config_.tls_key_file, "': ", ec.message()));
+    }
+    if (SSL_CTX_check_private_key(tls_->native_handle()) != 1) {
+      return absl::InvalidArgumentError("--tls-key does not match the certificate of --tls-cert");
+    }
+    host_.tls = &*tls_;
+  }
   auto address = asio::ip::make_address(config_.bind, ec);
   if (ec) {
     return absl::InvalidArgumentError(

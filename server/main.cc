@@ -10,10 +10,12 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "server/access/authenticator.h"
 #include "server/api.h"
 #include "server/config.h"
 #include "server/housekeeper.h"
 #include "server/http_server.h"
+#include "server/keys_command.h"
 #include "server/log.h"
 #include "server/webhooks.h"
 #include "storage/oplog.h"
@@ -34,6 +36,9 @@ int Fail(const char* what, const absl::Status& status) {
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "keys") {
+    return server::RunKeysCommand(std::vector<std::string>(args.begin() + 1, args.end()));
+  }
   auto parsed = server::ParseServerConfig(args, GetEnv);
   if (!parsed.ok()) {
     std::fprintf(stderr, "segd: %s\n", std::string(parsed.status().message()).c_str());
@@ -97,6 +102,27 @@ int main(int argc, char** argv) {
                                             engine::SystemClock::Default());
   if (!reports.ok()) return Fail("opening the report directory", reports.status());
 
+  auto keys = server::access::KeyStore::Open(config.data_dir);
+  if (!keys.ok()) return Fail("reading the API keys", keys.status());
+  std::unique_ptr<server::access::JwtVerifier> jwt;
+  if (!config.jwt_secret_file.empty() || !config.jwt_public_key_file.empty()) {
+    auto verifier =
+        server::access::JwtVerifier::Create({.secret_file = config.jwt_secret_file,
+                                             .public_key_file = config.jwt_public_key_file,
+                                             .issuer = config.jwt_issuer,
+                                             .audience = config.jwt_audience});
+    if (!verifier.ok()) return Fail("setting up JWTs", verifier.status());
+    jwt = *std::move(verifier);
+  }
+  const bool jwt_on = jwt != nullptr;
+  server::access::Authenticator auth(**keys, std::move(jwt));
+  if (config.AuthOn() && (*keys)->size() == 0 && !jwt_on) {
+    server::Log(server::LogLevel::kWarn,
+                "access control is on and there are no API keys yet: every request but /health "
+                "is refused. Stop segd and run: segd keys create --data-dir %s --role admin",
+                config.data_dir.c_str());
+  }
+
   server::ServiceFigures figures;
   figures.recovery_seconds.store(recovered->seconds);
   server::Webhooks webhooks(engine, **log,
@@ -104,8 +130,10 @@ int main(int argc, char** argv) {
                              .backoff = std::chrono::seconds(config.webhook_backoff_seconds)});
   server::Api api(engine, **log, **reports, config, figures);
   api.set_webhooks(&webhooks);
+  api.set_access(&auth, config.AuthOn());
   server::HttpServer http(api, config);
   server::Housekeeper housekeeper(engine, **log, **reports, config, figures);
+  housekeeper.set_keys(keys->get());
   uint64_t expired_count = expired.ok() ? *expired : 0;
   if (auto more = engine.ProcessExpiries(); more.ok()) expired_count += *more;
   housekeeper.Start();
@@ -119,11 +147,12 @@ int main(int argc, char** argv) {
 
   engine::EngineStats stats = engine.Stats();
   std::printf(
-      "segd: listening on http://%s:%u, data dir %s; recovered %llu memberships "
+      "segd: listening on %s://%s:%u, access control %s, data dir %s; recovered %llu memberships "
       "(%llu segments, %llu users) in %.3f s (dictionaries %.3f s, snapshot at log position %llu "
       "%.3f s, %llu records replayed %.3f s, %llu events into rule state %.3f s); %llu expired "
       "while down; %u threads, durability %s\n",
-      config.bind.c_str(), http.port(), config.data_dir.c_str(),
+      config.Tls() ? "https" : "http", config.bind.c_str(), http.port(),
+      config.AuthOn() ? "on" : "off", config.data_dir.c_str(),
       static_cast<unsigned long long>(stats.memberships),
       static_cast<unsigned long long>(stats.active_segments),
       static_cast<unsigned long long>(stats.registered_users), recovered->seconds,
@@ -150,6 +179,10 @@ int main(int argc, char** argv) {
                 std::string(s.message()).c_str());
     const bool disk_short = (*log)->read_only() || (*log)->disk().low();
     if (!disk_short && !(*log)->WriteState().ok()) return 1;
+  }
+  if (absl::Status s = (*keys)->FlushUsage(); !s.ok()) {
+    server::Log(server::LogLevel::kWarn, "recording when keys were last used failed: %s",
+                std::string(s.message()).c_str());
   }
   server::Log(server::LogLevel::kInfo, "stopped cleanly");
   return 0;

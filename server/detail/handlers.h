@@ -34,7 +34,18 @@ struct HandlerContext {
   const ServerConfig& config;
   ServiceFigures& figures;
   const Metrics& metrics;
-  Webhooks* webhooks;  // null when the server runs without them (unit tests)
+  Webhooks* webhooks;               // null when the server runs without them (unit tests)
+  access::Authenticator* auth;      // null with access control off
+  const access::Principal* caller;  // null with access control off and on public routes
+
+  // Whether the caller may see segment `name` (always, without access control or scope).
+  bool CanSee(absl::string_view name) const { return caller == nullptr || caller->CanSee(name); }
+  // 403 unless the caller may use segment `name`.
+  absl::Status RequireSegment(absl::string_view name) const;
+  // 403 for a caller limited to some segments: `what` acts on every segment.
+  absl::Status RequireUnscoped(absl::string_view what) const;
+  // How the caller is named in the audit log: its key id, "jwt", or "anonymous" (auth off).
+  std::string CallerName() const { return caller ? caller->id : std::string("anonymous"); }
 };
 
 // A decoded query string.
@@ -105,6 +116,11 @@ absl::Status ListWebhooks(const HandlerContext&, Call&);
 absl::Status GetWebhook(const HandlerContext&, Call&);
 absl::Status DeleteWebhook(const HandlerContext&, Call&);
 
+// API keys (handlers_keys.cc).
+absl::Status CreateKey(const HandlerContext&, Call&);
+absl::Status ListKeys(const HandlerContext&, Call&);
+absl::Status DeleteKey(const HandlerContext&, Call&);
+
 // The change feed (handlers_changes.cc).
 absl::Status GetChanges(const HandlerContext&, Call&);
 absl::Status StreamChanges(const HandlerContext&, Call&);
@@ -146,6 +162,8 @@ absl::Status ForEachLine(BodyPiece& piece, Fn&& fn) {
   }
   return absl::OkStatus();
 }
+// The ids of every segment (deleted ones too) the caller may see.
+std::vector<engine::SegmentId> VisibleSegments(const HandlerContext& ctx);
 // Writes the segment object.
 void WriteSegment(JsonWriter& json, const engine::SegmentInfo& info);
 // The segments of a user, as GET /v1/users/{id}/segments lists them ("segments": [...]).

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -48,6 +49,16 @@ absl::StatusOr<storage::ChangeQuery> ReadFeedQuery(const HandlerContext& ctx, co
     }
   }
   if (!unknown.empty()) return engine::SegmentNotFound(std::move(unknown));
+  for (absl::string_view name : call.query.All("segment")) {
+    if (absl::Status s = ctx.RequireSegment(name); !s.ok()) return s;
+  }
+  if (query.segments.empty() && ctx.caller != nullptr && !ctx.caller->Unscoped()) {
+    // A key limited to some segments reads their changes alone; with none to read, a filter
+    // on an id no segment has.
+    query.segments = VisibleSegments(ctx);
+    if (query.segments.empty())
+      query.segments.push_back(std::numeric_limits<engine::SegmentId>::max());
+  }
   std::sort(query.segments.begin(), query.segments.end());
   query.segments.erase(std::unique(query.segments.begin(), query.segments.end()),
                        query.segments.end());

@@ -161,6 +161,8 @@ void AnswerProfile(const HandlerContext& ctx, engine::UserProfile profile, Respo
   const storage::OpLog& log = ctx.log;
   const engine::Engine& engine = ctx.engine;
   std::optional<engine::UserId> id = engine.FindUser(profile.user_id);
+  std::erase_if(profile.segments,
+                [&ctx](const engine::UserSegment& m) { return !ctx.CanSee(m.segment); });
   response.blocking = [&log, &engine, id, profile = std::move(profile)](Response& r) {
     absl::flat_hash_map<engine::SegmentId, engine::TimeMs> added_at;
     if (id && !profile.segments.empty()) {

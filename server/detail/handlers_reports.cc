@@ -62,6 +62,14 @@ absl::StatusOr<storage::HistoryFilter> BuildFilter(const HandlerContext& ctx,
     }
   }
   if (!unknown.empty()) return engine::SegmentNotFound(std::move(unknown));
+  for (const std::string& name : req.segments) {
+    if (absl::Status s = ctx.RequireSegment(name); !s.ok()) return s;
+  }
+  if (req.segments.empty() && ctx.caller != nullptr && !ctx.caller->Unscoped()) {
+    // A key limited to some segments reports on those alone.
+    filter.segments = VisibleSegments(ctx);
+    if (filter.segments.empty()) filter.to = filter.from;  // matches nothing
+  }
   for (const std::string& id : req.user_ids) {
     if (absl::Status s = engine::UserDictionary::Validate(id); !s.ok()) return s;
     if (auto user = ctx.engine.FindUser(id)) filter.users.push_back(*user);

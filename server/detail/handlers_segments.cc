@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "engine/engine.h"
+#include "engine/expression.h"
 #include "server/detail/handlers.h"
 
 namespace segd::server::detail {
@@ -74,6 +75,9 @@ absl::Status CreateSegment(const HandlerContext& ctx, Call& call) {
         return absl::OkStatus();
       });
   if (!parsed.ok()) return parsed;
+  if (has_name) {
+    if (absl::Status s = ctx.RequireSegment(spec.name); !s.ok()) return s;
+  }
   if (!has_name) return MissingField("name");
   if (spec.auto_percent_sticky && !spec.auto_percent) {
     return engine::BadRequest("'auto_percent_sticky' needs 'auto_percent'");
@@ -97,7 +101,9 @@ absl::Status ListSegments(const HandlerContext& ctx, Call& call) {
   std::vector<engine::SegmentInfo> segments = ctx.engine.ListSegments(include_deleted);
   JsonWriter json(&call.response.body);
   json.BeginObject().Key("segments").BeginArray();
-  for (const engine::SegmentInfo& info : segments) WriteSegment(json, info);
+  for (const engine::SegmentInfo& info : segments) {
+    if (ctx.CanSee(info.meta.name)) WriteSegment(json, info);
+  }
   json.EndArray().EndObject();
   return absl::OkStatus();
 }
@@ -242,6 +248,14 @@ absl::Status Query(const HandlerContext& ctx, Call& call) {
       });
   if (!parsed.ok()) return parsed;
   if (!has_expr) return MissingField("expr");
+  if (ctx.caller != nullptr && !ctx.caller->Unscoped()) {
+    // (A malformed expression is left for the engine to explain.)
+    if (auto parsed_expr = engine::ParseExpression(expr); parsed_expr.ok()) {
+      for (const std::string& name : engine::SegmentNamesOf(**parsed_expr)) {
+        if (absl::Status s = ctx.RequireSegment(name); !s.ok()) return s;
+      }
+    }
+  }
   auto result = ctx.engine.Query(expr, static_cast<uint32_t>(limit));
   if (!result.ok()) return result.status();
   JsonWriter json(&call.response.body);

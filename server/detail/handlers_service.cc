@@ -54,6 +54,7 @@ absl::Status MetricsText(const HandlerContext& ctx, Call& call) {
         stats.expired_total);
   Gauge(out, "segd_expiry_failures_total", "Expiry passes that the log refused.", "counter",
         f.expiry_failures.load());
+  if (ctx.auth != nullptr) ctx.auth->AppendMetrics(out);
   Gauge(out, "segd_changes_waiting",
         "Long polls and event streams waiting for a change (GET /v1/changes, /v1/changes/stream).",
         "gauge", ctx.log.changes().waiting());

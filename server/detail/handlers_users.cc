@@ -71,6 +71,7 @@ absl::Status PutUser(const HandlerContext& ctx, Call& call) {
 }
 
 absl::Status DeleteUser(const HandlerContext& ctx, Call& call) {
+  if (absl::Status s = ctx.RequireUnscoped("deleting a user"); !s.ok()) return s;
   auto removed = ctx.engine.DeleteUser(call.params[0]);
   if (!removed.ok()) return removed.status();
   JsonWriter json(&call.response.body);
@@ -130,6 +131,7 @@ absl::Status GetUserSegments(const HandlerContext& ctx, Call& call) {
   const std::string& user_id = call.params[0];
   if (absl::Status s = engine::UserDictionary::Validate(user_id); !s.ok()) return s;
   std::vector<engine::UserSegment> segments = ctx.engine.UserSegments(user_id);
+  std::erase_if(segments, [&ctx](const engine::UserSegment& m) { return !ctx.CanSee(m.segment); });
   std::optional<engine::UserId> user;
   if (!segments.empty()) user = ctx.engine.FindUser(user_id);
   if (!user) {
@@ -174,6 +176,12 @@ absl::Status UpdateUserSegments(const HandlerContext& ctx, Call& call) {
         return UnknownField(key);
       });
   if (!parsed.ok()) return parsed;
+  for (const engine::MembershipAdd& add : update.add) {
+    if (absl::Status s = ctx.RequireSegment(add.segment); !s.ok()) return s;
+  }
+  for (const std::string& name : update.remove) {
+    if (absl::Status s = ctx.RequireSegment(name); !s.ok()) return s;
+  }
   auto result = ctx.engine.UpdateUserSegments(call.params[0], update);
   if (!result.ok()) return result.status();
   JsonWriter json(&call.response.body);
@@ -233,6 +241,11 @@ absl::Status CheckMany(const HandlerContext& ctx, Call& call) {
       });
   if (!parsed.ok()) return parsed;
   if (!has_checks) return MissingField("checks");
+  if (ctx.caller != nullptr && !ctx.caller->Unscoped()) {
+    for (const auto& [segment, user] : checks) {
+      if (absl::Status s = ctx.RequireSegment(segment); !s.ok()) return s;
+    }
+  }
   std::vector<bool> results = ctx.engine.CheckMany(checks);
   std::string& body = call.response.body;
   body.reserve(16 + results.size() * 6);

@@ -66,6 +66,12 @@ absl::Status CreateWebhook(const HandlerContext& ctx, Call& call) {
       });
   if (!parsed.ok()) return parsed;
   if (!has_url) return engine::BadRequest("'url' is required");
+  if (segments.empty()) {
+    if (absl::Status s = ctx.RequireUnscoped("a webhook without 'segments'"); !s.ok()) return s;
+  }
+  for (const std::string& name : segments) {
+    if (absl::Status s = ctx.RequireSegment(name); !s.ok()) return s;
+  }
   auto created = ctx.webhooks->Create(url, std::move(segments), secret);
   if (!created.ok()) return created.status();
   call.response.status = 201;

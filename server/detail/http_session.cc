@@ -35,8 +35,9 @@ uint64_t NanosSince(std::chrono::steady_clock::time_point start) {
 }
 
 // The request's line and headers, as views into `req`.
-Request RequestHead(const http::request<RequestBody>& req) {
+Request RequestHead(const http::request<RequestBody>& req, absl::string_view client_address) {
   Request request;
+  request.client_address = client_address;
   request.method = absl::string_view(req.method_string().data(), req.method_string().size());
   request.target = absl::string_view(req.target().data(), req.target().size());
   auto header = [&req](http::field field) {
@@ -47,6 +48,7 @@ Request RequestHead(const http::request<RequestBody>& req) {
   request.content_type = header(http::field::content_type);
   request.origin = header(http::field::origin);
   request.cors_request_headers = header(http::field::access_control_request_headers);
+  request.authorization = header(http::field::authorization);
   if (auto it = req.find("Last-Event-ID"); it != req.end()) {
     request.last_event_id = absl::string_view(it->value().data(), it->value().size());
   }
@@ -88,6 +90,9 @@ bool SessionRegistry::WaitEmpty(std::chrono::nanoseconds timeout) {
 HttpSession::HttpSession(SessionHost& host, tcp::socket&& socket)
     : host_(host), api_(host.api), config_(host.config), stream_(std::move(socket)) {
   in_.max_size(config_.max_header + 2 * kReadChunk);
+  beast::error_code ec;
+  const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+  if (!ec) client_address_ = peer.address().to_string();
 }
 
 HttpSession::~HttpSession() {
@@ -97,7 +102,22 @@ HttpSession::~HttpSession() {
 
 void HttpSession::Run() {
   host_.registry.Add(this);
-  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Process(); });
+  if (host_.tls == nullptr) {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Process(); });
+    return;
+  }
+  tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(stream_, *host_.tls);
+  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    self->stream_.expires_after(std::chrono::seconds(self->config_.read_timeout_seconds));
+    self->tls_->async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
+      if (ec) {
+        if (ec == beast::error::timeout) self->api_.metrics().ConnectionTimedOut();
+        self->Close();
+        return;
+      }
+      self->Process();
+    });
+  });
 }
 
 void HttpSession::OnDrain() {
@@ -195,6 +215,17 @@ bool HttpSession::OnHeader() {
     return false;
   }
   parser_->body_limit(limit);
+  if (api_.auth_enabled() && !parser_->is_done() && (!length_known || length > kInlineLinesBytes)) {
+    // Refused before a large body is read: an unauthenticated upload costs its header only.
+    // (A small body is read and the refusal answered as usual, keeping the connection.)
+    Request request = RequestHead(req, client_address_);
+    Response refused;
+    std::shared_ptr<const access::Principal> caller;
+    if (!api_.Admit(request, match_, &caller, refused)) {
+      RejectWith(refused);
+      return false;
+    }
+  }
   if (!MaybeOpenLines(length, length_known)) return false;
   if (!parser_->is_done()) {
     auto expect = req.find(http::field::expect);
@@ -239,7 +270,7 @@ bool HttpSession::MaybeOpenLines(uint64_t declared_length, bool length_known) {
   if (!api_.TakesLines(match_) || parser_->is_done()) return true;
   if (length_known && declared_length <= kInlineLinesBytes) return true;
   const auto& req = parser_->get();
-  Request request = RequestHead(req);
+  Request request = RequestHead(req, client_address_);
   Response response;
   std::unique_ptr<LineConsumer> consumer = api_.OpenLines(request, match_, response);
   if (!consumer) {
@@ -373,7 +404,7 @@ void HttpSession::OnRequest() {
   Clock::time_point start = Clock::now();
   auto& req = parser_->get();
   bool keep_alive = req.keep_alive() && !draining_ && !host_.draining.load();
-  Request request = RequestHead(req);
+  Request request = RequestHead(req, client_address_);
   request.body = std::move(req.body());
   // On the stack: only answers handed to a worker need to outlive this call.
   Response response;
@@ -623,7 +654,7 @@ void HttpSession::Read() {
     return;
   }
   auto buffer = in_.prepare(room);
-  stream_.async_read_some(buffer, [self = shared_from_this()](beast::error_code ec, size_t n) {
+  auto on_read = [self = shared_from_this()](beast::error_code ec, size_t n) {
     self->reading_ = false;
     if (ec) {
       if (ec == beast::error::timeout) self->api_.metrics().ConnectionTimedOut();
@@ -634,7 +665,12 @@ void HttpSession::Read() {
     // A new request's clock starts with its first byte.
     if (!self->parser_ && n > 0) self->StartRequest();
     self->Process();
-  });
+  };
+  if (tls_) {
+    tls_->async_read_some(buffer, std::move(on_read));
+  } else {
+    stream_.async_read_some(buffer, std::move(on_read));
+  }
 }
 
 void HttpSession::Write() {
@@ -642,9 +678,14 @@ void HttpSession::Write() {
   buffers_.clear();
   for (const std::string& piece : out_.pieces()) buffers_.emplace_back(piece.data(), piece.size());
   stream_.expires_after(std::chrono::seconds(config_.read_timeout_seconds));
-  asio::async_write(stream_, buffers_, [self = shared_from_this()](beast::error_code ec, size_t) {
+  auto on_written = [self = shared_from_this()](beast::error_code ec, size_t) {
     self->OnWritten(ec);
-  });
+  };
+  if (tls_) {
+    asio::async_write(*tls_, buffers_, std::move(on_written));
+  } else {
+    asio::async_write(stream_, buffers_, std::move(on_written));
+  }
 }
 
 void HttpSession::OnWritten(beast::error_code ec) {

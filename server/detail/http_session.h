@@ -17,6 +17,11 @@
 // however large it is. A line longer than kMaxBodyLine is dropped as it arrives (the consumer
 // reports it invalid). The answer comes once the consumer has finished.
 //
+// With TLS (SessionHost::tls), Run first completes the handshake (within read_timeout), then
+// the session reads and writes through Beast's ssl_stream, which coalesces a batch's pieces
+// into few TLS records; everything else is the same. A closing connection does not wait for
+// the peer's close_notify (HTTP framing already tells a complete answer from a cut one).
+//
 // Thread safety: a session's methods run on its strand, except Run (the accepting thread,
 // once). SessionRegistry is safe from any thread.
 
@@ -26,6 +31,7 @@
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -68,6 +74,7 @@ struct SessionHost {
   boost::asio::thread_pool& durable_writers;  // mutations under --durability fsync
   const std::atomic<bool>& draining;          // the server is shutting down
   SessionRegistry& registry;
+  boost::asio::ssl::context* tls = nullptr;  // set: every connection speaks TLS (--tls-cert)
 };
 
 // A request body being read as lines (HttpSession; outside it so that optional<> may hold it).
@@ -157,6 +164,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   Api& api_;
   const ServerConfig& config_;
   boost::beast::tcp_stream stream_;
+  // With TLS, the encrypted stream over stream_ (whose timer still bounds every operation).
+  // Reads and writes go through it; lingering and closing use stream_ directly.
+  std::unique_ptr<boost::beast::ssl_stream<boost::beast::tcp_stream&>> tls_;
+  std::string client_address_;  // the peer's IP address, empty if unknown
   boost::beast::flat_buffer in_;
   std::optional<boost::beast::http::request_parser<RequestBody>> parser_;
   RouteMatch match_;

@@ -95,11 +95,21 @@ struct Step {
   unsigned status;  // what segd must answer: the tour checks itself
   std::string body = "";
   std::string content_type = "application/json";
+  // Whose key the request carries: the admin's unless it says "reader", "ads" (a writer
+  // limited to ads_*) or "none".
+  std::string as = "admin";
 };
 
 TEST(OpenApiConformance, EveryAnswerOfATourOfEveryEndpointIsDescribed) {
   TempDir dir;
-  ServerProcess server(dir.Sub("data"), {"--max-body", "4KiB"});
+  // With access control on, every step carries a key; some show the refusals.
+  std::map<std::string, std::string> keys = {
+      {"admin", testutil::CreateKeyWithCli(dir.Sub("data"), "admin")},
+      {"reader", testutil::CreateKeyWithCli(dir.Sub("data"), "reader")},
+      {"ads", testutil::CreateKeyWithCli(dir.Sub("data"), "writer", "ads_*")},
+      {"none", ""}};
+  for (const auto& [who, key] : keys) ASSERT_TRUE(who == "none" || !key.empty()) << who;
+  ServerProcess server(dir.Sub("data"), {"--max-body", "4KiB", "--auth", "keys"});
   ASSERT_TRUE(server.started());
   const std::string log = dir.Sub("prism.log");
   PrismProxy prism(server.port(), log);
@@ -117,6 +127,16 @@ TEST(OpenApiConformance, EveryAnswerOfATourOfEveryEndpointIsDescribed) {
       {"/v1/segments", "POST", "/v1/segments", 415, R"({"name":"x"})", "text/plain"},
       {"/v1/segments", "POST", "/v1/segments", 413, "{\"description\":\"" + big + "\"}"},
       {"/v1/segments", "GET", "/v1/segments", 200},
+      {"/v1/segments", "GET", "/v1/segments", 401, "", "application/json", "none"},
+      {"/v1/segments", "POST", "/v1/segments", 403, R"({"name":"x"})", "application/json",
+       "reader"},
+      {"/v1/segments/{name}/count", "GET", "/v1/segments/sport/count", 403, "", "", "ads"},
+      {"/v1/keys", "POST", "/v1/keys", 201,
+       R"({"role":"reader","segments":["ads_*"],"description":"tour"})"},
+      {"/v1/keys", "POST", "/v1/keys", 400, R"({"role":"root"})"},
+      {"/v1/keys", "GET", "/v1/keys", 200},
+      {"/v1/keys", "GET", "/v1/keys", 403, "", "", "reader"},
+      {"/v1/keys/{id}", "DELETE", "/v1/keys/000000000000", 404},
       {"/v1/segments", "GET", "/v1/segments?include_deleted=true", 200},
       {"/v1/segments", "GET", "/v1/segments?bogus=1", 400},
       {"/v1/segments/{name}", "GET", "/v1/segments/sport", 200},
@@ -216,14 +236,20 @@ TEST(OpenApiConformance, EveryAnswerOfATourOfEveryEndpointIsDescribed) {
   };
   std::set<std::pair<std::string, std::string>> visited;
   auto client = std::make_unique<HttpClient>(prism.port());
-  std::string report_url, webhook_id;
+  std::string report_url, webhook_id, key_id;
   for (const Step& step : tour) {
-    HttpResult r = client->Request(step.method, step.target, step.body, step.content_type);
+    std::vector<std::pair<std::string, std::string>> headers;
+    if (!keys[step.as].empty()) headers.emplace_back("Authorization", "Bearer " + keys[step.as]);
+    HttpResult r = client->Request(step.method, step.target, step.body, step.content_type, headers);
     EXPECT_EQ(r.status, step.status) << step.method << " " << step.target << ": " << r.body;
     visited.emplace(step.method, step.pattern);
     if (step.pattern == "/v1/webhooks" && r.status == 201) {
       const size_t at = r.body.find("\"id\":\"") + 6;
       webhook_id = r.body.substr(at, r.body.find('"', at) - at);
+    }
+    if (step.pattern == "/v1/keys" && r.status == 201) {
+      const size_t at = r.body.find("\"id\":\"") + 6;
+      key_id = r.body.substr(at, r.body.find('"', at) - at);
     }
     if (step.pattern == "/v1/reports" && r.status == 201) {
       const size_t at = r.body.find("/v1/reports/");
@@ -232,12 +258,17 @@ TEST(OpenApiConformance, EveryAnswerOfATourOfEveryEndpointIsDescribed) {
     // A new connection after an answer that closed one.
     if (!r.keep_alive || r.status == 0) client = std::make_unique<HttpClient>(prism.port());
   }
+  const std::vector<std::pair<std::string, std::string>> admin = {
+      {"Authorization", "Bearer " + keys["admin"]}};
+  ASSERT_FALSE(key_id.empty());
+  EXPECT_EQ(client->Request("DELETE", "/v1/keys/" + key_id, "", "", admin).status, 200u);
+  visited.emplace("DELETE", "/v1/keys/{id}");
   ASSERT_FALSE(report_url.empty());
-  EXPECT_EQ(client->Get(report_url).status, 200u);
+  EXPECT_EQ(client->Request("GET", report_url, "", "", admin).status, 200u);
   visited.emplace("GET", "/v1/reports/{id}.csv");
   ASSERT_FALSE(webhook_id.empty());
-  EXPECT_EQ(client->Get("/v1/webhooks/" + webhook_id).status, 200u);
-  EXPECT_EQ(client->Request("DELETE", "/v1/webhooks/" + webhook_id).status, 204u);
+  EXPECT_EQ(client->Request("GET", "/v1/webhooks/" + webhook_id, "", "", admin).status, 200u);
+  EXPECT_EQ(client->Request("DELETE", "/v1/webhooks/" + webhook_id, "", "", admin).status, 204u);
 
   for (const auto& [method, pattern] : server::Api::Routes()) {
     EXPECT_TRUE(visited.count({method, pattern})) << "the tour misses " << method << " " << pattern;

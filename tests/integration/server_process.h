@@ -23,6 +23,23 @@
 
 namespace segd::testutil {
 
+// Runs `segd keys create --data-dir dir --role role [--segments globs]` and returns the key it
+// prints (empty on failure). segd must not be running on `dir`.
+inline std::string CreateKeyWithCli(const std::string& data_dir, const std::string& role,
+                                    const std::string& segments = "") {
+  std::string command =
+      std::string(SEGD_BINARY) + " keys create --data-dir '" + data_dir + "' --role " + role;
+  if (!segments.empty()) command += " --segments '" + segments + "'";
+  command += " 2>/dev/null";
+  FILE* p = popen(command.c_str(), "r");
+  if (p == nullptr) return "";
+  char line[256] = {0};
+  std::string key = std::fgets(line, sizeof line, p) ? line : "";
+  if (pclose(p) != 0) return "";
+  while (!key.empty() && key.back() == '\n') key.pop_back();
+  return key;
+}
+
 class ServerProcess {
  public:
   // Starts segd with `--data-dir dir --port 0 --bind 127.0.0.1` plus `extra` flags and waits
@@ -49,8 +66,13 @@ class ServerProcess {
     char line[4096];
     if (f && std::fgets(line, sizeof line, f)) {
       start_line_ = line;
-      size_t at = start_line_.find("http://127.0.0.1:");
-      if (at != std::string::npos) port_ = std::stoi(start_line_.substr(at + 17));
+      // "listening on http://ADDR:PORT, …"
+      const size_t scheme = start_line_.find("://");
+      const size_t end = start_line_.find(',', scheme);
+      const size_t colon = end == std::string::npos ? end : start_line_.rfind(':', end);
+      if (scheme != std::string::npos && colon != std::string::npos && colon > scheme + 2) {
+        port_ = std::stoi(start_line_.substr(colon + 1));
+      }
     }
     if (f) std::fclose(f);
   }

@@ -57,6 +57,7 @@ TEST(ServerConfig, TheTablesDefaultsAreTheStructsAndHelpShowsThem) {
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   ServerConfig expected;
   expected.threads = parsed->config.threads;  // computed: one per core
+  expected.auth_keys = false;                 // computed: off on a loopback --bind
   EXPECT_TRUE(parsed->config == expected);
   const std::string& usage = ServerUsage();
   for (const char* shown : {"--bind ADDR", "(default 127.0.0.1; SEGD_BIND)", "SEGD_PORT",
@@ -67,6 +68,32 @@ TEST(ServerConfig, TheTablesDefaultsAreTheStructsAndHelpShowsThem) {
     end = usage.find('\n', start);
     EXPECT_LE(end - start, 96u) << usage.substr(start, end - start);
   }
+}
+
+TEST(ServerConfig, AccessControlIsOnOffLoopbackAndOffThereOnlyWhenInsecure) {
+  EXPECT_FALSE(ParseServerConfig({}, NoEnv)->config.AuthOn());
+  EXPECT_FALSE(ParseServerConfig({"--bind", "::1"}, NoEnv)->config.AuthOn());
+  EXPECT_FALSE(ParseServerConfig({"--bind", "127.0.0.2"}, NoEnv)->config.AuthOn());
+  EXPECT_TRUE(ParseServerConfig({"--bind", "0.0.0.0"}, NoEnv)->config.AuthOn());
+  EXPECT_TRUE(ParseServerConfig({"--bind", "10.1.2.3"}, NoEnv)->config.AuthOn());
+  EXPECT_TRUE(ParseServerConfig({"--auth", "keys"}, NoEnv)->config.AuthOn());
+
+  auto open = ParseServerConfig({"--bind", "0.0.0.0", "--auth", "off"}, NoEnv);
+  ASSERT_FALSE(open.ok());
+  EXPECT_NE(open.status().message().find("--insecure"), absl::string_view::npos);
+  auto insecure = ParseServerConfig({"--bind", "0.0.0.0", "--auth", "off", "--insecure"}, NoEnv);
+  ASSERT_TRUE(insecure.ok()) << insecure.status();
+  EXPECT_FALSE(insecure->config.AuthOn());
+  EXPECT_FALSE(ParseServerConfig({"--auth", "maybe"}, NoEnv).ok());
+
+  EXPECT_FALSE(ParseServerConfig({"--jwt-secret", "/s"}, NoEnv).ok()) << "JWTs with auth off";
+  EXPECT_TRUE(ParseServerConfig({"--auth", "keys", "--jwt-secret", "/s"}, NoEnv).ok());
+  EXPECT_FALSE(
+      ParseServerConfig({"--auth", "keys", "--jwt-secret", "/s", "--jwt-public-key", "/p"}, NoEnv)
+          .ok());
+  EXPECT_FALSE(ParseServerConfig({"--auth", "keys", "--jwt-audience", "segd"}, NoEnv).ok());
+  EXPECT_FALSE(ParseServerConfig({"--tls-cert", "/c"}, NoEnv).ok());
+  EXPECT_TRUE(ParseServerConfig({"--tls-cert", "/c", "--tls-key", "/k"}, NoEnv)->config.Tls());
 }
 
 TEST(ServerConfig, VersionBindAndCorsOrigins) {
