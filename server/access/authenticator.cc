@@ -21,10 +21,29 @@ int64_t NowMs() {
       .count();
 }
 
+std::atomic<uint64_t> next_instance{1};
+
 }  // namespace
 
+struct Authenticator::ThreadCache {
+  uint64_t instance = 0;
+  uint64_t generation = 0;
+  absl::flat_hash_map<std::string, Cached> entries;
+};
+
 Authenticator::Authenticator(KeyStore& keys, std::unique_ptr<JwtVerifier> jwt)
-    : keys_(keys), jwt_(std::move(jwt)) {}
+    : keys_(keys), jwt_(std::move(jwt)), instance_(next_instance.fetch_add(1)) {}
+
+Authenticator::ThreadCache& Authenticator::LocalCache() {
+  thread_local ThreadCache cache;
+  const uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (cache.instance != instance_ || cache.generation != generation) {
+    cache.entries.clear();
+    cache.instance = instance_;
+    cache.generation = generation;
+  }
+  return cache;
+}
 
 absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Authenticate(
     absl::string_view authorization, absl::string_view client) {
@@ -39,9 +58,9 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Authenticate(
     credential = absl::StripAsciiWhitespace(authorization.substr(7));
   }
   if (!credential.empty()) {
-    ReaderMutexLock lock(&cache_mu_);
-    auto it = cache_.find(credential);
-    if (it != cache_.end() && (it->second.expires_at == 0 || now <= it->second.expires_at)) {
+    ThreadCache& cache = LocalCache();
+    auto it = cache.entries.find(credential);
+    if (it != cache.entries.end() && (it->second.expires_at == 0 || now <= it->second.expires_at)) {
       it->second.principal->usage->Count(now / 60);
       return it->second.principal;
     }
@@ -87,9 +106,12 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Verify(absl::str
   } else {
     return absl::UnauthenticatedError("not a segd key (JWTs are off)");
   }
-  WriterMutexLock lock(&cache_mu_);
-  if (cache_.size() >= kMaxCached) cache_.clear();
-  cache_[credential] = entry;
+  // The thread's own copy: handing out the principal then touches only this thread's
+  // reference count.
+  entry.principal = std::make_shared<Principal>(*entry.principal);
+  ThreadCache& cache = LocalCache();
+  if (cache.entries.size() >= kMaxCached) cache.entries.clear();
+  cache.entries[credential] = entry;
   return entry.principal;
 }
 
@@ -132,9 +154,9 @@ absl::StatusOr<CreatedKey> Authenticator::CreateKey(const KeySpec& spec, absl::s
 
 absl::StatusOr<bool> Authenticator::DeleteKey(absl::string_view id, absl::string_view by) {
   auto removed = keys_.Remove(id, by, NowMs());
-  // Cleared whatever happened: a key that left the file must not outlive it in the cache.
-  WriterMutexLock lock(&cache_mu_);
-  cache_.clear();
+  // Every thread's cache is emptied before its next use, whatever happened: a key that left
+  // the file must not outlive it in a cache.
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   return removed;
 }
 

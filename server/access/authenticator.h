@@ -4,8 +4,10 @@
 // API key (KeyStore) or a JWT (JwtVerifier), fast enough to sit on every request.
 //
 // - Verified credentials are cached by their bytes (a key until it is deleted, a token until
-//   its `exp`), so a request with a credential seen before costs one hash lookup under a
-//   shared lock: no digest, no signature, no storage access.
+//   its `exp`), so a request with a credential seen before costs one hash lookup: no digest,
+//   no signature, no storage access. The cache is per thread (each I/O thread verifies a
+//   credential once), so that threads share no written cache line per request; a deletion
+//   bumps a generation that every thread's cache checks before use.
 // - Failures are limited per client address: each address has kFailureBurst failures in
 //   hand, refilled at one per kFailureRefill. Once they are spent, credentials from that
 //   address that are not already cached get 429 without being checked, so guessing runs at
@@ -61,6 +63,9 @@ class Authenticator {
     std::shared_ptr<const Principal> principal;
     int64_t expires_at = 0;  // Unix seconds, 0: until the cache is cleared
   };
+  struct ThreadCache;
+  // This thread's cache, emptied first if it belongs to another instance or generation.
+  ThreadCache& LocalCache();
   struct Bucket {
     double tokens = kFailureBurst;
     std::chrono::steady_clock::time_point updated;
@@ -75,8 +80,10 @@ class Authenticator {
   std::unique_ptr<JwtVerifier> jwt_;
   std::shared_ptr<KeyUsage> jwt_usage_ = std::make_shared<KeyUsage>();
 
-  mutable SharedMutex cache_mu_;
-  absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(cache_mu_);
+  // Per-thread caches (authenticator.cc) belong to the instance with this id and hold what
+  // was verified in this generation.
+  const uint64_t instance_;
+  std::atomic<uint64_t> generation_{0};
 
   Mutex limit_mu_;
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(limit_mu_);
