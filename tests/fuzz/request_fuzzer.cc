@@ -1,6 +1,8 @@
 // libFuzzer target for the request path: bytes in, parsed as one HTTP request by the same
 // Beast parser and limits the server uses, answered by the real Api over a real engine and log.
 // Fails (aborts) on a 5xx answer, a JSON answer that is not valid JSON, or any sanitizer report.
+// Every input is answered twice: with access control off, and on with three fixed keys that
+// corpus inputs may carry (kAdminKey, kReaderKey, and kScopedKey, a writer limited to "sp*").
 //
 // Built two ways: with -DSEGD_FUZZ=ON under clang as a libFuzzer binary, and always as
 // request_fuzzer_replay, which runs the checked-in corpus as a regression test.
@@ -13,7 +15,13 @@
 #include <memory>
 #include <string>
 
+#include <openssl/sha.h>
+
+#include <fstream>
+
+#include "absl/strings/escaping.h"
 #include "engine/engine.h"
+#include "server/access/authenticator.h"
 #include "server/api.h"
 #include "server/config.h"
 #include "server/request_framing.h"
@@ -27,6 +35,29 @@ namespace {
 namespace http = boost::beast::http;
 using namespace segd;
 
+const std::string kAdminKey = "segd_00000000000a_" + std::string(64, 'a');
+const std::string kReaderKey = "segd_00000000000b_" + std::string(64, 'b');
+const std::string kScopedKey = "segd_00000000000c_" + std::string(64, 'c');
+
+std::string Sha256Hex(const std::string& text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+// keys.json with the three fixed keys (docs/security.md gives the format).
+void WriteFixedKeys(const std::string& dir) {
+  std::ofstream out(dir + "/keys.json");
+  out << R"({"format":1,"keys":[)"
+      << R"({"id":"00000000000a","digest":")" << Sha256Hex(kAdminKey)
+      << R"(","role":"admin","segments":[],"description":"","created_at":0,"created_by":"cli","last_used_minute":0},)"
+      << R"({"id":"00000000000b","digest":")" << Sha256Hex(kReaderKey)
+      << R"(","role":"reader","segments":[],"description":"","created_at":0,"created_by":"cli","last_used_minute":0},)"
+      << R"({"id":"00000000000c","digest":")" << Sha256Hex(kScopedKey)
+      << R"(","role":"writer","segments":["sp*"],"description":"","created_at":0,"created_by":"cli","last_used_minute":0}]})";
+}
+
 struct Fixture {
   Fixture() {
     config.max_body = 64 * 1024;
@@ -38,6 +69,12 @@ struct Fixture {
         storage::ReportStore::Open(dir.path(), 3600 * 1000, engine::SystemClock::Default())
             .value());
     api = std::make_unique<server::Api>(*engine, *log, *reports, config, figures);
+    WriteFixedKeys(dir.path());
+    keys = std::move(server::access::KeyStore::Open(dir.path()).value());
+    auth = std::make_unique<server::access::Authenticator>(*keys, nullptr);
+    api->set_access(auth.get(), /*enforce=*/false);  // /v1/keys works, nothing is checked
+    guarded = std::make_unique<server::Api>(*engine, *log, *reports, config, figures);
+    guarded->set_access(auth.get(), /*enforce=*/true);
     // Something to find: two segments with members.
     for (const char* name : {"sport", "music"}) {
       engine::SegmentSpec spec;
@@ -56,6 +93,9 @@ struct Fixture {
   std::unique_ptr<engine::Engine> engine;
   std::unique_ptr<storage::ReportStore> reports;
   std::unique_ptr<server::Api> api;
+  std::unique_ptr<server::access::KeyStore> keys;
+  std::unique_ptr<server::access::Authenticator> auth;
+  std::unique_ptr<server::Api> guarded;  // access control on
 };
 
 Fixture& TheFixture() {
@@ -66,6 +106,42 @@ Fixture& TheFixture() {
 void Fail(const char* why, const server::Response& r) {
   std::fprintf(stderr, "request_fuzzer: %s: status %u body %s\n", why, r.status, r.body.c_str());
   std::abort();
+}
+
+// Answers one request through `api` and checks the answer.
+void Answer(server::Api& api, server::Request& request) {
+  absl::string_view path = request.target.substr(0, request.target.find('?'));
+  server::RouteMatch match = api.Route(request.method, path);
+  if (request.body.size() > api.BodyLimit(match)) return;  // the server answers 413
+  server::Response response;
+  api.Handle(request, match, response);
+  if (response.blocking) {
+    auto fill = std::move(response.blocking);
+    response.blocking = nullptr;
+    fill(response);
+  }
+  if (response.live) {
+    // A long poll or an event stream: produced as at shutdown (answer with what there is).
+    std::unique_ptr<server::LiveAnswer> live = std::move(response.live);
+    const bool streamed = response.live_streamed;
+    while (live->Produce(response, /*final=*/true) == server::LiveAnswer::Step::kMore) {
+    }
+    if (streamed) return;  // text/event-stream, not JSON
+  }
+  if (response.stream) {
+    std::string chunk;
+    for (;;) {
+      absl::StatusOr<bool> more = response.stream(&chunk);
+      if (!more.ok()) Fail("stream failed", response);
+      if (!*more) break;
+    }
+  }
+  if (response.status >= 500) Fail("5xx answer", response);
+  if (response.content_type == server::kJsonType && !response.stream) {
+    thread_local simdjson::dom::parser json;
+    simdjson::dom::element element;
+    if (json.parse(response.body).get(element)) Fail("invalid JSON answer", response);
+  }
 }
 
 }  // namespace
@@ -87,36 +163,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       server::CheckRequestFraming(req.base())) {
     return 0;
   }
-  server::Request request;
-  request.method = absl::string_view(req.method_string().data(), req.method_string().size());
-  request.target = absl::string_view(req.target().data(), req.target().size());
-  if (auto it = req.find(http::field::content_type); it != req.end()) {
-    request.content_type = absl::string_view(it->value().data(), it->value().size());
-  }
-  request.body = req.body();
-  absl::string_view path = request.target.substr(0, request.target.find('?'));
-  server::RouteMatch match = f.api->Route(request.method, path);
-  if (request.body.size() > f.api->BodyLimit(match)) return 0;  // the server answers 413
-  server::Response response;
-  f.api->Handle(request, match, response);
-  if (response.blocking) {
-    auto fill = std::move(response.blocking);
-    response.blocking = nullptr;
-    fill(response);
-  }
-  if (response.stream) {
-    std::string chunk;
-    for (;;) {
-      absl::StatusOr<bool> more = response.stream(&chunk);
-      if (!more.ok()) Fail("stream failed", response);
-      if (!*more) break;
+  for (server::Api* api : {f.api.get(), f.guarded.get()}) {
+    server::Request request;
+    request.method = absl::string_view(req.method_string().data(), req.method_string().size());
+    request.target = absl::string_view(req.target().data(), req.target().size());
+    if (auto it = req.find(http::field::content_type); it != req.end()) {
+      request.content_type = absl::string_view(it->value().data(), it->value().size());
     }
-  }
-  if (response.status >= 500) Fail("5xx answer", response);
-  if (response.content_type == server::kJsonType && !response.stream) {
-    thread_local simdjson::dom::parser json;
-    simdjson::dom::element element;
-    if (json.parse(response.body).get(element)) Fail("invalid JSON answer", response);
+    if (auto it = req.find(http::field::authorization); it != req.end()) {
+      request.authorization = absl::string_view(it->value().data(), it->value().size());
+    }
+    request.client_address = "192.0.2.1";
+    request.body = req.body();
+    Answer(*api, request);
   }
   return 0;
 }
