@@ -76,8 +76,8 @@ SegmentInfo Engine::InfoOf(const SegmentMeta& meta) const {
 absl::Status Engine::Commit(OpBatch& batch, bool plan_rules) {
   if (batch.empty()) return absl::OkStatus();
   if (combining_) {
-    // Only single-user mutations are combined; none of them changes segments.
-    if (!batch.segments.empty()) {
+    // Only single-user mutations are combined; none of them changes segments or identities.
+    if (!batch.segments.empty() || !batch.aliases.empty() || !batch.merges.empty()) {
       return absl::InternalError("a combined commit got a segment change");
     }
     if (combined_.empty()) combined_.at = batch.at;
@@ -229,6 +229,17 @@ absl::Status Engine::ApplyBatch(const OpBatch& batch) {
       registered_count_.fetch_add(1, std::memory_order_relaxed);
     }
     ++i;
+  }
+  for (const AliasChange& a : batch.aliases) {
+    if (a.attach) {
+      users_.SetAlias(a.name, a.user);
+    } else {
+      users_.RemoveAlias(a.name);
+    }
+  }
+  for (const UserMerge& m : batch.merges) {
+    merged_into_[m.from] = m.into;
+    rules_.ApplyMerge(m.from, m.into);
   }
   if (batch.rules_through != 0) rules_.AdvanceThrough(batch.rules_through);
   if (!rules_.empty()) {

@@ -80,6 +80,19 @@ struct EngineOptions {
   // Where a backfill reads earlier events. Not owned. Default: none (a new rule then sees only
   // the events accepted after it).
   const EventSource* events = nullptr;
+  // Identities (AddAliases): the most aliases one user may have, and names refused as aliases
+  // (compared without case), which clients send when they have no id.
+  size_t max_aliases = 100;
+  std::vector<std::string> refused_aliases = {"null",      "undefined",      "0",   "-1",
+                                              "anonymous", "none",           "nil", "unknown",
+                                              "guest",     "[object object]"};
+};
+
+// What AddAliases and RemoveAlias did.
+struct AliasResult {
+  std::string user_id;               // the user's own id
+  std::vector<std::string> aliases;  // every alias of the user now, sorted
+  std::vector<std::string> merged;   // the users merged into it by this call, by their own ids
 };
 
 // What a client asks for when creating a segment.
@@ -169,7 +182,8 @@ struct UserSegment {
 };
 
 struct UserProfile {
-  std::string user_id;
+  std::string user_id;                                       // its own id
+  std::vector<std::string> aliases;                          // sorted
   std::vector<std::pair<std::string, rules::Value>> traits;  // sorted by key
   std::vector<UserSegment> segments;
 };
@@ -260,6 +274,28 @@ class Engine final : private WriteQueue::Combiner {
   // and history stay. Returns the names of the segments it left, sorted.
   // Errors: bad_request, user_not_found (never seen or already deleted).
   absl::StatusOr<std::vector<std::string>> DeleteUser(absl::string_view user_id);
+  // Attaches `aliases` to the user `user_id` (an id or an alias; a new id is registered
+  // first). An alias not yet known is attached; one that is already this user's is left; one
+  // that is another user's id or alias is alias_taken (409, naming that user), unless `merge`:
+  // then that user is merged into this one (memberships united, the later expiry winning and
+  // none beating any; traits kept where this user has none; rule state joined and rules
+  // evaluated again; its ids become aliases of this user; changes logged with reason merge).
+  // All or nothing. Errors: bad_request (a malformed id, or one of options.refused_aliases),
+  // alias_taken, conflict (more than options.max_aliases aliases).
+  absl::StatusOr<AliasResult> AddAliases(absl::string_view user_id,
+                                         absl::Span<const std::string> aliases, bool merge);
+  // Stops `alias` resolving to `user_id`'s user (a merge is not undone). Errors: bad_request,
+  // user_not_found, not_found (not an alias of that user).
+  absl::StatusOr<AliasResult> RemoveAlias(absl::string_view user_id, absl::string_view alias);
+  // The aliases of the user named `user_id` (an id or alias), sorted; empty if none.
+  std::vector<std::string> AliasesOf(absl::string_view user_id) const;
+  // The user's own id for `user_id` (itself, or the user an alias names); nullopt if unknown.
+  std::optional<std::string> OwnName(absl::string_view user_id) const;
+  // Recovery: merges and aliases read from the log. Merges before the users are recovered (a
+  // merged user's name is not indexed), aliases after.
+  void RecoverMerges(absl::Span<const UserMerge> merges);
+  absl::Status RecoverAliases(absl::Span<const AliasChange> aliases);
+
   // Applies adds and removes for one user, all or nothing. A user first seen here is
   // registered. Errors: bad_request (ids, names, TTL and expires_at both set, TTL < 1,
   // expires_at not in the future), conflict_in_request (a segment twice, or in add and remove),
@@ -474,6 +510,10 @@ class Engine final : private WriteQueue::Combiner {
   void SetProgress(SegmentId segment, uint64_t done, uint64_t total);
   // Adds a trait change to `batch` if it wins over the user's value and the batch's earlier
   // change of that key (newest `at`; a tie goes to the later change).
+  // Plans merging user `from` into `into` (AddAliases).
+  void PlanMerge(UserId from, UserId into, OpBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // The user whose events `user`'s now are: itself, or the survivor of its merges.
+  UserId Survivor(UserId user) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   using TraitIndex = absl::flat_hash_map<std::pair<UserId, std::string>, size_t>;
   void AddTraitChange(OpBatch& batch, TraitChange change, TraitIndex& index) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
@@ -510,6 +550,8 @@ class Engine final : private WriteQueue::Combiner {
 
   rules::RuleSet rules_ ABSL_GUARDED_BY(write_mu_);
   uint64_t next_event_seq_ ABSL_GUARDED_BY(write_mu_) = 1;
+  // Merged users and who they were merged into.
+  absl::flat_hash_map<UserId, UserId> merged_into_ ABSL_GUARDED_BY(write_mu_);
   TimeMs task_now_ ABSL_GUARDED_BY(write_mu_) = 0;
   std::atomic<uint64_t> events_accepted_{0};
   std::atomic<uint64_t> rule_changes_{0};

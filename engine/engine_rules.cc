@@ -210,7 +210,8 @@ absl::StatusOr<UserProfile> Engine::Profile(absl::string_view user_id) const {
   std::optional<UserId> id = users_.Find(user_id);
   if (!id || !shards_.IsRegistered(*id)) return UserNotFound(user_id);
   UserProfile profile;
-  profile.user_id = std::string(user_id);
+  profile.user_id = std::string(users_.Name(*id));  // its own id, also when asked by alias
+  profile.aliases = users_.AliasesOf(*id);
   {
     MutexLock lock(&write_mu_);
     if (const rules::TraitMap* traits = rules_.Traits(*id)) {
@@ -219,7 +220,7 @@ absl::StatusOr<UserProfile> Engine::Profile(absl::string_view user_id) const {
       }
     }
   }
-  profile.segments = UserSegments(user_id);
+  profile.segments = UserSegments(profile.user_id);
   return profile;
 }
 
@@ -291,6 +292,10 @@ absl::StatusOr<bool> Engine::RunBackfills(const std::atomic<bool>* stop) {
       {
         MutexLock lock(&write_mu_);
         valid = rules_.JobValid(*job);
+        // A merged user's events count as its survivor's.
+        if (!merged_into_.empty()) {
+          for (Event& e : chunk) e.user = Survivor(e.user);
+        }
         if (valid) rules_.InsertBackfill(*job, chunk);
       }
       done += chunk.size();
@@ -338,7 +343,14 @@ void Engine::BeginRuleRecovery(TimeMs rules_through) {
 
 void Engine::RecoverEvent(const Event& event) {
   MutexLock lock(&write_mu_);
-  rules_.ApplyEvent(event);
+  if (!merged_into_.empty() && merged_into_.contains(event.user)) {
+    // A merged user's events count as its survivor's.
+    Event moved = event;
+    moved.user = Survivor(event.user);
+    rules_.ApplyEvent(moved);
+  } else {
+    rules_.ApplyEvent(event);
+  }
   next_event_seq_ = std::max(next_event_seq_, event.seq + 1);
 }
 

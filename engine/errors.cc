@@ -94,6 +94,25 @@ absl::Status BeforeRetention(absl::string_view message) {
   return WithCode(absl::OutOfRangeError(message), "before_retention");
 }
 
+absl::Status AliasTaken(absl::string_view alias, absl::string_view owner) {
+  absl::Status status = WithCode(
+      absl::AlreadyExistsError(absl::StrCat("alias ", Quote(alias), " belongs to user ",
+                                            Quote(owner), "; send \"merge\":true to merge them")),
+      "alias_taken");
+  status.SetPayload(kUserIdPayload, absl::Cord(owner));
+  return status;
+}
+
+absl::Status Conflict(absl::string_view message) {
+  return WithCode(absl::FailedPreconditionError(message), "conflict");
+}
+
+std::optional<std::string> UserIdOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kUserIdPayload);
+  if (!payload) return std::nullopt;
+  return std::string(*payload);
+}
+
 std::string ErrorCodeOf(const absl::Status& status) {
   if (auto code = status.GetPayload(kErrorCodePayload)) return std::string(*code);
   switch (status.code()) {

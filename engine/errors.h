@@ -18,6 +18,7 @@ namespace segd::engine {
 inline constexpr absl::string_view kErrorCodePayload = "segd/code";
 inline constexpr absl::string_view kSegmentsPayload = "segd/segments";  // names joined by '\n'
 inline constexpr absl::string_view kPositionPayload = "segd/position";  // decimal byte offset
+inline constexpr absl::string_view kUserIdPayload = "segd/user_id";     // a user's own id
 
 absl::Status BadRequest(absl::string_view message);
 // How a client's input is quoted in an error message: 'X', or a placeholder when it looks like
@@ -39,6 +40,12 @@ absl::Status RuleCycle(absl::string_view message);
 absl::Status CursorExpired(absl::string_view message);
 // A point-in-time question about an instant older than the retained history.
 absl::Status BeforeRetention(absl::string_view message);
+// An alias that is another user's id or alias (`owner`, by its own id).
+absl::Status AliasTaken(absl::string_view alias, absl::string_view owner);
+// A change refused because of the state it would lead to (409 conflict).
+absl::Status Conflict(absl::string_view message);
+// The user id attached by AliasTaken.
+std::optional<std::string> UserIdOf(const absl::Status& status);
 
 // The API error code of `status` ("bad_request", "segment_not_found", …), derived from the
 // payload when present and from the canonical code otherwise.

@@ -30,7 +30,7 @@ enum class OpReason : uint8_t {
   kSegmentDeleted = 4,
   kUserDeleted = 5,
   kRule = 6,   // a rule segment's rule became true or false for the user
-  kMerge = 7,  // reserved: identities merged
+  kMerge = 7,  // identities merged (POST /v1/users/{id}/aliases with "merge":true)
 };
 
 const char* OpKindName(OpKind kind);
@@ -61,6 +61,24 @@ struct UserEvent {
   Kind kind = Kind::kCreated;
   UserId user = 0;
   std::string external_id;  // set for kCreated only
+};
+
+// An alias attached to a user (`user` is then who `name` resolves to), or detached from it.
+// A user merged into another keeps its id for history, and its own name becomes an alias of
+// the user it was merged into.
+struct AliasChange {
+  std::string name;
+  UserId user = 0;
+  bool attach = true;
+  friend bool operator==(const AliasChange&, const AliasChange&) = default;
+};
+
+// User `from` was merged into user `into`: from then on `from`'s retained events count as
+// `into`'s (recovery and backfills read them so), and its rule state joins `into`'s.
+struct UserMerge {
+  UserId from = 0;
+  UserId into = 0;
+  friend bool operator==(const UserMerge&, const UserMerge&) = default;
 };
 
 // The full metadata of a segment after a change (create, restore, patch or delete).
@@ -114,8 +132,8 @@ struct TraitChange {
 };
 
 // Everything one mutation changes. Applied in this order: segment metadata, user events of
-// kind kCreated/kRegistered, rule deadlines up to rules_through, events, traits, memberships
-// (in vector order), user events of kind kDeleted.
+// kind kCreated/kRegistered, aliases, merges, rule deadlines up to rules_through, events,
+// traits, memberships (in vector order), user events of kind kDeleted.
 struct OpBatch {
   TimeMs at = 0;
   std::vector<SegmentMeta> segments;
@@ -126,13 +144,15 @@ struct OpBatch {
   // it wins over the user's current value of that key (newest `at`), at most one per key.
   std::vector<Event> events;
   std::vector<TraitChange> traits;
+  std::vector<AliasChange> aliases;
+  std::vector<UserMerge> merges;
   // When set (> 0): every rule deadline at or before it has been acted on, its membership
   // changes are in this batch or earlier ones (docs/rules.md, "Deadlines").
   TimeMs rules_through = 0;
 
   bool empty() const {
     return segments.empty() && users.empty() && memberships.empty() && events.empty() &&
-           traits.empty() && rules_through == 0;
+           traits.empty() && aliases.empty() && merges.empty() && rules_through == 0;
   }
 };
 

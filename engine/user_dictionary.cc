@@ -73,10 +73,67 @@ uint64_t UserDictionary::HashName(absl::string_view name) { return absl::HashOf(
 std::optional<UserId> UserDictionary::Find(absl::string_view external_id) const {
   const Probe probe{external_id, HashName(external_id)};
   const IndexShard& shard = index_[probe.hash >> (64 - kIndexShardBits)];
-  ReaderMutexLock lock(&shard.mu);
-  auto it = shard.ids.find(probe);
-  if (it == shard.ids.end()) return std::nullopt;
-  return it->id;
+  {
+    ReaderMutexLock lock(&shard.mu);
+    auto it = shard.ids.find(probe);
+    if (it != shard.ids.end()) return it->id;
+  }
+  if (alias_count() == 0) return std::nullopt;
+  return FindAlias(external_id);
+}
+
+std::optional<UserId> UserDictionary::FindAlias(absl::string_view alias) const {
+  ReaderMutexLock lock(&alias_mu_);
+  auto it = aliases_.find(alias);
+  if (it == aliases_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::string> UserDictionary::AliasesOf(UserId user) const {
+  ReaderMutexLock lock(&alias_mu_);
+  auto it = aliases_of_.find(user);
+  if (it == aliases_of_.end()) return {};
+  return it->second;
+}
+
+void UserDictionary::SetAlias(absl::string_view alias, UserId user) {
+  {
+    WriterMutexLock lock(&alias_mu_);
+    auto [it, inserted] = aliases_.try_emplace(alias, user);
+    if (!inserted) {
+      if (it->second == user) return;
+      std::vector<std::string>& old = aliases_of_[it->second];
+      old.erase(std::remove(old.begin(), old.end(), alias), old.end());
+      if (old.empty()) aliases_of_.erase(it->second);
+      it->second = user;
+    }
+    std::vector<std::string>& mine = aliases_of_[user];
+    mine.insert(std::upper_bound(mine.begin(), mine.end(), alias), std::string(alias));
+    alias_count_.store(aliases_.size(), std::memory_order_release);
+  }
+  // A merged user's own name: out of the index, after the alias is in (a concurrent Find sees
+  // the old user or the new one, never neither).
+  const Probe probe{alias, HashName(alias)};
+  IndexShard& shard = index_[probe.hash >> (64 - kIndexShardBits)];
+  WriterMutexLock lock(&shard.mu);
+  if (auto it = shard.ids.find(probe); it != shard.ids.end() && it->id != user) {
+    retired_.insert(it->id);
+    shard.ids.erase(it);
+  }
+}
+
+void UserDictionary::MarkRetired(UserId user) { retired_.insert(user); }
+
+bool UserDictionary::RemoveAlias(absl::string_view alias) {
+  WriterMutexLock lock(&alias_mu_);
+  auto it = aliases_.find(alias);
+  if (it == aliases_.end()) return false;
+  std::vector<std::string>& list = aliases_of_[it->second];
+  list.erase(std::remove(list.begin(), list.end(), alias), list.end());
+  if (list.empty()) aliases_of_.erase(it->second);
+  aliases_.erase(it);
+  alias_count_.store(aliases_.size(), std::memory_order_release);
+  return true;
 }
 
 void UserDictionary::Prefetch(absl::string_view external_id) const {
@@ -120,6 +177,10 @@ void UserDictionary::FindMany(absl::Span<const absl::string_view> names,
       auto it = shard.ids.find(Probe{names[i], by_shard.hashes[i]});
       out[i] = it == shard.ids.end() ? std::nullopt : std::optional<UserId>(it->id);
     }
+  }
+  if (alias_count() == 0) return;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (!out[i]) out[i] = FindAlias(names[i]);
   }
 }
 
@@ -250,6 +311,18 @@ absl::Status UserDictionary::InsertConsecutive(UserId first,
     SetName(static_cast<UserId>(first + i), StoreName(names[i]));
   }
   size_.store(static_cast<uint32_t>(first + names.size()), std::memory_order_release);
+  if (!retired_.empty()) {
+    // Recovery of a log with merges: index one by one, leaving merged users out.
+    for (size_t i = 0; i < names.size(); ++i) {
+      const UserId id = static_cast<UserId>(first + i);
+      if (retired_.contains(id)) continue;
+      const uint64_t hash = HashName(names[i]);
+      IndexShard& shard = index_[hash >> (64 - kIndexShardBits)];
+      WriterMutexLock lock(&shard.mu);
+      if (absl::Status s = InsertNew(shard, Probe{names[i], hash}, id); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
   if (names.size() == 1) {
     // One new user (the usual single-user request): no grouping by shard to pay for.
     const uint64_t hash = HashName(names[0]);

@@ -13,7 +13,13 @@
 // a candidate's name only when its bits match. About 36 bytes per user for 12-byte ids.
 // Sharding the index bounds the pause of a rehash to one shard's worth of entries.
 //
-// Thread safety: Find, FindMany, Name and size may be called from any thread at any time.
+// Aliases (other names of a user, docs/api.md "Identities") live in a table of their own,
+// consulted only when a name is not a user's own and some alias exists: a lookup of a user's
+// own name costs nothing more. A user merged into another keeps its id and Name (history
+// names it), but its name leaves the index and becomes an alias of the survivor.
+//
+// Thread safety: Find, FindMany, Name, AliasesOf and size may be called from any thread at any
+// time. SetAlias and RemoveAlias, like the inserts, by the writer only.
 // Insert, InsertConsecutive and Reserve must be called by one thread at a time (the engine's
 // writer). Insert never blocks readers for longer than one index shard's rehash;
 // InsertConsecutive holds a shard's lock for at most 1,024 inserts (or that shard's rehash).
@@ -26,6 +32,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -78,6 +85,21 @@ class UserDictionary {
   // rehash (recovery knows the count up front).
   void Reserve(size_t users);
 
+  // Makes `alias` resolve to `user`. If `alias` is some user's own name (that user was merged),
+  // it leaves the index. REQUIRES: `alias` is not `user`'s own name. Writer only.
+  void SetAlias(absl::string_view alias, UserId user);
+  // Stops `alias` resolving; returns whether it was an alias. Writer only.
+  bool RemoveAlias(absl::string_view alias);
+  // The user `alias` resolves to, if it is an alias.
+  std::optional<UserId> FindAlias(absl::string_view alias) const;
+  // The aliases of `user`, sorted.
+  std::vector<std::string> AliasesOf(UserId user) const;
+  size_t alias_count() const { return alias_count_.load(std::memory_order_acquire); }
+  // Recovery, before the users are inserted: `user` was merged into another, so its name is
+  // not indexed when it is inserted (it may be an alias, or, once that alias was removed, the
+  // name of a later user). Writer only.
+  void MarkRetired(UserId user);
+
   // Checks that `external_id` is acceptable as a user id: 1–256 bytes, valid UTF-8, no control
   // characters.
   static absl::Status Validate(absl::string_view external_id);
@@ -124,6 +146,13 @@ class UserDictionary {
   size_t arena_bytes_ = 0;
 
   std::unique_ptr<IndexShard[]> index_;
+
+  mutable SharedMutex alias_mu_;
+  absl::flat_hash_map<std::string, UserId> aliases_ ABSL_GUARDED_BY(alias_mu_);
+  absl::flat_hash_map<UserId, std::vector<std::string>> aliases_of_ ABSL_GUARDED_BY(alias_mu_);
+  // Merged users: their names are stored but not indexed. Written and read by the writer.
+  absl::flat_hash_set<UserId> retired_;
+  std::atomic<size_t> alias_count_{0};
 };
 
 }  // namespace segd::engine

@@ -66,6 +66,10 @@ constexpr Api::RouteDef kRoutes[] = {
     {"POST", "/v1/users/{user_id}/segments", "update_user_segments", BodyKind::kJson,
      detail::UpdateUserSegments, Role::kWriter, true},
     {"GET", "/v1/users/{user_id}", "get_user", BodyKind::kNone, detail::GetUser, Role::kReader},
+    {"POST", "/v1/users/{user_id}/aliases", "add_aliases", BodyKind::kJson, detail::AddAliases,
+     Role::kWriter, true},
+    {"DELETE", "/v1/users/{user_id}/aliases/{alias}", "remove_alias", BodyKind::kNone,
+     detail::RemoveAlias, Role::kWriter, true},
     {"PATCH", "/v1/users/{user_id}/traits", "patch_traits", BodyKind::kJson, detail::PatchTraits,
      Role::kWriter, true},
     {"POST", "/v1/events", "events", BodyKind::kImport, detail::PostEvents, Role::kWriter, true, "",
@@ -360,7 +364,9 @@ absl::Status ValidateCaptures(int route, const std::vector<std::string>& params)
   for (size_t i = 0; i < names.size() && i < params.size(); ++i) {
     absl::Status s;
     if (names[i] == "name") s = engine::Engine::ValidateSegmentName(params[i]);
-    if (names[i] == "user_id") s = engine::Engine::ValidateUserId(params[i]);
+    if (names[i] == "user_id" || names[i] == "alias") {
+      s = engine::Engine::ValidateUserId(params[i]);
+    }
     if (!s.ok()) {
       return engine::BadRequest(
           absl::StrCat("path ", names[i], " ", engine::Quote(params[i]), ": ", s.message()));
@@ -563,6 +569,7 @@ void ErrorResponse(const absl::Status& status, Response& response) {
     json.EndArray();
   }
   if (auto position = engine::PositionOf(status)) json.Key("position").Uint(*position);
+  if (auto owner = engine::UserIdOf(status)) json.Key("user_id").String(*owner);
   if (auto required = status.GetPayload(kRequiredPayload)) {
     json.Key("required").String(std::string(*required));
   }
@@ -576,6 +583,11 @@ absl::Status HandlerContext::RequireSegment(absl::string_view name) const {
   return Forbidden(
       absl::StrCat("segment ", engine::Quote(name), " is outside the segments this key may use"),
       name);
+}
+
+std::string OwnName(const HandlerContext& ctx, absl::string_view user_id) {
+  std::optional<std::string> own = ctx.engine.OwnName(user_id);
+  return own ? *std::move(own) : std::string(user_id);
 }
 
 std::vector<engine::SegmentId> VisibleSegments(const HandlerContext& ctx) {

@@ -558,6 +558,20 @@ absl::Status OpLog::Write(const engine::OpBatch& batch) {
   for (const engine::TraitChange& t : batch.traits) {
     wb.Put(cf(Family::kTraits), TraitKey(t.user, t.key), EncodeTrait(t));
   }
+  for (const engine::AliasChange& a : batch.aliases) {
+    if (a.attach) {
+      std::string id;
+      PutBigEndian32(&id, a.user);
+      wb.Put(cf(Family::kDefault), AliasKey(a.name), id);
+    } else {
+      wb.Delete(cf(Family::kDefault), AliasKey(a.name));
+    }
+  }
+  for (const engine::UserMerge& m : batch.merges) {
+    std::string into;
+    PutBigEndian32(&into, m.into);
+    wb.Put(cf(Family::kDefault), MergedKey(m.from), into);
+  }
   if (!batch.events.empty() || batch.rules_through != 0) {
     if (!batch.events.empty()) rules_meta_.next_event_seq = batch.events.back().seq + 1;
     rules_meta_.rules_through = std::max(rules_meta_.rules_through, batch.rules_through);

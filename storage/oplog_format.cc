@@ -588,6 +588,14 @@ int64_t MinuteOf(int64_t at) {
   return m * kSegmentCountBucketMs;
 }
 
+std::string AliasKey(absl::string_view alias) { return absl::StrCat(kAliasKeyPrefix, alias); }
+
+std::string MergedKey(uint32_t from) {
+  std::string key(kMergedKeyPrefix);
+  PutBigEndian32(&key, from);
+  return key;
+}
+
 std::string WebhookKey(absl::string_view id) { return absl::StrCat(kWebhookKeyPrefix, id); }
 
 std::string EncodeWebhook(const WebhookRecord& hook) {

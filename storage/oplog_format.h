@@ -190,6 +190,14 @@ struct WebhookRecord {
 };
 inline constexpr absl::string_view kWebhookKeyPrefix = "webhook/";
 std::string WebhookKey(absl::string_view id);
+
+// Identities, in `default`: "alias/" + the alias's bytes -> the user's id (4 bytes, big
+// endian); "merged/" + a merged user's id (4 bytes) -> the id it was merged into (4 bytes).
+// Written in the batch of the change they belong to; a removed alias is deleted.
+inline constexpr absl::string_view kAliasKeyPrefix = "alias/";
+inline constexpr absl::string_view kMergedKeyPrefix = "merged/";
+std::string AliasKey(absl::string_view alias);
+std::string MergedKey(uint32_t from);
 std::string EncodeWebhook(const WebhookRecord& hook);
 absl::StatusOr<WebhookRecord> DecodeWebhook(absl::string_view bytes);
 

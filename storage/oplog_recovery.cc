@@ -48,6 +48,29 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
   stats.segments = dictionaries.segments.size();
   if (absl::Status s = engine.ApplyRecovered(dictionaries); !s.ok()) return s;
   dictionaries.segments.clear();
+  // Identities: merged users before the users (their names are not indexed), aliases after.
+  std::vector<engine::UserMerge> merges;
+  std::vector<engine::AliasChange> aliases;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(rocksdb::ReadOptions(), cf(Family::kDefault)));
+    for (it->Seek(detail::AsSlice(kMergedKeyPrefix));
+         it->Valid() && it->key().starts_with(detail::AsSlice(kMergedKeyPrefix)); it->Next()) {
+      if (it->key().size() != kMergedKeyPrefix.size() + 4 || it->value().size() != 4) {
+        return absl::DataLossError("corrupt merge record");
+      }
+      merges.push_back({GetBigEndian32(it->key().data() + kMergedKeyPrefix.size()),
+                        GetBigEndian32(it->value().data())});
+    }
+    for (it->Seek(detail::AsSlice(kAliasKeyPrefix));
+         it->Valid() && it->key().starts_with(detail::AsSlice(kAliasKeyPrefix)); it->Next()) {
+      if (it->value().size() != 4) return absl::DataLossError("corrupt alias record");
+      aliases.push_back({std::string(View(it->key()).substr(kAliasKeyPrefix.size())),
+                         GetBigEndian32(it->value().data()), true});
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "reading identities");
+  }
+  engine.RecoverMerges(merges);
   {
     rocksdb::ReadOptions options;
     options.readahead_size = 2 << 20;
@@ -79,6 +102,7 @@ absl::StatusOr<RecoveryStats> OpLog::Recover(engine::Engine& engine) {
     }
     if (!it->status().ok()) return FromRocks(it->status(), "reading the registry");
   }
+  if (absl::Status s = engine.RecoverAliases(aliases); !s.ok()) return s;
   stats.users -= dictionaries.users.size();  // deleted users are not counted
   if (absl::Status s = engine.ApplyRecovered(dictionaries); !s.ok()) return s;
   auto since = [](std::chrono::steady_clock::time_point t) {

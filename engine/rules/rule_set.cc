@@ -464,6 +464,20 @@ void RuleSet::PlanEffects(OpBatch& batch, TimeMs now, const MembershipView& view
       touch(tc.user, trait_rules_);
     }
   }
+  // A merge joins the merged user's aggregate states into the survivor's, whose every rule is
+  // then evaluated again.
+  for (const UserMerge& m : batch.merges) {
+    for (AggregateId id = 0; id < aggregates_.size(); ++id) {
+      const auto& states = aggregates_[id].states;
+      auto from = states.find(m.from);
+      if (from == states.end()) continue;
+      AggregateState& into = ov.MutableAggregate(id, m.into);
+      for (const AggregateEntry& e : from->second.entries) {
+        InsertEvent(aggregates_[id].spec, into, e.at, e.amount, through_);
+      }
+    }
+    touch(m.into, all_rules_);
+  }
   for (UserId user : order) {
     if (!ov.Registered(user)) continue;
     PlanUser(user, std::move(work[user]), now, batch, ov);
@@ -550,6 +564,19 @@ void RuleSet::ApplyEvent(const Event& ev) {
     if (!a.spec.Matches(ev, &amount)) continue;
     InsertIntoState(id, ev.user, ev.at, amount);
   }
+}
+
+void RuleSet::ApplyMerge(UserId from, UserId into) {
+  for (AggregateId id = 0; id < aggregates_.size(); ++id) {
+    Aggregate& a = aggregates_[id];
+    auto it = a.states.find(from);
+    if (it == a.states.end()) continue;
+    AggregateState moved = std::move(it->second);
+    if (moved.deadline != 0) deadlines_.erase({moved.deadline, from, id});
+    a.states.erase(it);
+    for (const AggregateEntry& e : moved.entries) InsertIntoState(id, into, e.at, e.amount);
+  }
+  traits_.erase(from);
 }
 
 void RuleSet::InsertIntoState(AggregateId id, UserId user, TimeMs at, double amount) {

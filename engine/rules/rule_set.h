@@ -133,6 +133,10 @@ class RuleSet {
   // ----- Applying -----
 
   void ApplyEvent(const Event& event);
+  // User `from` was merged into `into`: its aggregate states join `into`'s (its events now
+  // count as `into`'s) and its traits are dropped (the merge's batch carries the ones that
+  // move).
+  void ApplyMerge(UserId from, UserId into);
   void ApplyTrait(const TraitChange& change);
   // Acts on every deadline at or before t (drops what no longer matters, schedules the next).
   void AdvanceThrough(TimeMs t);

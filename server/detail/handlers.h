@@ -95,6 +95,12 @@ absl::Status GetUserSegments(const HandlerContext&, Call&);
 absl::Status UpdateUserSegments(const HandlerContext&, Call&);
 absl::Status CheckMany(const HandlerContext&, Call&);
 
+// Identities (handlers_aliases.cc).
+absl::Status AddAliases(const HandlerContext&, Call&);
+absl::Status RemoveAlias(const HandlerContext&, Call&);
+// The user's own id for `user_id` (an alias names another), or user_id itself if unknown.
+std::string OwnName(const HandlerContext& ctx, absl::string_view user_id);
+
 // Events and traits (handlers_events.cc).
 absl::Status PostEvents(const HandlerContext&, Call&);
 absl::StatusOr<std::unique_ptr<LineConsumer>> OpenEventLines(const HandlerContext&, Call&);

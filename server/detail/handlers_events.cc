@@ -175,7 +175,9 @@ void AnswerProfile(const HandlerContext& ctx, engine::UserProfile profile, Respo
     }
     JsonWriter json(&r.body);
     json.BeginObject().Key("user_id").String(profile.user_id);
-    json.Key("aliases").BeginArray().EndArray();
+    json.Key("aliases").BeginArray();
+    for (const std::string& a : profile.aliases) json.String(a);
+    json.EndArray();
     json.Key("traits").BeginObject();
     for (const auto& [key, value] : profile.traits) {
       json.Key(key);

@@ -66,16 +66,17 @@ absl::Status PutUser(const HandlerContext& ctx, Call& call) {
   if (!created.ok()) return created.status();
   call.response.status = *created ? 201 : 200;
   JsonWriter json(&call.response.body);
-  json.BeginObject().Key("user_id").String(call.params[0]).EndObject();
+  json.BeginObject().Key("user_id").String(OwnName(ctx, call.params[0])).EndObject();
   return absl::OkStatus();
 }
 
 absl::Status DeleteUser(const HandlerContext& ctx, Call& call) {
   if (absl::Status s = ctx.RequireUnscoped("deleting a user"); !s.ok()) return s;
+  const std::string own = OwnName(ctx, call.params[0]);
   auto removed = ctx.engine.DeleteUser(call.params[0]);
   if (!removed.ok()) return removed.status();
   JsonWriter json(&call.response.body);
-  json.BeginObject().Key("user_id").String(call.params[0]);
+  json.BeginObject().Key("user_id").String(own);
   WriteNames(json, "removed_from", *removed);
   json.EndObject();
   return absl::OkStatus();
@@ -128,7 +129,7 @@ void WriteUserSegments(const engine::Engine& engine, absl::string_view user_id,
 }  // namespace
 
 absl::Status GetUserSegments(const HandlerContext& ctx, Call& call) {
-  const std::string& user_id = call.params[0];
+  const std::string user_id = OwnName(ctx, call.params[0]);
   if (absl::Status s = engine::UserDictionary::Validate(user_id); !s.ok()) return s;
   std::vector<engine::UserSegment> segments = ctx.engine.UserSegments(user_id);
   std::erase_if(segments, [&ctx](const engine::UserSegment& m) { return !ctx.CanSee(m.segment); });
@@ -185,7 +186,7 @@ absl::Status UpdateUserSegments(const HandlerContext& ctx, Call& call) {
   auto result = ctx.engine.UpdateUserSegments(call.params[0], update);
   if (!result.ok()) return result.status();
   JsonWriter json(&call.response.body);
-  json.BeginObject().Key("user_id").String(call.params[0]);
+  json.BeginObject().Key("user_id").String(OwnName(ctx, call.params[0]));
   WriteNames(json, "added", result->added);
   WriteNames(json, "updated", result->updated);
   WriteNames(json, "removed", result->removed);

@@ -22,6 +22,10 @@ inline absl::string_view View(const rocksdb::Slice& slice) {
   return absl::string_view(slice.data(), slice.size());
 }
 
+inline rocksdb::Slice AsSlice(absl::string_view bytes) {
+  return rocksdb::Slice(bytes.data(), bytes.size());
+}
+
 inline rocksdb::Slice AsSlice(const IdTimeSeqKeyBytes& key) {
   return rocksdb::Slice(key.bytes, sizeof(key.bytes));
 }

@@ -7,17 +7,16 @@
 // Built two ways: with -DSEGD_FUZZ=ON under clang as a libFuzzer binary, and always as
 // request_fuzzer_replay, which runs the checked-in corpus as a regression test.
 
+#include <openssl/sha.h>
+
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
-
-#include <openssl/sha.h>
-
-#include <fstream>
 
 #include "absl/strings/escaping.h"
 #include "engine/engine.h"
