@@ -83,6 +83,21 @@ void InsertEvent(const AggregateSpec& spec, AggregateState& state, TimeMs at, do
   Prune(spec, state, through);
 }
 
+void MergeEntries(const AggregateSpec& spec, AggregateState& into, const AggregateState& from,
+                  TimeMs through) {
+  auto& e = into.entries;
+  const size_t mine = e.size();
+  for (const AggregateEntry& x : from.entries) {
+    if (x.at <= through - spec.window_ms) continue;
+    e.push_back(x);
+    if (spec.kind == AggregateSpec::Kind::kSum) into.total += x.amount;
+  }
+  // Both runs are sorted: one merge, then one prune (not one per entry).
+  std::inplace_merge(e.begin(), e.begin() + static_cast<ptrdiff_t>(mine), e.end(),
+                     [](const AggregateEntry& x, const AggregateEntry& y) { return x.at < y.at; });
+  Prune(spec, into, through);
+}
+
 double ValueAt(const AggregateSpec& spec, const AggregateState& state, TimeMs t) {
   if (spec.kind == AggregateSpec::Kind::kSum) {
     // Everything, less what has left the window at the front and what is still to come at the

@@ -71,6 +71,10 @@ struct AggregateState {
 // Adds one matching event. See the header comment for what is kept.
 void InsertEvent(const AggregateSpec& spec, AggregateState& state, TimeMs at, double amount,
                  TimeMs through);
+// Adds every entry of `from` to `into` (a user merged into another): the same state as
+// inserting them one by one, in one merge and one prune.
+void MergeEntries(const AggregateSpec& spec, AggregateState& into, const AggregateState& from,
+                  TimeMs through);
 // Drops what cannot matter after `through`.
 void Prune(const AggregateSpec& spec, AggregateState& state, TimeMs through);
 // The aggregate's value at time t (events with at in (t - window, t]). For a count it is

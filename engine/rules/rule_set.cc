@@ -471,10 +471,7 @@ void RuleSet::PlanEffects(OpBatch& batch, TimeMs now, const MembershipView& view
       const auto& states = aggregates_[id].states;
       auto from = states.find(m.from);
       if (from == states.end()) continue;
-      AggregateState& into = ov.MutableAggregate(id, m.into);
-      for (const AggregateEntry& e : from->second.entries) {
-        InsertEvent(aggregates_[id].spec, into, e.at, e.amount, through_);
-      }
+      MergeEntries(aggregates_[id].spec, ov.MutableAggregate(id, m.into), from->second, through_);
     }
     touch(m.into, all_rules_);
   }
@@ -574,7 +571,14 @@ void RuleSet::ApplyMerge(UserId from, UserId into) {
     AggregateState moved = std::move(it->second);
     if (moved.deadline != 0) deadlines_.erase({moved.deadline, from, id});
     a.states.erase(it);
-    for (const AggregateEntry& e : moved.entries) InsertIntoState(id, into, e.at, e.amount);
+    AggregateState& state = a.states[into];
+    MergeEntries(a.spec, state, moved, through_);
+    if (state.entries.empty()) {
+      if (state.deadline != 0) deadlines_.erase({state.deadline, into, id});
+      a.states.erase(into);
+    } else {
+      Reschedule(id, into, state);
+    }
   }
   traits_.erase(from);
 }

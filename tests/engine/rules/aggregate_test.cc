@@ -133,5 +133,37 @@ TEST(Aggregate, MatchesTypeWhereAndSummedProperty) {
   EXPECT_FALSE(spec.Matches(e, &amount));
 }
 
+// A merge (MergeEntries) leaves the state that inserting the merged user's entries one by one
+// would: the same entries, the same values at every instant.
+TEST(Aggregate, MergingStatesEqualsInsertingOneByOne) {
+  std::mt19937_64 rng(5);
+  for (auto kind : {AggregateSpec::Kind::kCount, AggregateSpec::Kind::kSum}) {
+    for (int round = 0; round < 50; ++round) {
+      AggregateSpec spec;
+      spec.kind = kind;
+      spec.window_ms = 1000 + static_cast<TimeMs>(rng() % 5000);
+      spec.capacity = kind == AggregateSpec::Kind::kCount ? 1 + rng() % 20 : 0;
+      const TimeMs through = 10'000;
+      AggregateState a, b;
+      for (int i = 0, n = static_cast<int>(rng() % 40); i < n; ++i) {
+        InsertEvent(spec, a, static_cast<TimeMs>(rng() % 12'000), 1 + rng() % 5, through);
+      }
+      for (int i = 0, n = static_cast<int>(rng() % 40); i < n; ++i) {
+        InsertEvent(spec, b, static_cast<TimeMs>(rng() % 12'000), 1 + rng() % 5, through);
+      }
+      AggregateState one_by_one = a;
+      for (const AggregateEntry& e : b.entries) {
+        InsertEvent(spec, one_by_one, e.at, e.amount, through);
+      }
+      AggregateState merged = a;
+      MergeEntries(spec, merged, b, through);
+      ASSERT_EQ(merged.entries.size(), one_by_one.entries.size()) << round;
+      for (TimeMs t = through; t < 20'000; t += 250) {
+        ASSERT_EQ(ValueAt(spec, merged, t), ValueAt(spec, one_by_one, t)) << round << " t " << t;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace segd::engine::rules
