@@ -132,8 +132,7 @@ class ChangeStream final : public LiveAnswer {
  public:
   ChangeStream(const engine::Engine& engine, storage::OpLog& log, storage::ChangeQuery query,
                std::chrono::seconds bookmark)
-      : engine_(engine),
-        log_(log),
+      : log_(log),
         query_(std::move(query)),
         bookmark_(bookmark),
         wait_(log.changes()),
@@ -179,7 +178,6 @@ class ChangeStream final : public LiveAnswer {
   void Disarm() override { wait_.Disarm(query_); }
 
  private:
-  const engine::Engine& engine_;
   storage::OpLog& log_;
   storage::ChangeQuery query_;
   const std::chrono::seconds bookmark_;

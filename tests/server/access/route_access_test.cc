@@ -197,6 +197,8 @@ TEST_F(RouteAccessTest, LimitedKeysSeeOnlyTheirSegmentsInListsAndBodies) {
   EXPECT_EQ(post("/v1/check", R"({"checks":[{"user_id":"u1","segment":"ads_1"}]})").status, 200u);
   EXPECT_EQ(post("/v1/query", R"({"expr":"ads_1 AND NOT other_1"})").status, 403u);
   EXPECT_EQ(post("/v1/query", R"({"expr":"ads_1"})").status, 200u);
+  EXPECT_EQ(post("/v1/users/u1/aliases", R"({"aliases":["c1"],"merge":true})").status, 403u);
+  EXPECT_EQ(post("/v1/users/u1/aliases", R"({"aliases":["c1"]})").status, 200u);
   EXPECT_EQ(Call("DELETE", "/v1/users/u1", limited).status, 403u);
   EXPECT_FALSE(engine_->UserSegments("u1").empty()) << "a refused delete changed state";
 }
