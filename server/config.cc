@@ -265,6 +265,21 @@ const std::vector<Flag>& Flags() {
          }
          return absl::OkStatus();
        }},
+      {"max-aliases", "SEGD_MAX_ALIASES", "N", "100", nullptr,
+       "the most aliases one user may have (POST /v1/users/{id}/aliases); a request or merge "
+       "that would pass it is refused with 409",
+       Whole("--max-aliases", &ServerConfig::max_aliases, 1, 100000)},
+      {"refused-aliases", "SEGD_REFUSED_ALIASES", "IDS",
+       "null,undefined,0,-1,anonymous,none,nil,unknown,guest,[object object]", nullptr,
+       "comma-separated ids refused as aliases (compared without case): what clients send when "
+       "they have no id, which would otherwise join unrelated users into one",
+       [](ServerConfig& c, absl::string_view v) {
+         c.refused_aliases.clear();
+         for (absl::string_view id : absl::StrSplit(v, ',', absl::SkipWhitespace())) {
+           c.refused_aliases.emplace_back(absl::StripAsciiWhitespace(id));
+         }
+         return absl::OkStatus();
+       }},
       {"auth", "SEGD_AUTH", "MODE", nullptr, "off on a loopback --bind, keys otherwise",
        "off: anyone who reaches the port may do anything; keys: every request but /health and "
        "the API description needs Authorization: Bearer with an API key (segd keys create) or a "

@@ -49,6 +49,12 @@ struct ServerConfig {
   // Browser origins allowed to call the API (CORS): empty (none; no CORS headers), "*" (any),
   // or exact origins such as "https://app.example.com".
   std::vector<std::string> cors_origins;
+  // Identities (docs/api.md): the most aliases a user may have, and ids refused as aliases
+  // (compared without case).
+  uint32_t max_aliases = 100;
+  std::vector<std::string> refused_aliases = {"null",      "undefined",      "0",   "-1",
+                                              "anonymous", "none",           "nil", "unknown",
+                                              "guest",     "[object object]"};
   // Access control (docs/security.md). auth_keys: every request but the public routes needs a
   // key or token; when not given it is on unless `bind` is a loopback address. Off on another
   // address is refused unless `insecure`.

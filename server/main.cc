@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
   engine_options.sink = log->get();
   engine_options.events = log->get();
   engine_options.event_retention_ms = config.event_retention_seconds * 1000;
+  engine_options.max_aliases = config.max_aliases;
+  engine_options.refused_aliases = config.refused_aliases;
   engine::Engine engine(engine_options);
   auto recovered = (*log)->Recover(engine);
   if (!recovered.ok()) return Fail("recovery", recovered.status());

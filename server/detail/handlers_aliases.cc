@@ -29,7 +29,7 @@ absl::Status AddAliases(const HandlerContext& ctx, Call& call) {
         if (key == "aliases") {
           has_aliases = true;
           return ForEachElement(v, key, [&](JsonValue& e) -> absl::Status {
-            if (aliases.size() == engine::EngineOptions{}.max_aliases) {
+            if (aliases.size() == ctx.config.max_aliases) {
               return engine::BadRequest(
                   absl::StrCat("at most ", aliases.size(), " aliases per request"));
             }
