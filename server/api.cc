@@ -11,6 +11,7 @@
 #include "engine/engine.h"
 #include "server/detail/handlers.h"
 #include "server/json_writer.h"
+#include "server/log.h"
 
 namespace segd::server {
 
@@ -264,6 +265,7 @@ void Api::Handle(Request& request, RouteMatch& match, Response& response) {
   }
   std::shared_ptr<const access::Principal> caller;
   if (!Admit(request, match, &caller, response)) return;
+  const bool log_caller = caller != nullptr && LogEnabled(LogLevel::kDebug);
   if (kRoutes[match.route].mutates && config_.durability == storage::Durability::kFsync) {
     // Runs later on a durable-write worker: the request's views point into the connection's
     // parser, so everything the handler reads is copied or moved into the closure.
@@ -286,9 +288,11 @@ void Api::Handle(Request& request, RouteMatch& match, Response& response) {
       Dispatch(route, deferred, d->params, d->query, caller.get(), r);
       AddCorsHeaders(d->origin, r);
     };
+    if (log_caller) response.caller = caller->id;
     return;
   }
   Dispatch(match.route, request, match.params, query, caller.get(), response);
+  if (log_caller) response.caller = caller->id;
   if (response.blocking && !config_.cors_origins.empty() && !request.origin.empty()) {
     // Filled later (and an error answer starts afresh): the headers go on after.
     response.blocking = [this, fill = std::move(response.blocking),

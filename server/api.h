@@ -137,6 +137,9 @@ struct Response {
   // threads that mostly sleep in a group fsync).
   enum class Pool { kReports, kDurableWrites };
   Pool pool = Pool::kReports;
+  // With access control on and --log-level debug: the id of the key that made the request
+  // ("jwt" for tokens), for the request log line. Never a secret.
+  std::string caller;
 };
 
 // Figures the Api reports at /health and /metrics beyond its own.

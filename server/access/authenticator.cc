@@ -65,6 +65,12 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Authenticate(
       return it->second.principal;
     }
   }
+  if (!credential.empty()) {
+    if (auto known = FromShared(credential, now)) {
+      known->usage->Count(now / 60);
+      return known;
+    }
+  }
   int64_t retry_after = 0;
   if (!MayTry(client, &retry_after)) {
     limited_.fetch_add(1, std::memory_order_relaxed);
@@ -91,6 +97,7 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Authenticate(
 
 absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Verify(absl::string_view credential,
                                                                        int64_t now) {
+  const uint64_t generation = generation_.load(std::memory_order_acquire);
   Cached entry;
   if (KeyStore::IdOf(credential)) {
     entry.principal = keys_.Verify(credential);
@@ -106,13 +113,60 @@ absl::StatusOr<std::shared_ptr<const Principal>> Authenticator::Verify(absl::str
   } else {
     return absl::UnauthenticatedError("not a segd key (JWTs are off)");
   }
+  std::shared_ptr<const Principal> principal = entry.principal;
+  Remember(credential, std::move(entry), generation);
+  return ThreadCopy(credential, std::move(principal));
+}
+
+std::shared_ptr<const Principal> Authenticator::ThreadCopy(
+    absl::string_view credential, std::shared_ptr<const Principal> fallback) {
+  ThreadCache& cache = LocalCache();
+  auto it = cache.entries.find(credential);
+  return it != cache.entries.end() ? it->second.principal : std::move(fallback);
+}
+
+void Authenticator::ClearSharedIfStale() {
+  const uint64_t generation = generation_.load(std::memory_order_acquire);
+  if (shared_generation_ != generation) {
+    shared_.clear();
+    shared_generation_ = generation;
+  }
+}
+
+std::shared_ptr<const Principal> Authenticator::FromShared(absl::string_view credential,
+                                                           int64_t now) {
+  Cached found;
+  uint64_t generation;
+  {
+    MutexLock lock(&shared_mu_);
+    ClearSharedIfStale();
+    generation = shared_generation_;
+    auto it = shared_.find(credential);
+    if (it == shared_.end() || (it->second.expires_at != 0 && now > it->second.expires_at)) {
+      return nullptr;
+    }
+    found = it->second;
+  }
+  std::shared_ptr<const Principal> principal = found.principal;
+  Remember(credential, std::move(found), generation);
+  return ThreadCopy(credential, std::move(principal));
+}
+
+void Authenticator::Remember(absl::string_view credential, Cached entry, uint64_t generation) {
+  {
+    MutexLock lock(&shared_mu_);
+    ClearSharedIfStale();
+    if (shared_generation_ != generation) return;  // a key was deleted meanwhile
+    if (shared_.size() >= kMaxCached) shared_.clear();
+    shared_[credential] = entry;
+  }
   // The thread's own copy: handing out the principal then touches only this thread's
   // reference count.
   entry.principal = std::make_shared<Principal>(*entry.principal);
   ThreadCache& cache = LocalCache();
+  if (cache.generation != generation) return;
   if (cache.entries.size() >= kMaxCached) cache.entries.clear();
-  cache.entries[credential] = entry;
-  return entry.principal;
+  cache.entries[credential] = std::move(entry);
 }
 
 bool Authenticator::MayTry(absl::string_view client, int64_t* retry_after) {

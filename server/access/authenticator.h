@@ -5,9 +5,10 @@
 //
 // - Verified credentials are cached by their bytes (a key until it is deleted, a token until
 //   its `exp`), so a request with a credential seen before costs one hash lookup: no digest,
-//   no signature, no storage access. The cache is per thread (each I/O thread verifies a
-//   credential once), so that threads share no written cache line per request; a deletion
-//   bumps a generation that every thread's cache checks before use.
+//   no signature, no storage access. The cache is per thread, so that threads share no
+//   written cache line per request; behind it a shared cache (under a mutex, consulted only
+//   when a thread's own misses) holds every credential verified by any thread. A deletion
+//   bumps a generation that every cache checks before use.
 // - Failures are limited per client address: each address has kFailureBurst failures in
 //   hand, refilled at one per kFailureRefill. Once they are spent, credentials from that
 //   address that are not already cached get 429 without being checked, so guessing runs at
@@ -66,6 +67,14 @@ class Authenticator {
   struct ThreadCache;
   // This thread's cache, emptied first if it belongs to another instance or generation.
   ThreadCache& LocalCache();
+  // A credential another thread verified (the shared cache), copied into this thread's.
+  std::shared_ptr<const Principal> FromShared(absl::string_view credential, int64_t now)
+      ABSL_LOCKS_EXCLUDED(shared_mu_);
+  // Puts a verified credential in this thread's cache (a copy of its own) and the shared one,
+  // unless a key was deleted since `generation` (when it was verified): a deleted key must not
+  // enter a cache after the deletion emptied them.
+  void Remember(absl::string_view credential, Cached entry, uint64_t generation)
+      ABSL_LOCKS_EXCLUDED(shared_mu_);
   struct Bucket {
     double tokens = kFailureBurst;
     std::chrono::steady_clock::time_point updated;
@@ -75,6 +84,11 @@ class Authenticator {
   void Failed(absl::string_view client) ABSL_LOCKS_EXCLUDED(limit_mu_);
   absl::StatusOr<std::shared_ptr<const Principal>> Verify(absl::string_view credential,
                                                           int64_t now);
+  void ClearSharedIfStale() ABSL_EXCLUSIVE_LOCKS_REQUIRED(shared_mu_);
+  // This thread's copy of the principal cached for `credential`, else `fallback`: callers
+  // then touch only their own thread's reference count.
+  std::shared_ptr<const Principal> ThreadCopy(absl::string_view credential,
+                                              std::shared_ptr<const Principal> fallback);
 
   KeyStore& keys_;
   std::unique_ptr<JwtVerifier> jwt_;
@@ -84,6 +98,9 @@ class Authenticator {
   // was verified in this generation.
   const uint64_t instance_;
   std::atomic<uint64_t> generation_{0};
+  Mutex shared_mu_;
+  absl::flat_hash_map<std::string, Cached> shared_ ABSL_GUARDED_BY(shared_mu_);
+  uint64_t shared_generation_ ABSL_GUARDED_BY(shared_mu_) = 0;
 
   Mutex limit_mu_;
   absl::flat_hash_map<std::string, Bucket> buckets_ ABSL_GUARDED_BY(limit_mu_);

@@ -412,9 +412,9 @@ void HttpSession::OnRequest() {
   api_.Handle(request, match_, response);
   const bool head_only = match_.head;
   if (LogEnabled(LogLevel::kDebug)) {
-    Log(LogLevel::kDebug, "%.*s %.*s -> %u", static_cast<int>(request.method.size()),
+    Log(LogLevel::kDebug, "%.*s %.*s -> %u%s%s", static_cast<int>(request.method.size()),
         request.method.data(), static_cast<int>(request.target.size()), request.target.data(),
-        response.status);
+        response.status, response.caller.empty() ? "" : " key ", response.caller.c_str());
   }
   if (response.live) {
     RunLive(std::make_unique<Response>(std::move(response)), keep_alive, head_only, route, start);

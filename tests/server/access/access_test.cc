@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "server/access/authenticator.h"
@@ -154,6 +155,26 @@ TEST_F(AuthenticatorTest, BearerKeysAreAcceptedAndDeletedKeysFailAtOnce) {
   ASSERT_TRUE(auth.DeleteKey(created->info.id, "test").ok());
   auto after = auth.Authenticate(header, "10.0.0.1");
   ASSERT_FALSE(after.ok()) << "a deleted key was still accepted (from the cache)";
+}
+
+// Each thread caches what it verified; a key another thread accepted is still "known" to this
+// one, so a limited address does not lock out its good key when its connection moves threads.
+TEST_F(AuthenticatorTest, AKeyAcceptedOnAnotherThreadIsNotLimited) {
+  Authenticator auth(*store_, nullptr);
+  auto created = auth.CreateKey({Role::kReader, {}, ""}, "cli");
+  ASSERT_TRUE(created.ok());
+  const std::string good = "Bearer " + created->key;
+  std::thread([&] { ASSERT_TRUE(auth.Authenticate(good, "10.0.0.7").ok()); }).join();
+  const std::string wrong = "Bearer segd_000000000000_" + std::string(64, 'a');
+  for (int i = 0; i < Authenticator::kFailureBurst + 1; ++i) {
+    ASSERT_FALSE(auth.Authenticate(wrong, "10.0.0.7").ok());
+  }
+  auto here = auth.Authenticate(good, "10.0.0.7");
+  EXPECT_TRUE(here.ok()) << here.status();
+  // Deleted, it fails on every thread.
+  ASSERT_TRUE(auth.DeleteKey(created->info.id, "test").ok());
+  EXPECT_FALSE(auth.Authenticate(good, "10.0.0.8").ok());
+  std::thread([&] { EXPECT_FALSE(auth.Authenticate(good, "10.0.0.9").ok()); }).join();
 }
 
 TEST_F(AuthenticatorTest, FailuresFromOneAddressAreLimitedNotOthers) {
