@@ -208,9 +208,13 @@ absl::StatusOr<CreatedKey> Authenticator::CreateKey(const KeySpec& spec, absl::s
 
 absl::StatusOr<bool> Authenticator::DeleteKey(absl::string_view id, absl::string_view by) {
   auto removed = keys_.Remove(id, by, NowMs());
-  // Every thread's cache is emptied before its next use, whatever happened: a key that left
-  // the file must not outlive it in a cache.
-  generation_.fetch_add(1, std::memory_order_acq_rel);
+  // Whatever happened, a key that left the file must not outlive it in a cache: the shared
+  // cache drops its entries, and every thread's cache is emptied before its next use (and
+  // refills from the shared one, so other keys are not met as new and never limited).
+  MutexLock lock(&shared_mu_);
+  const uint64_t generation = generation_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  absl::erase_if(shared_, [&](const auto& entry) { return entry.second.principal->id == id; });
+  shared_generation_ = generation;
   return removed;
 }
 

@@ -13,7 +13,8 @@
 //   hand, refilled at one per kFailureRefill. Once they are spent, credentials from that
 //   address that are not already cached get 429 without being checked, so guessing runs at
 //   one try per second per address. Cached (known good) credentials are never limited.
-// - Deleting a key clears the cache: the key fails on its next request.
+// - Deleting a key drops it from every cache: it fails on its next request, and no other key
+//   is met as new because of it.
 //
 // Thread safety: every method may be called from any thread.
 
@@ -53,7 +54,8 @@ class Authenticator {
 
   // Creates and deletes keys through the store, keeping the cache right.
   absl::StatusOr<CreatedKey> CreateKey(const KeySpec& spec, absl::string_view by);
-  absl::StatusOr<bool> DeleteKey(absl::string_view id, absl::string_view by);
+  absl::StatusOr<bool> DeleteKey(absl::string_view id, absl::string_view by)
+      ABSL_LOCKS_EXCLUDED(shared_mu_);
   KeyStore& keys() { return keys_; }
 
   // Appends segd_auth_* and segd_requests_by_key_total in the Prometheus text format.

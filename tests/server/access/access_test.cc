@@ -1,11 +1,13 @@
 // Access control's parts: scope globs, the key store (files, audit log, digests), the
 // authenticator (cache, deletion, failure limits) and JWT checks.
 
+#include <atomic>
 #include <ctime>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "server/access/authenticator.h"
@@ -175,6 +177,45 @@ TEST_F(AuthenticatorTest, AKeyAcceptedOnAnotherThreadIsNotLimited) {
   ASSERT_TRUE(auth.DeleteKey(created->info.id, "test").ok());
   EXPECT_FALSE(auth.Authenticate(good, "10.0.0.8").ok());
   std::thread([&] { EXPECT_FALSE(auth.Authenticate(good, "10.0.0.9").ok()); }).join();
+}
+
+// Threads authenticate a key that stays, keys that get deleted and wrong keys, all from
+// addresses that end up limited, while another thread creates and deletes keys: the key that
+// stays never fails (deletions drop only the deleted key from the caches), and the deleted
+// ones fail once gone. Run under TSan too.
+TEST_F(AuthenticatorTest, ConcurrentChecksAndDeletions) {
+  Authenticator auth(*store_, nullptr);
+  const std::string keep = "Bearer " + auth.CreateKey({Role::kReader, {}, ""}, "t")->key;
+  std::vector<CreatedKey> victims;
+  for (int i = 0; i < 4; ++i) victims.push_back(*auth.CreateKey({Role::kWriter, {}, ""}, "t"));
+  std::atomic<bool> stop{false};
+  std::atomic<int> keep_failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 3; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string address = "10.1.0." + std::to_string(t);
+      const std::string victim = "Bearer " + victims[t].key;
+      const std::string wrong = "Bearer segd_000000000000_" + std::string(64, 'a');
+      do {
+        if (!auth.Authenticate(keep, address).ok()) keep_failures.fetch_add(1);
+        (void)auth.Authenticate(victim, address);
+        (void)auth.Authenticate(wrong, address);
+      } while (!stop.load());
+    });
+  }
+  for (int i = 0; i < 20; ++i) {
+    auto made = auth.CreateKey({Role::kAdmin, {}, ""}, "t");
+    ASSERT_TRUE(made.ok());
+    ASSERT_TRUE(auth.Authenticate("Bearer " + made->key, "10.2.0.1").ok());
+    ASSERT_TRUE(auth.DeleteKey(made->info.id, "t").ok());
+  }
+  for (int t = 0; t < 3; ++t) ASSERT_TRUE(auth.DeleteKey(victims[t].info.id, "t").ok());
+  stop.store(true);
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(keep_failures.load(), 0);
+  for (int t = 0; t < 3; ++t) {
+    EXPECT_FALSE(auth.Authenticate("Bearer " + victims[t].key, "10.3.0.1").ok());
+  }
 }
 
 TEST_F(AuthenticatorTest, FailuresFromOneAddressAreLimitedNotOthers) {
