@@ -1,6 +1,9 @@
 #include "engine/user_dictionary.h"
 
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "engine/errors.h"
 #include "gtest/gtest.h"
@@ -106,4 +109,57 @@ TEST(UserDictionaryTest, InsertConsecutiveRejectsGapsRepeatsAndBadNames) {
 }
 
 }  // namespace
+// Aliases: another name for an id; a merged user's own name leaves the index and becomes an
+// alias of the survivor; readers may look names up while the writer changes aliases.
+TEST(UserDictionaryTest, AliasesResolveAndReadersSeeNoGap) {
+  UserDictionary dict;
+  ASSERT_EQ(*dict.Insert("a"), 0u);
+  ASSERT_EQ(*dict.Insert("b"), 1u);
+  dict.SetAlias("cookie", 0);
+  EXPECT_EQ(dict.Find("cookie"), std::optional<UserId>(0));
+  EXPECT_EQ(dict.AliasesOf(0), std::vector<std::string>{"cookie"});
+  // b merged into a: its name now names a, though its id keeps its name for history.
+  dict.SetAlias("b", 0);
+  EXPECT_EQ(dict.Find("b"), std::optional<UserId>(0));
+  EXPECT_EQ(dict.Name(1), "b");
+  EXPECT_EQ(dict.AliasesOf(0), (std::vector<std::string>{"b", "cookie"}));
+  // Inserting an alias's name finds the user it names.
+  bool inserted = true;
+  EXPECT_EQ(*dict.Insert("cookie", &inserted), 0u);
+  EXPECT_FALSE(inserted);
+  EXPECT_TRUE(dict.RemoveAlias("cookie"));
+  EXPECT_FALSE(dict.Find("cookie").has_value());
+  EXPECT_FALSE(dict.RemoveAlias("cookie"));
+
+  // One writer moves aliases among users while readers look every name up: a user's own name
+  // is always found, and an alias names one of the users it was given to.
+  for (int i = 2; i < 50; ++i) ASSERT_TRUE(dict.Insert("u" + std::to_string(i)).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        for (int i = 2; i < 50; ++i) {
+          if (dict.Find("u" + std::to_string(i)) != std::optional<UserId>(i)) wrong.fetch_add(1);
+          auto alias = dict.Find("x" + std::to_string(i));
+          if (alias && *alias != static_cast<UserId>(i) && *alias != static_cast<UserId>(i + 1)) {
+            wrong.fetch_add(1);
+          }
+        }
+      }
+    });
+  }
+  for (int round = 0; round < 200; ++round) {
+    for (int i = 2; i < 49; ++i) {
+      const std::string alias = "x" + std::to_string(i);
+      dict.SetAlias(alias, static_cast<UserId>(round % 2 == 0 ? i : i + 1));
+      if (round % 3 == 0) dict.RemoveAlias(alias);
+    }
+  }
+  stop.store(true);
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
 }  // namespace segd::engine
