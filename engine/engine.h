@@ -289,6 +289,8 @@ class Engine final : private WriteQueue::Combiner {
   absl::StatusOr<AliasResult> RemoveAlias(absl::string_view user_id, absl::string_view alias);
   // The aliases of the user named `user_id` (an id or alias), sorted; empty if none.
   std::vector<std::string> AliasesOf(absl::string_view user_id) const;
+  // Whether any alias exists (while none does, every name is its user's own).
+  bool HasAliases() const { return users_.alias_count() > 0; }
   // The user's own id for `user_id` (itself, or the user an alias names); nullopt if unknown.
   std::optional<std::string> OwnName(absl::string_view user_id) const;
   // Recovery: merges and aliases read from the log. Merges before the users are recovered (a

@@ -590,6 +590,8 @@ absl::Status HandlerContext::RequireSegment(absl::string_view name) const {
 }
 
 std::string OwnName(const HandlerContext& ctx, absl::string_view user_id) {
+  // No lookup on the write path's answers while no alias exists.
+  if (!ctx.engine.HasAliases()) return std::string(user_id);
   std::optional<std::string> own = ctx.engine.OwnName(user_id);
   return own ? *std::move(own) : std::string(user_id);
 }
