@@ -493,7 +493,7 @@ absl::StatusOr<UserUpdateResult> Engine::UpdateUserSegments(absl::string_view us
 
 absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
                                             absl::Span<const ImportItem> items,
-                                            std::optional<int64_t> ttl_seconds) {
+                                            std::optional<int64_t> ttl_seconds, OpReason reason) {
   if (absl::Status s = ValidateTtl(ttl_seconds); !s.ok()) return s;
   if (absl::Status s = SegmentCatalog::ValidateName(segment_name); !s.ok()) return s;
   return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<ImportResult> {
@@ -535,7 +535,7 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
       std::optional<int64_t> ttl = item.ttl_seconds ? item.ttl_seconds : ttl_seconds;
       OpRecord& record = batch.memberships.emplace_back(
           OpRecord{batch.at, ExpiryFor(batch.at, ttl, std::nullopt, segment->ttl_seconds), id,
-                   segment_id, OpKind::kAdd, OpReason::kImport});
+                   segment_id, OpKind::kAdd, reason});
       if (added_here.contains(id) || shards_.Contains(segment_id, id)) {
         record.refresh = true;
         ++result.updated;
@@ -546,6 +546,33 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
     }
     if (absl::Status s = Commit(batch); !s.ok()) return s;
     return result;
+  });
+}
+
+absl::StatusOr<uint64_t> Engine::RemoveMembers(absl::string_view segment_name,
+                                               absl::Span<const absl::string_view> user_ids) {
+  if (absl::Status s = SegmentCatalog::ValidateName(segment_name); !s.ok()) return s;
+  for (absl::string_view user_id : user_ids) {
+    if (absl::Status s = UserDictionary::Validate(user_id); !s.ok()) return s;
+  }
+  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<uint64_t> {
+    auto segment = catalog_.FindActive(segment_name);
+    if (!segment) return SegmentNotFound({std::string(segment_name)});
+    if (rules_.Active(*segment) || rules_.Pending(*segment)) {
+      return SegmentIsComputed(segment_name);
+    }
+    OpBatch batch;
+    batch.at = Now();
+    absl::flat_hash_set<UserId> removed;
+    for (absl::string_view user_id : user_ids) {
+      std::optional<UserId> id = users_.Find(user_id);
+      if (!id || !shards_.Contains(*segment, *id) || !removed.insert(*id).second) continue;
+      batch.memberships.push_back(
+          {batch.at, kNoExpiry, *id, *segment, OpKind::kRemove, OpReason::kApi});
+    }
+    if (batch.memberships.empty()) return uint64_t{0};
+    if (absl::Status s = Commit(batch); !s.ok()) return s;
+    return uint64_t{removed.size()};
   });
 }
 
@@ -822,17 +849,32 @@ absl::StatusOr<MemberPage> Engine::ListMembers(absl::string_view segment, uint32
   if (limit < 1 || limit > kMaxPageLimit) {
     return BadRequest(absl::StrCat("limit must be between 1 and ", kMaxPageLimit));
   }
-  auto segment_id = catalog_.FindActive(segment);
-  if (!segment_id) return SegmentNotFound({std::string(segment)});
+  if (!catalog_.FindActive(segment)) return SegmentNotFound({std::string(segment)});
   uint64_t start = 0;
   if (after) {
     auto after_id = users_.Find(*after);
     if (!after_id) return BadRequest(absl::StrCat("after: unknown user '", *after, "'"));
     start = uint64_t{*after_id} + 1;
   }
+  auto scan = ScanMembers(segment, start, limit);
+  if (!scan.ok()) return scan.status();
   MemberPage page;
+  page.users = std::move(scan->users);
+  if (scan->next != 0) page.next = page.users.back();
+  return page;
+}
+
+absl::StatusOr<MemberScan> Engine::ScanMembers(absl::string_view segment, uint64_t start,
+                                               uint32_t limit) const {
+  if (limit < 1 || limit > kMaxPageLimit) {
+    return BadRequest(absl::StrCat("limit must be between 1 and ", kMaxPageLimit));
+  }
+  auto segment_id = catalog_.FindActive(segment);
+  if (!segment_id) return SegmentNotFound({std::string(segment)});
+  MemberScan page;
   std::vector<UserId> ids;
   bool more = false;
+  UserId next = 0;
   shards_.ForEachShard([&](const MembershipShards::ShardView& view) {
     if (more) return;
     uint64_t shard_end = (uint64_t{view.index()} + 1) << MembershipShards::kShardBits;
@@ -844,13 +886,15 @@ absl::StatusOr<MemberPage> Engine::ListMembers(absl::string_view segment, uint32
     for (; it != members->end(); ++it) {
       if (ids.size() == limit) {
         more = true;
+        next = *it;
         return;
       }
       ids.push_back(*it);
     }
   });
+  page.users.reserve(ids.size());
   for (UserId id : ids) page.users.emplace_back(users_.Name(id));
-  if (more) page.next = page.users.back();
+  if (more) page.next = next;
   return page;
 }
 

@@ -200,6 +200,12 @@ struct ImportResult {
   std::vector<std::pair<size_t, absl::Status>> invalid;
 };
 
+// A page of a segment's members by internal id (ScanMembers).
+struct MemberScan {
+  std::vector<std::string> users;
+  uint64_t next = 0;  // where the next page starts; 0 once the last member is returned
+};
+
 struct MemberPage {
   std::vector<std::string> users;
   std::optional<std::string> next;  // the last user returned, when more follow
@@ -304,11 +310,18 @@ class Engine final : private WriteQueue::Combiner {
   // segment_not_found with every unknown or deleted segment in the details.
   absl::StatusOr<UserUpdateResult> UpdateUserSegments(absl::string_view user_id,
                                                       const UserUpdate& update);
-  // Adds each item's user to `segment` (reason import). An item's TTL, else `ttl_seconds`,
-  // else the segment's default applies. Invalid items are reported and skipped; the rest are
-  // applied together. Errors: bad_request (ttl_seconds < 1), segment_not_found.
+  // Adds each item's user to `segment` (logged with `reason`: import for bulk imports, api for
+  // a Redis SADD of many members). An item's TTL, else `ttl_seconds`, else the segment's
+  // default applies. Invalid items are reported and skipped; the rest are applied together.
+  // Errors: bad_request (ttl_seconds < 1), segment_not_found, segment_is_computed.
   absl::StatusOr<ImportResult> Import(absl::string_view segment, absl::Span<const ImportItem> items,
-                                      std::optional<int64_t> ttl_seconds);
+                                      std::optional<int64_t> ttl_seconds,
+                                      OpReason reason = OpReason::kImport);
+  // Removes the users in `user_ids` from `segment` in one batch (reason api), all or nothing.
+  // Users who are not members, unknown ids and repeats are skipped. Returns how many were
+  // removed. Errors: bad_request (a malformed id), segment_not_found, segment_is_computed.
+  absl::StatusOr<uint64_t> RemoveMembers(absl::string_view segment,
+                                         absl::Span<const absl::string_view> user_ids);
 
   // ----- Events, traits and rule segments (docs/rules.md) -----
 
@@ -360,6 +373,11 @@ class Engine final : private WriteQueue::Combiner {
   // bad_request (limit outside 1–100000, unknown `after`).
   absl::StatusOr<MemberPage> ListMembers(absl::string_view segment, uint32_t limit,
                                          std::optional<absl::string_view> after) const;
+  // Up to `limit` members whose internal id is `start` or more, in id (first-seen) order: a
+  // cursor that stays valid while members come and go (each member present throughout is
+  // returned once). Errors: segment_not_found, bad_request (limit outside 1–100000).
+  absl::StatusOr<MemberScan> ScanMembers(absl::string_view segment, uint64_t start,
+                                         uint32_t limit) const;
   // Evaluates a set-algebra expression (expression.h). Returns the count and the first `limit`
   // users in first-seen order. Errors: bad_request with position, segment_not_found.
   absl::StatusOr<QueryResult> Query(absl::string_view expr, uint32_t limit) const;

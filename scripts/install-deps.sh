@@ -18,7 +18,7 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
   packages+=(nodejs npm)
 fi
 if [ "${1:-}" = "--test" ]; then
-  packages+=(redis-server redis-tools postgresql clang-format clang python3 python3-jwt)
+  packages+=(redis-server redis-tools postgresql clang-format clang python3 python3-jwt python3-redis)
 fi
 
 missing=()

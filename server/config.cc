@@ -189,6 +189,38 @@ const std::vector<Flag>& Flags() {
       {"max-connections", "SEGD_MAX_CONNECTIONS", "N", "10000", nullptr,
        "open connections at most; more are answered 503 and closed",
        Whole("--max-connections", &ServerConfig::max_connections, 1, 1000000)},
+      {"resp-port", "SEGD_RESP_PORT", "N", nullptr, "off",
+       "also serve the Redis protocol (RESP2 and RESP3, docs/resp.md) on this TCP port of "
+       "--bind, 0-65535; 0 picks a free one, printed at start-up",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         if (v == "off") {
+           c.resp_port.reset();
+           return absl::OkStatus();
+         }
+         uint64_t n = 0;
+         if (absl::Status s = SetUnsigned("--resp-port", v, 0, 65535, &n); !s.ok()) return s;
+         c.resp_port = static_cast<uint16_t>(n);
+         return absl::OkStatus();
+       }},
+      {"resp-max-members", "SEGD_RESP_MAX_MEMBERS", "N", "10000", nullptr,
+       "the most members SMEMBERS, SINTER, SUNION and SDIFF answer with, 1-100000; a larger "
+       "answer is refused with an error that points to SSCAN",
+       Whole("--resp-max-members", &ServerConfig::resp_max_members, 1, 100000)},
+      {"resp-idle-timeout", "SEGD_RESP_IDLE_TIMEOUT", "DURATION", "never", nullptr,
+       "close a RESP connection idle this long between commands (client pools keep idle "
+       "connections, so by default never); a command begun must still arrive within "
+       "--read-timeout",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         if (v == "never") {
+           c.resp_idle_timeout_seconds = 0;
+           return absl::OkStatus();
+         }
+         absl::Status s = Duration(&ServerConfig::resp_idle_timeout_seconds)(c, v);
+         if (s.ok() && c.resp_idle_timeout_seconds < 1) {
+           return absl::InvalidArgumentError("--resp-idle-timeout must be at least 1s, or never");
+         }
+         return s;
+       }},
       {"snapshot-interval", "SEGD_SNAPSHOT_INTERVAL", "DURATION", "10m", nullptr,
        "write a snapshot this often while changes arrive, so that a restart replays little of "
        "the log",

@@ -64,6 +64,12 @@ struct ServerConfig {
   std::string jwt_public_key_file;  // RS256 / ES256
   std::string jwt_issuer;
   std::string jwt_audience;
+  // The Redis protocol (docs/resp.md): its port (unset: off; 0: any free port), the largest
+  // answer of SMEMBERS and the set operations, and how long a connection may sit idle
+  // between commands (0: forever).
+  std::optional<uint16_t> resp_port;
+  uint32_t resp_max_members = 10000;
+  int64_t resp_idle_timeout_seconds = 0;
   // HTTPS on the port when both are set (PEM files).
   std::string tls_cert_file;
   std::string tls_key_file;

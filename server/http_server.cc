@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "server/detail/http_session.h"
 #include "server/log.h"
+#include "server/resp/resp_session.h"
 
 namespace segd::server {
 
@@ -36,23 +37,35 @@ constexpr unsigned kDurableWriteThreads = 32;
 // Owns the io_context, the acceptor and the worker pools; sessions live in http_session.h.
 class HttpServer::Impl {
  public:
-  Impl(Api& api, const ServerConfig& config)
+  Impl(Api& api, const ServerConfig& config, resp::RespCommands* resp)
       : api_(api),
         config_(config),
         ioc_(static_cast<int>(config.threads)),
         acceptor_(ioc_),
+        resp_acceptor_(ioc_),
         workers_(kWorkerThreads),
         durable_writers_(kDurableWriteThreads),
-        host_{api_, config_, workers_, durable_writers_, draining_, registry_} {}
+        host_{api_, config_, workers_, durable_writers_, draining_, registry_} {
+    if (resp != nullptr) {
+      resp_host_.emplace(
+          resp::RespHost{*resp, api_.metrics(), config_, durable_writers_, draining_, registry_});
+    }
+  }
 
   absl::Status Start();
   uint16_t port() const { return port_; }
+  uint16_t resp_port() const { return resp_port_; }
   void Shutdown();
 
  private:
+  absl::Status Listen(tcp::acceptor& acceptor, uint16_t port, absl::string_view what);
   void Accept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
-  // Posts `fn(session)` to the strand of every open session.
+  void AcceptResp();
+  // Past --max-connections (HTTP and RESP together): writes `refusal`, closes the socket and
+  // returns true. Otherwise counts the connection open and returns false.
+  bool Refuse(tcp::socket& socket, absl::string_view refusal);
+  // Posts `fn(connection)` to the executor of every open connection.
   template <typename Fn>
   void ForEachSession(Fn fn);
 
@@ -63,14 +76,17 @@ class HttpServer::Impl {
   detail::SessionRegistry registry_;
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
+  tcp::acceptor resp_acceptor_;
   asio::thread_pool workers_;
   asio::thread_pool durable_writers_;
   std::atomic<bool> draining_{false};
   // --tls-cert/--tls-key: loaded by Start.
   std::optional<asio::ssl::context> tls_;
   detail::SessionHost host_;
+  std::optional<resp::RespHost> resp_host_;
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;
+  uint16_t resp_port_ = 0;
   bool shut_down_ = false;
 };
 
@@ -98,27 +114,40 @@ absl::Status HttpServer::Impl::Start() {
     }
     host_.tls = &*tls_;
   }
+  if (absl::Status s = Listen(acceptor_, config_.port, "HTTP"); !s.ok()) return s;
+  port_ = acceptor_.local_endpoint().port();
+  if (resp_host_ && config_.resp_port) {
+    if (tls_) resp_host_->tls = &*tls_;
+    if (absl::Status s = Listen(resp_acceptor_, *config_.resp_port, "RESP"); !s.ok()) return s;
+    resp_port_ = resp_acceptor_.local_endpoint().port();
+    AcceptResp();
+  }
+  Accept();
+  threads_.reserve(config_.threads);
+  for (unsigned i = 0; i < config_.threads; ++i) threads_.emplace_back([this] { ioc_.run(); });
+  return absl::OkStatus();
+}
+
+absl::Status HttpServer::Impl::Listen(tcp::acceptor& acceptor, uint16_t port,
+                                      absl::string_view what) {
+  beast::error_code ec;
   auto address = asio::ip::make_address(config_.bind, ec);
   if (ec) {
     return absl::InvalidArgumentError(
         absl::StrCat("--bind '", config_.bind, "' is not an IP address: ", ec.message()));
   }
-  tcp::endpoint endpoint(address, config_.port);
-  auto fail = [&](absl::string_view what) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot ", what, " ", config_.bind, ":", config_.port, ": ", ec.message()));
+  tcp::endpoint endpoint(address, port);
+  auto fail = [&](absl::string_view step) {
+    return absl::UnavailableError(absl::StrCat("cannot ", step, " ", config_.bind, ":", port, " (",
+                                               what, "): ", ec.message()));
   };
-  acceptor_.open(endpoint.protocol(), ec);
+  acceptor.open(endpoint.protocol(), ec);
   if (ec) return fail("open a socket for");
-  acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
-  acceptor_.bind(endpoint, ec);
+  acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  acceptor.bind(endpoint, ec);
   if (ec) return fail("bind");
-  acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return fail("listen on");
-  port_ = acceptor_.local_endpoint().port();
-  Accept();
-  threads_.reserve(config_.threads);
-  for (unsigned i = 0; i < config_.threads; ++i) threads_.emplace_back([this] { ioc_.run(); });
   return absl::OkStatus();
 }
 
@@ -128,43 +157,69 @@ void HttpServer::Impl::Accept() {
   });
 }
 
+bool HttpServer::Impl::Refuse(tcp::socket& socket, absl::string_view refusal) {
+  if (api_.metrics().connections_open() < static_cast<int64_t>(config_.max_connections)) {
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    api_.metrics().ConnectionOpened();
+    return false;
+  }
+  api_.metrics().ConnectionRejected();
+  beast::error_code ignored;
+  socket.non_blocking(true, ignored);
+  socket.write_some(asio::buffer(refusal.data(), refusal.size()), ignored);
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  socket.close(ignored);
+  return true;
+}
+
+namespace {
+
+// Whether accepting stops (the acceptor was closed). Other errors are logged; out of
+// descriptors, accepting pauses briefly.
+bool AcceptEnded(beast::error_code ec) {
+  if (ec == asio::error::operation_aborted) return true;
+  Log(LogLevel::kWarn, "accept failed: %s", ec.message().c_str());
+  if (ec == asio::error::no_descriptors) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return false;
+}
+
+}  // namespace
+
 void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (draining_.load()) return;
-  if (!ec) {
-    if (api_.metrics().connections_open() >= static_cast<int64_t>(config_.max_connections)) {
-      api_.metrics().ConnectionRejected();
-      static const std::string kBusy = [] {
-        constexpr absl::string_view kBody =
-            R"({"error":{"code":"unavailable","message":"too many connections","details":{}}})";
-        return absl::StrCat(
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
-            "charset=utf-8\r\nConnection: close\r\nContent-Length: ",
-            kBody.size(), "\r\n\r\n", kBody);
-      }();
-      beast::error_code ignored;
-      socket.non_blocking(true, ignored);
-      socket.write_some(asio::buffer(kBusy.data(), kBusy.size()), ignored);
-      socket.shutdown(tcp::socket::shutdown_send, ignored);
-      socket.close(ignored);
-    } else {
-      beast::error_code ignored;
-      socket.set_option(tcp::no_delay(true), ignored);
-      api_.metrics().ConnectionOpened();
-      std::make_shared<HttpSession>(host_, std::move(socket))->Run();
-    }
-  } else if (ec == asio::error::operation_aborted) {
-    return;
+  if (ec) {
+    if (AcceptEnded(ec)) return;
   } else {
-    Log(LogLevel::kWarn, "accept failed: %s", ec.message().c_str());
-    if (ec == asio::error::no_descriptors)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    static const std::string kBusy = [] {
+      constexpr absl::string_view kBody =
+          R"({"error":{"code":"unavailable","message":"too many connections","details":{}}})";
+      return absl::StrCat(
+          "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
+          "charset=utf-8\r\nConnection: close\r\nContent-Length: ",
+          kBody.size(), "\r\n\r\n", kBody);
+    }();
+    if (!Refuse(socket, kBusy)) std::make_shared<HttpSession>(host_, std::move(socket))->Run();
   }
   Accept();
 }
 
+void HttpServer::Impl::AcceptResp() {
+  resp_acceptor_.async_accept(
+      asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+        if (draining_.load()) return;
+        if (ec) {
+          if (AcceptEnded(ec)) return;
+        } else if (!Refuse(socket, "-ERR max number of clients reached\r\n")) {
+          std::make_shared<resp::RespSession>(*resp_host_, std::move(socket))->Run();
+        }
+        AcceptResp();
+      });
+}
+
 template <typename Fn>
 void HttpServer::Impl::ForEachSession(Fn fn) {
-  for (std::shared_ptr<HttpSession>& self : registry_.Live()) {
+  for (std::shared_ptr<detail::Connection>& self : registry_.Live()) {
     auto executor = self->executor();
     asio::post(executor, [self = std::move(self), fn] { fn(*self); });
   }
@@ -178,11 +233,12 @@ void HttpServer::Impl::Shutdown() {
   asio::post(acceptor_.get_executor(), [this] {
     beast::error_code ignored;
     acceptor_.close(ignored);
+    resp_acceptor_.close(ignored);
   });
-  ForEachSession([](HttpSession& s) { s.OnDrain(); });
+  ForEachSession([](detail::Connection& c) { c.OnDrain(); });
   registry_.WaitEmpty(std::chrono::seconds(config_.shutdown_grace_seconds));
   // Past the grace period: close what remains (this also stops streamed reports).
-  ForEachSession([](HttpSession& s) { s.ForceClose(); });
+  ForEachSession([](detail::Connection& c) { c.ForceClose(); });
   registry_.WaitEmpty(std::chrono::seconds(1));
   ioc_.stop();
   for (std::thread& t : threads_) t.join();
@@ -191,8 +247,8 @@ void HttpServer::Impl::Shutdown() {
   durable_writers_.join();
 }
 
-HttpServer::HttpServer(Api& api, const ServerConfig& config)
-    : impl_(std::make_unique<Impl>(api, config)) {}
+HttpServer::HttpServer(Api& api, const ServerConfig& config, resp::RespCommands* resp)
+    : impl_(std::make_unique<Impl>(api, config, resp)) {}
 
 HttpServer::~HttpServer() {
   if (impl_) impl_->Shutdown();
@@ -200,6 +256,7 @@ HttpServer::~HttpServer() {
 
 absl::Status HttpServer::Start() { return impl_->Start(); }
 uint16_t HttpServer::port() const { return impl_->port(); }
+uint16_t HttpServer::resp_port() const { return impl_->resp_port(); }
 void HttpServer::Shutdown() { impl_->Shutdown(); }
 
 }  // namespace segd::server

@@ -1,6 +1,7 @@
 #pragma once
 
-// HttpServer: HTTP/1.1 on Boost.Beast in front of an Api.
+// HttpServer: HTTP/1.1 on Boost.Beast in front of an Api, and with --resp-port the Redis
+// protocol in front of RespCommands (server/resp/resp_session.h), on the same threads.
 //
 // Each connection runs on its own strand of one io_context served by `threads` threads. A
 // connection reads whatever bytes are available, parses every complete request in them with
@@ -15,7 +16,8 @@
 //   - idle longer than read_timeout, or a request's headers not complete within read_timeout
 //     of its first byte (slowloris): the connection is closed;
 //   - a response not written within read_timeout: closed;
-//   - more than max_connections open: the new one gets 503 and is closed.
+//   - more than max_connections open (HTTP and RESP together): the new one gets 503 (RESP:
+//     "-ERR max number of clients reached") and is closed.
 // Event and import bodies over 256 KiB or chunked are read as a stream of lines, handed to the
 // route's consumer a step at a time (http_session.h), so their size costs no memory.
 // Responses with Response::blocking or Response::stream are produced on a small worker pool, so
@@ -35,18 +37,25 @@
 
 namespace segd::server {
 
+namespace resp {
+class RespCommands;
+}
+
 class HttpServer {
  public:
-  HttpServer(Api& api, const ServerConfig& config);
+  // `resp` answers the RESP port (config.resp_port); it must outlive the server. Null: no RESP.
+  HttpServer(Api& api, const ServerConfig& config, resp::RespCommands* resp = nullptr);
   ~HttpServer();
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Binds config.bind:config.port, listens and starts the threads. Errors: Unavailable with
-  // the system's reason (address in use, bad address, permission).
+  // Binds config.bind:config.port (and config.resp_port), listens and starts the threads.
+  // Errors: Unavailable with the system's reason (address in use, bad address, permission).
   absl::Status Start();
-  // The port bound (useful with port 0). REQUIRES: Start succeeded.
+  // The ports bound (useful with port 0); resp_port is 0 without RESP. REQUIRES: Start
+  // succeeded.
   uint16_t port() const;
+  uint16_t resp_port() const;
   // Stops accepting; idle connections are closed, those with a request in flight finish it
   // (their answer says Connection: close). Waits up to config.shutdown_grace_seconds for every
   // connection to end, then closes what remains and joins the threads.

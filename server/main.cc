@@ -17,6 +17,7 @@
 #include "server/http_server.h"
 #include "server/keys_command.h"
 #include "server/log.h"
+#include "server/resp/resp_commands.h"
 #include "server/webhooks.h"
 #include "storage/oplog.h"
 #include "storage/report_store.h"
@@ -133,7 +134,9 @@ int main(int argc, char** argv) {
   server::Api api(engine, **log, **reports, config, figures);
   api.set_webhooks(&webhooks);
   api.set_access(&auth, config.AuthOn());
-  server::HttpServer http(api, config);
+  server::resp::RespCommands resp(engine, config, api.metrics(), &auth, config.AuthOn());
+  api.metrics().set_extra([&resp](std::string* out) { resp.AppendMetrics(out); });
+  server::HttpServer http(api, config, config.resp_port ? &resp : nullptr);
   server::Housekeeper housekeeper(engine, **log, **reports, config, figures);
   housekeeper.set_keys(keys->get());
   uint64_t expired_count = expired.ok() ? *expired : 0;
@@ -163,6 +166,9 @@ int main(int argc, char** argv) {
       recovered->replay_seconds, static_cast<unsigned long long>(recovered->events),
       recovered->rules_seconds, static_cast<unsigned long long>(expired_count), config.threads,
       config.durability == storage::Durability::kFsync ? "fsync" : "process");
+  if (config.resp_port) {
+    std::printf("segd: RESP (Redis protocol) on %s:%u\n", config.bind.c_str(), http.resp_port());
+  }
   std::fflush(stdout);
 
   int signal = 0;

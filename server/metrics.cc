@@ -148,6 +148,7 @@ void Metrics::AppendPrometheus(std::string* out) const {
       "# TYPE segd_http_connections_timed_out_total counter\n"
       "segd_http_connections_timed_out_total ",
       connections_timed_out_.load(std::memory_order_relaxed), "\n");
+  if (extra_) extra_(out);
 }
 
 }  // namespace segd::server

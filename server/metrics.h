@@ -11,6 +11,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,9 +44,16 @@ class Metrics {
   void ConnectionRejected() { connections_rejected_.fetch_add(1, std::memory_order_relaxed); }
   void ConnectionTimedOut() { connections_timed_out_.fetch_add(1, std::memory_order_relaxed); }
   int64_t connections_open() const { return connections_open_.load(std::memory_order_relaxed); }
+  uint64_t connections_total() const { return connections_total_.load(std::memory_order_relaxed); }
+  uint64_t connections_rejected() const {
+    return connections_rejected_.load(std::memory_order_relaxed);
+  }
 
-  // Appends the HTTP metrics (segd_http_*), each with HELP and TYPE lines.
+  // Appends the HTTP metrics (segd_http_*), each with HELP and TYPE lines, then the extra
+  // families.
   void AppendPrometheus(std::string* out) const;
+  // More families for /metrics (the RESP front's). Set before the server starts.
+  void set_extra(std::function<void(std::string*)> extra) { extra_ = std::move(extra); }
 
   // The estimated q-quantile (0 < q < 1) of a route's latency in nanoseconds, interpolated
   // within its histogram bucket; 0 when the route has no requests.
@@ -66,6 +74,7 @@ class Metrics {
 
   std::vector<std::string> routes_;
   std::array<Stripe, kStripes> stripes_;
+  std::function<void(std::string*)> extra_;
   std::atomic<int64_t> connections_open_{0};
   std::atomic<uint64_t> connections_total_{0};
   std::atomic<uint64_t> connections_rejected_{0};

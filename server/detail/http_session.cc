@@ -57,36 +57,6 @@ Request RequestHead(const http::request<RequestBody>& req, absl::string_view cli
 
 }  // namespace
 
-void SessionRegistry::Add(HttpSession* session) {
-  MutexLock lock(&mu_);
-  sessions_.insert(session);
-}
-
-void SessionRegistry::Remove(HttpSession* session) {
-  MutexLock lock(&mu_);
-  sessions_.erase(session);
-  if (sessions_.empty()) empty_.SignalAll();
-}
-
-std::vector<std::shared_ptr<HttpSession>> SessionRegistry::Live() {
-  // References are taken under the lock and dropped by the caller after it: the last one may
-  // destroy its session, whose destructor takes the lock.
-  std::vector<std::shared_ptr<HttpSession>> live;
-  MutexLock lock(&mu_);
-  live.reserve(sessions_.size());
-  for (HttpSession* s : sessions_) {
-    // A session whose count already fell to zero is being destroyed; skip it.
-    if (auto self = s->weak_from_this().lock()) live.push_back(std::move(self));
-  }
-  return live;
-}
-
-bool SessionRegistry::WaitEmpty(std::chrono::nanoseconds timeout) {
-  MutexLock lock(&mu_);
-  return empty_.WaitFor(&mu_, timeout,
-                        [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return sessions_.empty(); });
-}
-
 HttpSession::HttpSession(SessionHost& host, tcp::socket&& socket)
     : host_(host), api_(host.api), config_(host.config), stream_(std::move(socket)) {
   in_.max_size(config_.max_header + 2 * kReadChunk);

@@ -38,33 +38,14 @@
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
-#include "base/mutex.h"
 #include "server/api.h"
 #include "server/config.h"
+#include "server/detail/connection.h"
 #include "server/detail/output_batch.h"
 #include "server/detail/request_body.h"
 
 namespace segd::server::detail {
-
-class HttpSession;
-
-class SessionRegistry {
- public:
-  void Add(HttpSession* session);
-  void Remove(HttpSession* session);
-  // References to every session not already being destroyed.
-  std::vector<std::shared_ptr<HttpSession>> Live();
-  // Waits until no session is left or `timeout` passes; returns whether none is left.
-  bool WaitEmpty(std::chrono::nanoseconds timeout);
-
- private:
-  Mutex mu_;
-  absl::flat_hash_set<HttpSession*> sessions_ ABSL_GUARDED_BY(mu_);
-  CondVar empty_;
-};
 
 // What the server shares with its sessions. Outlives every session.
 struct SessionHost {
@@ -92,7 +73,7 @@ struct LinesInput {
   std::chrono::steady_clock::time_point start;
 };
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+class HttpSession : public Connection, public std::enable_shared_from_this<HttpSession> {
  public:
   // Bytes a streamed answer produces per worker step.
   static constexpr size_t kStreamStepBytes = 128 * 1024;
@@ -106,11 +87,10 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   // Registers the session and starts reading.
   void Run();
-  auto executor() { return stream_.get_executor(); }
-  // The server drains: an idle connection closes now, a busy one after its current answer.
-  void OnDrain();
-  // The grace period is over.
-  void ForceClose() { Close(); }
+  std::shared_ptr<Connection> Lock() override { return weak_from_this().lock(); }
+  boost::asio::any_io_executor executor() override { return stream_.get_executor(); }
+  void OnDrain() override;
+  void ForceClose() override { Close(); }
 
  private:
   using Clock = std::chrono::steady_clock;
