@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
       "segd: listening on %s://%s:%u, access control %s, data dir %s; recovered %llu memberships "
       "(%llu segments, %llu users) in %.3f s (dictionaries %.3f s, snapshot at log position %llu "
       "%.3f s, %llu records replayed %.3f s, %llu events into rule state %.3f s); %llu expired "
-      "while down; %u threads, durability %s\n",
+      "while down; %u threads, durability %s",
       config.Tls() ? "https" : "http", config.bind.c_str(), http.port(),
       config.AuthOn() ? "on" : "off", config.data_dir.c_str(),
       static_cast<unsigned long long>(stats.memberships),
@@ -167,8 +167,9 @@ int main(int argc, char** argv) {
       recovered->rules_seconds, static_cast<unsigned long long>(expired_count), config.threads,
       config.durability == storage::Durability::kFsync ? "fsync" : "process");
   if (config.resp_port) {
-    std::printf("segd: RESP (Redis protocol) on %s:%u\n", config.bind.c_str(), http.resp_port());
+    std::printf("; RESP (Redis protocol) on %s:%u", config.bind.c_str(), http.resp_port());
   }
+  std::printf("\n");
   std::fflush(stdout);
 
   int signal = 0;

@@ -7,8 +7,6 @@
 // Built two ways: with -DSEGD_FUZZ=ON under clang as a libFuzzer binary, and always as
 // request_fuzzer_replay, which runs the checked-in corpus as a regression test.
 
-#include <openssl/sha.h>
-
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http.hpp>
 #include <cstdint>
@@ -18,7 +16,6 @@
 #include <memory>
 #include <string>
 
-#include "absl/strings/escaping.h"
 #include "engine/engine.h"
 #include "server/access/authenticator.h"
 #include "server/api.h"
@@ -27,35 +24,17 @@
 #include "simdjson.h"
 #include "storage/oplog.h"
 #include "storage/report_store.h"
+#include "tests/fuzz/fixed_keys.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace {
 
 namespace http = boost::beast::http;
 using namespace segd;
-
-const std::string kAdminKey = "segd_00000000000a_" + std::string(64, 'a');
-const std::string kReaderKey = "segd_00000000000b_" + std::string(64, 'b');
-const std::string kScopedKey = "segd_00000000000c_" + std::string(64, 'c');
-
-std::string Sha256Hex(const std::string& text) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
-}
-
-// keys.json with the three fixed keys (docs/security.md gives the format).
-void WriteFixedKeys(const std::string& dir) {
-  std::ofstream out(dir + "/keys.json");
-  out << R"({"format":1,"keys":[)"
-      << R"({"id":"00000000000a","digest":")" << Sha256Hex(kAdminKey)
-      << R"(","role":"admin","segments":[],"description":"","created_at":0,"created_by":"cli","last_used_minute":0},)"
-      << R"({"id":"00000000000b","digest":")" << Sha256Hex(kReaderKey)
-      << R"(","role":"reader","segments":[],"description":"","created_at":0,"created_by":"cli","last_used_minute":0},)"
-      << R"({"id":"00000000000c","digest":")" << Sha256Hex(kScopedKey)
-      << R"(","role":"writer","segments":["sp*"],"description":"","created_at":0,"created_by":"cli","last_used_minute":0}]})";
-}
+using testutil::kAdminKey;
+using testutil::kReaderKey;
+using testutil::kScopedKey;
+using testutil::WriteFixedKeys;
 
 struct Fixture {
   Fixture() {

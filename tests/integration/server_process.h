@@ -73,6 +73,12 @@ class ServerProcess {
       if (scheme != std::string::npos && colon != std::string::npos && colon > scheme + 2) {
         port_ = std::stoi(start_line_.substr(colon + 1));
       }
+      // "…; RESP (Redis protocol) on ADDR:PORT" with --resp-port.
+      const size_t resp = start_line_.find("RESP (Redis protocol) on ");
+      const size_t resp_colon = resp == std::string::npos ? resp : start_line_.rfind(':');
+      if (resp_colon != std::string::npos && resp_colon > resp) {
+        resp_port_ = std::stoi(start_line_.substr(resp_colon + 1));
+      }
     }
     if (f) std::fclose(f);
   }
@@ -83,6 +89,8 @@ class ServerProcess {
 
   bool started() const { return port_ > 0; }
   uint16_t port() const { return static_cast<uint16_t>(port_); }
+  // The RESP port (with --resp-port), 0 otherwise.
+  uint16_t resp_port() const { return static_cast<uint16_t>(resp_port_); }
   pid_t pid() const { return pid_; }
   const std::string& start_line() const { return start_line_; }
 
@@ -126,6 +134,7 @@ class ServerProcess {
 
   pid_t pid_ = -1;
   int port_ = 0;
+  int resp_port_ = 0;
   bool waited_ = false;
   std::string start_line_;
 };
