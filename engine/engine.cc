@@ -549,6 +549,63 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
   });
 }
 
+absl::StatusOr<std::vector<absl::StatusOr<bool>>> Engine::AddEach(
+    absl::Span<const std::pair<absl::string_view, absl::string_view>> pairs) {
+  using Outcomes = std::vector<absl::StatusOr<bool>>;
+  Outcomes outcomes(pairs.size(), false);
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    absl::Status s = SegmentCatalog::ValidateName(pairs[i].first);
+    if (s.ok()) s = UserDictionary::Validate(pairs[i].second);
+    if (!s.ok()) outcomes[i] = s;
+  }
+  return Durably([&]() ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<Outcomes> {
+    OpBatch batch;
+    batch.at = Now();
+    // A pipeline names few segments: resolve each once.
+    absl::flat_hash_map<absl::string_view, absl::StatusOr<SegmentCatalog::Active>> segments;
+    absl::flat_hash_map<absl::string_view, UserId> planned_ids;
+    absl::flat_hash_set<std::pair<SegmentId, UserId>> added_here;
+    UserId next_new_id = NextNewUserId();
+    for (size_t i = 0; i < pairs.size(); ++i) {
+      if (!outcomes[i].ok()) continue;
+      const auto [segment_name, user_id] = pairs[i];
+      auto [it, inserted] =
+          segments.try_emplace(segment_name, absl::StatusOr<SegmentCatalog::Active>());
+      if (inserted) {
+        auto active = catalog_.ResolveActive(segment_name);
+        if (!active) {
+          it->second = SegmentNotFound({std::string(segment_name)});
+        } else if (rules_.Active(active->id) || rules_.Pending(active->id)) {
+          it->second = SegmentIsComputed(segment_name);
+        } else {
+          it->second = *active;
+        }
+      }
+      if (!it->second.ok()) {
+        outcomes[i] = it->second.status();
+        continue;
+      }
+      const SegmentCatalog::Active segment = *it->second;
+      const SegmentId skip[] = {segment.id};
+      auto id = PlanUserOnce(user_id, batch.at, batch, skip, &next_new_id, planned_ids);
+      if (!id.ok()) {
+        outcomes[i] = id.status();
+        continue;
+      }
+      OpRecord& record = batch.memberships.emplace_back(
+          OpRecord{batch.at, ExpiryFor(batch.at, std::nullopt, std::nullopt, segment.ttl_seconds),
+                   *id, segment.id, OpKind::kAdd, OpReason::kApi});
+      const bool fresh = added_here.insert({segment.id, *id}).second;
+      record.refresh = !fresh || shards_.Contains(segment.id, *id);
+      outcomes[i] = !record.refresh;
+    }
+    if (!batch.memberships.empty() || !batch.users.empty()) {
+      if (absl::Status s = Commit(batch); !s.ok()) return s;
+    }
+    return std::move(outcomes);
+  });
+}
+
 absl::StatusOr<uint64_t> Engine::RemoveMembers(absl::string_view segment_name,
                                                absl::Span<const absl::string_view> user_ids) {
   if (absl::Status s = SegmentCatalog::ValidateName(segment_name); !s.ok()) return s;

@@ -317,6 +317,13 @@ class Engine final : private WriteQueue::Combiner {
   absl::StatusOr<ImportResult> Import(absl::string_view segment, absl::Span<const ImportItem> items,
                                       std::optional<int64_t> ttl_seconds,
                                       OpReason reason = OpReason::kImport);
+  // Adds each pair's user to its segment with the segment's default TTL (reason api), all in
+  // one log batch: a pipeline of single-member Redis SADDs, from one or many connections. Each
+  // pair succeeds or fails on its own: per pair, whether the user was added (false: it was a
+  // member, its expiry renewed), or its error (bad_request for a malformed id or name,
+  // segment_not_found, segment_is_computed). Errors of the call: the sink's (nothing applied).
+  absl::StatusOr<std::vector<absl::StatusOr<bool>>> AddEach(
+      absl::Span<const std::pair<absl::string_view, absl::string_view>> segment_user_pairs);
   // Removes the users in `user_ids` from `segment` in one batch (reason api), all or nothing.
   // Users who are not members, unknown ids and repeats are skipped. Returns how many were
   // removed. Errors: bad_request (a malformed id), segment_not_found, segment_is_computed.

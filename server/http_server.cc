@@ -47,8 +47,9 @@ class HttpServer::Impl {
         durable_writers_(kDurableWriteThreads),
         host_{api_, config_, workers_, durable_writers_, draining_, registry_} {
     if (resp != nullptr) {
-      resp_host_.emplace(
-          resp::RespHost{*resp, api_.metrics(), config_, durable_writers_, draining_, registry_});
+      resp_adds_.emplace(*resp, ioc_);
+      resp_host_.emplace(resp::RespHost{*resp, api_.metrics(), config_, durable_writers_, draining_,
+                                        registry_, *resp_adds_});
     }
   }
 
@@ -83,6 +84,9 @@ class HttpServer::Impl {
   // --tls-cert/--tls-key: loaded by Start.
   std::optional<asio::ssl::context> tls_;
   detail::SessionHost host_;
+  // Declared after the registry: a flush never run holds sessions, which unregister on
+  // destruction.
+  std::optional<resp::AddGatherer> resp_adds_;
   std::optional<resp::RespHost> resp_host_;
   std::vector<std::thread> threads_;
   uint16_t port_ = 0;

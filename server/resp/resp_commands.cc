@@ -775,6 +775,37 @@ void RespCommands::Execute(RespClient& client, absl::Span<const absl::string_vie
   if (ctx.failed) errors_[index].fetch_add(1, std::memory_order_relaxed);
 }
 
+bool RespCommands::IsBatchableAdd(const RespClient& client,
+                                  absl::Span<const absl::string_view> command) {
+  if (command.size() != 3 || command[0].size() != 4 ||
+      !absl::EqualsIgnoreCase(command[0], "SADD")) {
+    return false;
+  }
+  if (!enforce_) return true;
+  if (client.credential.empty()) return false;
+  auto principal = auth_->Authenticate(client.credential, client.ip);
+  return principal.ok() && (*principal)->Allows(Role::kWriter) && (*principal)->CanSee(command[1]);
+}
+
+void RespCommands::ApplyAdds(absl::Span<const PendingAdd> adds) {
+  const int index = static_cast<int>(Find("SADD") - kCommands);
+  calls_[index].fetch_add(adds.size(), std::memory_order_relaxed);
+  std::vector<std::pair<absl::string_view, absl::string_view>> pairs;
+  pairs.reserve(adds.size());
+  for (const PendingAdd& a : adds) pairs.emplace_back(a.key, a.member);
+  auto outcomes = engine_.AddEach(pairs);
+  for (size_t i = 0; i < adds.size(); ++i) {
+    RespWriter out(adds[i].out, 2);  // integers and errors read the same in RESP2 and RESP3
+    const absl::Status& status = !outcomes.ok() ? outcomes.status() : (*outcomes)[i].status();
+    if (status.ok()) {
+      out.Integer(*(*outcomes)[i] ? 1 : 0);
+      continue;
+    }
+    errors_[index].fetch_add(1, std::memory_order_relaxed);
+    out.Error(WriteErrorMessage(adds[i].key, status));
+  }
+}
+
 void RespCommands::AppendMetrics(std::string* out) const {
   absl::StrAppend(out,
                   "# HELP segd_resp_commands_total RESP commands answered, by command.\n"

@@ -63,6 +63,19 @@ class RespCommands {
   // protocol version. Unknown commands, wrong arity and every engine error become error
   // replies; nothing here closes the connection but QUIT (client.close).
   void Execute(RespClient& client, absl::Span<const absl::string_view> args, std::string* out);
+  // Whether `command` is a single-member SADD ("SADD key member") that `client` may run. Such
+  // commands may be applied together (ApplyAdds): a pipeline's, and several connections'. A
+  // false answer leaves the command to Execute, which answers any refusal.
+  bool IsBatchableAdd(const RespClient& client, absl::Span<const absl::string_view> command);
+  // One single-member SADD to apply with others.
+  struct PendingAdd {
+    absl::string_view key;
+    absl::string_view member;
+    std::string* out;  // its reply is appended here
+  };
+  // Applies `adds` in one engine batch (Engine::AddEach, one log write), appending each one's
+  // reply (1, 0, or the error Execute would answer) to its `out`, in order.
+  void ApplyAdds(absl::Span<const PendingAdd> adds);
   // Whether `client` must still authenticate (access control on and no AUTH yet): its commands
   // are then held to tight size limits, as an unauthenticated Redis client is.
   bool MustAuthenticate(const RespClient& client) const {

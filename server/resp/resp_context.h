@@ -49,6 +49,10 @@ struct RespCommands::Context {
   bool Exists(absl::string_view key) const;
 };
 
+// The error reply of a write to segment `key` that the engine refused: a missing segment
+// is explained (segments are created deliberately), the rest as Context::Fail words them.
+std::string WriteErrorMessage(absl::string_view key, const absl::Status& status);
+
 // An argument as a decimal integer in [min, max]; nullopt if it is not one.
 std::optional<int64_t> ParseInteger(absl::string_view arg, int64_t min, int64_t max);
 // Redis's glob (SSCAN MATCH, CONFIG GET, COMMAND LIST): `*`, `?`, `[abc]`, `[^a-z]`, `\x`.

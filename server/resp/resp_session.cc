@@ -89,12 +89,15 @@ void RespSession::UpdateLimits() {
 void RespSession::Process() {
   if (closed_ || waiting_ || write_in_flight_) return;
   const bool durable = config_.durability == storage::Durability::kFsync;
+  AddGatherer::Adds adds;  // single-member SADDs parsed, not yet applied
   while (!close_after_write_ && out_.size() < kMaxPendingOutput) {
     UpdateLimits();
     const absl::string_view input(static_cast<const char*>(in_.data().data()), in_.size());
     size_t consumed = 0;
     const RespParser::Result result = parser_.Next(input, &args_, &consumed);
     if (result == RespParser::Result::kError) {
+      // Gathered SADDs answer first; the next Process meets the error again.
+      if (!adds.empty()) break;
       RespWriter(&out_, client_.protocol).Error(absl::StrCat("ERR ", parser_.error()));
       in_.consume(in_.size());
       close_after_write_ = true;
@@ -105,6 +108,13 @@ void RespSession::Process() {
       break;
     }
     command_started_ = false;
+    if (!durable && commands_.IsBatchableAdd(client_, args_)) {
+      adds.emplace_back(args_[1], args_[2]);
+      in_.consume(consumed);
+      continue;
+    }
+    // Another command waits for the gathered SADDs before it (the parser meets it again).
+    if (!adds.empty()) break;
     if (durable && commands_.Mutates(args_[0])) {
       // This command and the complete ones after it run on a durable-write worker, in order.
       std::vector<std::vector<std::string>> batch;
@@ -123,6 +133,10 @@ void RespSession::Process() {
     commands_.Execute(client_, args_, &out_);
     in_.consume(consumed);
     if (client_.close) close_after_write_ = true;
+  }
+  if (!adds.empty()) {
+    RunGathered(std::move(adds));
+    return;
   }
   if (in_.size() > 0 && !command_started_ && !close_after_write_) {
     command_started_ = true;
@@ -153,6 +167,19 @@ void RespSession::RunDurable(std::vector<std::vector<std::string>> batch) {
       if (self->closed_) return;
       self->out_.append(replies);
       if (self->client_.close) self->close_after_write_ = true;
+      self->Process();
+    });
+  });
+}
+
+void RespSession::RunGathered(AddGatherer::Adds adds) {
+  waiting_ = true;
+  host_.adds.Submit(std::move(adds), [self = shared_from_this()](std::string replies) {
+    auto executor = self->stream_.get_executor();
+    asio::post(executor, [self, replies = std::move(replies)] {
+      self->waiting_ = false;
+      if (self->closed_) return;
+      self->out_.append(replies);
       self->Process();
     });
   });

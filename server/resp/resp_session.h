@@ -8,10 +8,13 @@
 // one write, not N of each. Replies past kMaxPendingOutput are written before more commands
 // run, so a client that pipelines without reading holds a bounded amount of memory.
 //
-// Writes under --durability fsync wait for a disk sync; such a command, and every complete
-// command after it in the same read, run on a durable-write worker (never on an I/O thread),
-// and the session reads nothing more until they are answered. Otherwise commands run on the
-// session's strand.
+// Single-member SADDs (the common write) are gathered, under --durability process, with those
+// of the other connections that arrived in the same pass of the event loop, and applied as one
+// log write (resp_add_gatherer.h); the session waits for their replies before it runs the
+// commands after them. Writes under --durability fsync wait for a disk sync; such a command, and
+// every complete command after it in the same read, run on a durable-write worker (never on an I/O
+// thread), and the session reads nothing more until they are answered. Otherwise commands run on
+// the session's strand.
 //
 // Limits, as over HTTP: a command larger than --max-import-body or an argument over 1 MiB is
 // a protocol error (an error reply, then close); before AUTH, with access control on, a
@@ -38,6 +41,7 @@
 #include "server/config.h"
 #include "server/detail/connection.h"
 #include "server/metrics.h"
+#include "server/resp/resp_add_gatherer.h"
 #include "server/resp/resp_commands.h"
 #include "server/resp/resp_parser.h"
 
@@ -51,6 +55,7 @@ struct RespHost {
   boost::asio::thread_pool& durable_writers;  // mutations under --durability fsync
   const std::atomic<bool>& draining;
   detail::SessionRegistry& registry;
+  AddGatherer& adds;  // single-member SADDs under --durability process
   boost::asio::ssl::context* tls = nullptr;
 };
 
@@ -76,6 +81,8 @@ class RespSession : public detail::Connection, public std::enable_shared_from_th
   void Process();
   // Runs commands (owned copies) on a durable-write worker, then resumes on the strand.
   void RunDurable(std::vector<std::vector<std::string>> commands);
+  // Hands single-member SADDs to the gatherer, then resumes on the strand with their replies.
+  void RunGathered(AddGatherer::Adds adds);
   void Read();
   void Write();
   void Close();
@@ -96,7 +103,7 @@ class RespSession : public detail::Connection, public std::enable_shared_from_th
   std::string writing_;  // replies being written
   bool reading_ = false;
   bool write_in_flight_ = false;
-  bool waiting_ = false;  // commands run on a durable-write worker
+  bool waiting_ = false;  // commands run on a durable-write worker or in the gatherer
   bool close_after_write_ = false;
   bool draining_ = false;
   bool closed_ = false;

@@ -24,20 +24,9 @@ std::optional<int64_t> ParseTtl(absl::string_view arg) {
   return ParseInteger(arg, 1, std::numeric_limits<int64_t>::max());
 }
 
-// The error for a write to a segment that does not exist: segments are made on purpose.
-void NoSuchSegmentForWrite(Context& ctx, absl::string_view key) {
-  ctx.Error(absl::StrCat("ERR segment '", key,
-                         "' does not exist; segd creates segments deliberately: SEGD.CREATE ", key,
-                         " (or POST /v1/segments), then add members"));
-}
-
 // A write's engine error, with the missing segment explained for writes.
 void FailWrite(Context& ctx, absl::string_view key, const absl::Status& status) {
-  if (engine::ErrorCodeOf(status) == "segment_not_found") {
-    NoSuchSegmentForWrite(ctx, key);
-  } else {
-    ctx.Fail(status);
-  }
+  ctx.Error(WriteErrorMessage(key, status));
 }
 
 // Writes the members of a set answer, or refuses one larger than --resp-max-members.
@@ -111,6 +100,18 @@ void SetOperation(Context& ctx, SetOp op, absl::string_view command) {
 }
 
 }  // namespace
+
+std::string WriteErrorMessage(absl::string_view key, const absl::Status& status) {
+  const std::string code = engine::ErrorCodeOf(status);
+  if (code == "segment_not_found") {
+    // Segments are made on purpose: say how.
+    return absl::StrCat("ERR segment '", key,
+                        "' does not exist; segd creates segments deliberately: SEGD.CREATE ", key,
+                        " (or POST /v1/segments), then add members");
+  }
+  if (code == "forbidden") return absl::StrCat("NOPERM ", status.message());
+  return absl::StrCat("ERR ", status.message());
+}
 
 void SAdd(Context& ctx) {
   const absl::string_view key = ctx.args[1];

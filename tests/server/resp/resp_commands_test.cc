@@ -364,6 +364,40 @@ TEST_F(RespCommandsTest, AuthWithoutAccessControlIsAnError) {
   EXPECT_EQ(Text({"PING"}), "PONG");
 }
 
+// Single-member SADDs of several connections, applied as one batch, answer each as Execute
+// would, in order: new, renewed, repeated in the batch, a missing segment, a malformed id.
+TEST_F(RespCommandsTest, GatheredAddsAnswerEachAsExecuteWould) {
+  ASSERT_EQ(Text({"SEGD.CREATE", "a"}), "OK");
+  ASSERT_EQ(Text({"SEGD.CREATE", "b"}), "OK");
+  ASSERT_EQ(Text({"SADD", "a", "old"}), "1");
+  std::vector<absl::string_view> sadd = {"SADD", "a", "u1"};
+  EXPECT_TRUE(commands_->IsBatchableAdd(client_, sadd));
+  std::vector<absl::string_view> two = {"SADD", "a", "u1", "u2"};
+  EXPECT_FALSE(commands_->IsBatchableAdd(client_, two));
+  std::vector<absl::string_view> other = {"SREM", "a", "u1"};
+  EXPECT_FALSE(commands_->IsBatchableAdd(client_, other));
+
+  std::string first, second;
+  const std::string bad_id(300, 'x');
+  std::vector<RespCommands::PendingAdd> adds = {
+      {"a", "u1", &first},  {"a", "old", &first},  {"b", "u1", &second},
+      {"a", "u1", &second}, {"nope", "u", &first}, {"a", bad_id, &second},
+  };
+  commands_->ApplyAdds(adds);
+  std::vector<RespReply> a = testutil::DecodeAllResp(first);
+  std::vector<RespReply> b = testutil::DecodeAllResp(second);
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  EXPECT_EQ(a[0].ToString(), "1");
+  EXPECT_EQ(a[1].ToString(), "0");
+  EXPECT_EQ(b[0].ToString(), "1");
+  EXPECT_EQ(b[1].ToString(), "0");  // the same pair earlier in the batch
+  EXPECT_EQ(a[2].ToString(), Text({"SADD", "nope", "u"}));
+  EXPECT_TRUE(b[2].is_error());
+  EXPECT_EQ(Text({"SMEMBERS", "a"}), "[old, u1]");
+  EXPECT_EQ(Text({"SMEMBERS", "b"}), "[u1]");
+}
+
 TEST(RespGlobTest, MatchesAsRedisDoes) {
   EXPECT_TRUE(RedisGlobMatches("*", ""));
   EXPECT_TRUE(RedisGlobMatches("u*", "u123"));
