@@ -280,6 +280,12 @@ TEST(RespServer, SameChangesOverHttpAndRespLeaveTheSameStateAndHistory) {
   for (size_t i = 1; i < from_resp.size(); ++i) {
     EXPECT_NE(from_resp[i].find(",api,"), std::string::npos) << from_resp[i];
   }
+  // RESP commands are counted in /metrics.
+  const std::string metrics = hr.Get("/metrics").body;
+  EXPECT_NE(metrics.find("segd_resp_commands_total{command=\"sadd\"} 3\n"), std::string::npos);
+  EXPECT_NE(metrics.find("segd_resp_commands_total{command=\"srem\"} 1\n"), std::string::npos);
+  EXPECT_NE(metrics.find("segd_resp_command_errors_total{command=\"sadd\"} 0\n"),
+            std::string::npos);
 }
 
 // An acknowledged SADD survives kill -9, in both durability modes (fsync runs writes on the
