@@ -7,6 +7,9 @@
 // Lock may be called from any thread. SessionRegistry is safe from any thread.
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 #include <chrono>
 #include <memory>
 #include <vector>
@@ -28,6 +31,33 @@ class Connection {
   // The grace period is over: close now.
   virtual void ForceClose() = 0;
 };
+
+// Runs `next` on the connection's strand once the connection is ready: at once on plain TCP;
+// with TLS (`tls` set), after the server side of the handshake, which must complete within
+// `timeout`. A failed handshake calls `failed(timed_out)` instead. `next` and `failed` keep
+// the connection alive (they hold its shared_ptr), and with it `stream` and `tls`.
+template <typename Next, typename Failed>
+void WhenReady(boost::beast::tcp_stream& stream,
+               boost::beast::ssl_stream<boost::beast::tcp_stream&>* tls,
+               std::chrono::seconds timeout, Next next, Failed failed) {
+  if (tls == nullptr) {
+    boost::asio::dispatch(stream.get_executor(), std::move(next));
+    return;
+  }
+  boost::asio::dispatch(stream.get_executor(), [&stream, tls, timeout, next = std::move(next),
+                                                failed = std::move(failed)]() mutable {
+    stream.expires_after(timeout);
+    tls->async_handshake(
+        boost::asio::ssl::stream_base::server,
+        [next = std::move(next), failed = std::move(failed)](boost::beast::error_code ec) mutable {
+          if (ec) {
+            failed(ec == boost::beast::error::timeout);
+            return;
+          }
+          next();
+        });
+  });
+}
 
 class SessionRegistry {
  public:

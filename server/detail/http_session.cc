@@ -72,22 +72,16 @@ HttpSession::~HttpSession() {
 
 void HttpSession::Run() {
   host_.registry.Add(this);
-  if (host_.tls == nullptr) {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Process(); });
-    return;
+  if (host_.tls != nullptr) {
+    tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(stream_, *host_.tls);
   }
-  tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(stream_, *host_.tls);
-  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-    self->stream_.expires_after(std::chrono::seconds(self->config_.read_timeout_seconds));
-    self->tls_->async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
-      if (ec) {
-        if (ec == beast::error::timeout) self->api_.metrics().ConnectionTimedOut();
+  WhenReady(
+      stream_, tls_.get(), std::chrono::seconds(config_.read_timeout_seconds),
+      [self = shared_from_this()] { self->Process(); },
+      [self = shared_from_this()](bool timed_out) {
+        if (timed_out) self->api_.metrics().ConnectionTimedOut();
         self->Close();
-        return;
-      }
-      self->Process();
-    });
-  });
+      });
 }
 
 void HttpSession::OnDrain() {

@@ -1,5 +1,7 @@
 #include "server/resp/resp_parser.h"
 
+#include <utility>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -40,27 +42,14 @@ bool SplitWords(absl::string_view line, std::deque<std::string>* words) {
           word.push_back(static_cast<char>(HexValue(line[i + 2]) * 16 + HexValue(line[i + 3])));
           i += 4;
         } else if (c == '\\' && i + 1 < n) {
-          char e = line[i + 1];
-          switch (e) {
-            case 'n':
-              word.push_back('\n');
-              break;
-            case 'r':
-              word.push_back('\r');
-              break;
-            case 't':
-              word.push_back('\t');
-              break;
-            case 'b':
-              word.push_back('\b');
-              break;
-            case 'a':
-              word.push_back('\a');
-              break;
-            default:
-              word.push_back(e);
-              break;
+          // \n \r \t \b \a; any other escaped character stands for itself.
+          static constexpr std::pair<char, char> kEscapes[] = {
+              {'n', '\n'}, {'r', '\r'}, {'t', '\t'}, {'b', '\b'}, {'a', '\a'}};
+          char out = line[i + 1];
+          for (const auto& [from, to] : kEscapes) {
+            if (line[i + 1] == from) out = to;
           }
+          word.push_back(out);
           i += 2;
         } else if (c == '"') {
           ++i;

@@ -56,22 +56,16 @@ RespSession::~RespSession() {
 
 void RespSession::Run() {
   host_.registry.Add(this);
-  if (host_.tls == nullptr) {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
-    return;
+  if (host_.tls != nullptr) {
+    tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(stream_, *host_.tls);
   }
-  tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(stream_, *host_.tls);
-  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-    self->stream_.expires_after(std::chrono::seconds(self->config_.read_timeout_seconds));
-    self->tls_->async_handshake(asio::ssl::stream_base::server, [self](beast::error_code ec) {
-      if (ec) {
-        if (ec == beast::error::timeout) self->host_.metrics.ConnectionTimedOut();
+  detail::WhenReady(
+      stream_, tls_.get(), std::chrono::seconds(config_.read_timeout_seconds),
+      [self = shared_from_this()] { self->Read(); },
+      [self = shared_from_this()](bool timed_out) {
+        if (timed_out) self->host_.metrics.ConnectionTimedOut();
         self->Close();
-        return;
-      }
-      self->Read();
-    });
-  });
+      });
 }
 
 void RespSession::OnDrain() {
