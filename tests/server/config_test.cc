@@ -2,7 +2,9 @@
 
 #include "server/config.h"
 
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -48,6 +50,34 @@ TEST(ServerConfig, FlagsOverrideEnvironmentAndBadValuesAreNamed) {
   EXPECT_FALSE(ParseServerConfig({"--durability", "sometimes"}, NoEnv).ok());
   EXPECT_FALSE(ParseServerConfig({"stray"}, NoEnv).ok());
   EXPECT_GE(ParseServerConfig({}, NoEnv)->config.threads, 1u);
+}
+
+TEST(ServerConfig, RespFlags) {
+  auto defaults = ParseServerConfig({}, NoEnv);
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_FALSE(defaults->config.resp_port.has_value());  // off unless asked for
+  EXPECT_EQ(defaults->config.resp_max_members, 10000u);
+  EXPECT_EQ(defaults->config.resp_idle_timeout_seconds, 0);
+  auto set = ParseServerConfig(
+      {"--resp-port", "0", "--resp-max-members", "100000", "--resp-idle-timeout", "5m"}, NoEnv);
+  ASSERT_TRUE(set.ok()) << set.status();
+  EXPECT_EQ(set->config.resp_port, std::optional<uint16_t>(0));
+  EXPECT_EQ(set->config.resp_max_members, 100000u);
+  EXPECT_EQ(set->config.resp_idle_timeout_seconds, 300);
+  EXPECT_FALSE(ParseServerConfig({"--resp-port", "off"}, NoEnv)->config.resp_port.has_value());
+  EXPECT_EQ(
+      ParseServerConfig({"--resp-idle-timeout", "never"}, NoEnv)->config.resp_idle_timeout_seconds,
+      0);
+  for (std::vector<std::string> bad : {std::vector<std::string>{"--resp-port", "70000"},
+                                       {"--resp-port", "-1"},
+                                       {"--resp-max-members", "0"},
+                                       {"--resp-max-members", "100001"},
+                                       {"--resp-idle-timeout", "0"},
+                                       {"--resp-idle-timeout", "soon"}}) {
+    auto parsed = ParseServerConfig(bad, NoEnv);
+    ASSERT_FALSE(parsed.ok()) << bad[0] << " " << bad[1];
+    EXPECT_NE(parsed.status().message().find(bad[0]), absl::string_view::npos) << parsed.status();
+  }
 }
 
 // The flag table's defaults are the ones a default-constructed ServerConfig holds (the
