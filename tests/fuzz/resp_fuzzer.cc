@@ -1,8 +1,9 @@
 // libFuzzer target for the Redis protocol: bytes in, split into reads as the first byte says,
 // framed by the same RespParser and limits a RESP connection uses, and every command answered
-// by the real RespCommands over a real engine. Fails (aborts) when a command's reply is not
-// exactly one well-formed RESP value, when the parser hands out a command that breaks its
-// limits, or on any sanitizer report. Every input is answered twice: with access control off,
+// by the real RespCommands over a real engine (single-member SADDs through ApplyAdds, as a
+// connection applies them). Fails (aborts) when a command's reply is not exactly one
+// well-formed RESP value, when the parser hands out a command that breaks its limits, or on
+// any sanitizer report. Every input is answered twice: with access control off,
 // and on with the fixed keys of fixed_keys.h (inputs may AUTH with them).
 //
 // Built two ways, as request_fuzzer is: a libFuzzer binary with -DSEGD_FUZZ=ON under clang,
@@ -90,7 +91,13 @@ void Serve(server::resp::RespCommands& commands, const std::string& input, size_
         if (a.size() > limits.max_bulk) Fail("argument over the limit", std::string(a));
       }
       std::string out;
-      commands.Execute(client, args, &out);
+      if (commands.IsBatchableAdd(client, args)) {
+        // The connection's path for single-member SADDs (resp_add_gatherer.h).
+        const server::resp::RespCommands::PendingAdd add{args[1], args[2], &out};
+        commands.ApplyAdds({&add, 1});
+      } else {
+        commands.Execute(client, args, &out);
+      }
       size_t pos = 0;
       auto reply = testutil::DecodeResp(out, &pos);
       if (!reply || pos != out.size()) Fail("not exactly one reply", out);
