@@ -32,17 +32,25 @@ bool SplitWords(absl::string_view line, std::deque<std::string>* words) {
     while (i < n && IsSpace(line[i])) ++i;
     if (i == n) return true;
     std::string word;
-    if (line[i] == '"') {
-      ++i;
+    if (line[i] == '"' || line[i] == '\'') {
+      // In double quotes: \xHH, \n \r \t \b \a, and \c for any other c. In single quotes
+      // only \' is an escape.
+      const char quote = line[i++];
       while (true) {
         if (i == n) return false;
-        char c = line[i];
-        if (c == '\\' && i + 3 < n && line[i + 1] == 'x' && HexValue(line[i + 2]) >= 0 &&
-            HexValue(line[i + 3]) >= 0) {
-          word.push_back(static_cast<char>(HexValue(line[i + 2]) * 16 + HexValue(line[i + 3])));
-          i += 4;
-        } else if (c == '\\' && i + 1 < n) {
-          // \n \r \t \b \a; any other escaped character stands for itself.
+        const char c = line[i];
+        if (c == quote) {
+          ++i;
+          if (i < n && !IsSpace(line[i])) return false;
+          break;
+        }
+        if (c == '\\' && i + 1 < n && quote == '"') {
+          if (i + 3 < n && line[i + 1] == 'x' && HexValue(line[i + 2]) >= 0 &&
+              HexValue(line[i + 3]) >= 0) {
+            word.push_back(static_cast<char>(HexValue(line[i + 2]) * 16 + HexValue(line[i + 3])));
+            i += 4;
+            continue;
+          }
           static constexpr std::pair<char, char> kEscapes[] = {
               {'n', '\n'}, {'r', '\r'}, {'t', '\t'}, {'b', '\b'}, {'a', '\a'}};
           char out = line[i + 1];
@@ -51,31 +59,15 @@ bool SplitWords(absl::string_view line, std::deque<std::string>* words) {
           }
           word.push_back(out);
           i += 2;
-        } else if (c == '"') {
-          ++i;
-          if (i < n && !IsSpace(line[i])) return false;
-          break;
-        } else {
-          word.push_back(c);
-          ++i;
+          continue;
         }
-      }
-    } else if (line[i] == '\'') {
-      ++i;
-      while (true) {
-        if (i == n) return false;
-        char c = line[i];
-        if (c == '\\' && i + 1 < n && line[i + 1] == '\'') {
+        if (c == '\\' && i + 1 < n && quote == '\'' && line[i + 1] == '\'') {
           word.push_back('\'');
           i += 2;
-        } else if (c == '\'') {
-          ++i;
-          if (i < n && !IsSpace(line[i])) return false;
-          break;
-        } else {
-          word.push_back(c);
-          ++i;
+          continue;
         }
+        word.push_back(c);
+        ++i;
       }
     } else {
       while (i < n && !IsSpace(line[i])) word.push_back(line[i++]);
@@ -84,7 +76,7 @@ bool SplitWords(absl::string_view line, std::deque<std::string>* words) {
   }
 }
 
-// A length line's number: an optional '-' and 1-19 digits, nothing else (no '+', no spaces).
+// A length line's number: an optional '-' and 1-18 digits, nothing else (no '+', no spaces).
 // A hot path (two per argument), hence not SimpleAtoi.
 bool ParseLength(absl::string_view text, int64_t* value) {
   bool negative = false;
