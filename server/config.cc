@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <thread>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -13,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "base/cpu_budget.h"
 #include "server/time_text.h"
 
 #ifndef SEGD_VERSION
@@ -122,7 +122,10 @@ const std::vector<Flag>& Flags() {
        "data directory: the operation log (DIR/log) and stored reports (DIR/reports); created if "
        "missing",
        NonEmpty("--data-dir", &ServerConfig::data_dir)},
-      {"threads", "SEGD_THREADS", "N", nullptr, "one per core", "HTTP threads, 1-256",
+      {"threads", "SEGD_THREADS", "N", nullptr, "usable cores - 1, at least 1",
+       "I/O threads serving HTTP and RESP, 1-256; the default leaves a core to the log, the "
+       "housekeeper and local clients, and counts the cores the affinity mask and a cgroup CPU "
+       "quota allow",
        Whole("--threads", &ServerConfig::threads, 1, 256)},
       {"durability", "SEGD_DURABILITY", "MODE", "process", nullptr,
        "process: a change is acknowledged once it is in the write-ahead log (survives a crash of "
@@ -518,7 +521,7 @@ absl::StatusOr<ParsedCommandLine> ParseServerConfig(const std::vector<std::strin
   }
   if (absl::Status s = Finish(parsed.config); !s.ok()) return s;
   if (parsed.config.threads == 0) {
-    parsed.config.threads = std::max(1u, std::thread::hardware_concurrency());
+    parsed.config.threads = DefaultIoThreads(UsableCores());
   }
   return parsed;
 }

@@ -21,7 +21,7 @@ struct ServerConfig {
   std::string bind = "127.0.0.1";
   uint16_t port = 8080;  // 0: any free port (printed at start-up)
   std::string data_dir = "./data";
-  unsigned threads = 0;  // 0: one per core
+  unsigned threads = 0;  // 0: DefaultIoThreads(UsableCores()), base/cpu_budget.h
   storage::Durability durability = storage::Durability::kProcess;
   int64_t report_ttl_seconds = 4 * 3600;
   int64_t history_retention_seconds = 0;  // 0: keep the history forever

@@ -3,10 +3,10 @@
 #
 #   bench/http/ab.sh SEGD_A SEGD_B [WORKLOAD] [PAIRS]     (defaults: add 3)
 #
-# Each run starts its binary on a fresh data directory (segd --threads 2, durability from
-# SEGD_DURABILITY, default process), loads 100,000 users in 10 Zipf-sized segments with
-# segd-load --load-only, then runs segd-load --workload WORKLOAD --connections 50 --threads 2
-# for 8 seconds, and stops the server. Runs go A, B, A, B, ... so that both see the same
+# Each run starts its binary on a fresh data directory (its default thread count unless
+# SEGD_THREADS is set; durability from SEGD_DURABILITY, default process), loads 100,000 users
+# in 10 Zipf-sized segments with segd-load --load-only, then runs segd-load --workload WORKLOAD
+# --connections 50 --threads 2 for 8 seconds, and stops the server. Runs go A, B, A, B, ... so that both see the same
 # machine; the script prints every run and, per binary, the median answers per second and the
 # median of the B/A ratios of the pairs. This machine is shared and noisy: compare ratios, not
 # absolute figures. segd-load comes from this checkout's build (make build).
@@ -39,7 +39,7 @@ trap cleanup EXIT INT TERM
 # run BINARY: prints the run's answers per second.
 run() {
   rm -rf "$WORK/data"
-  "$1" --port "$PORT" --data-dir "$WORK/data" --threads 2 --log-level error \
+  "$1" --port "$PORT" --data-dir "$WORK/data" --log-level error \
     --durability "${SEGD_DURABILITY:-process}" >"$WORK/segd.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 600); do

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "base/cpu_budget.h"
 #include "gtest/gtest.h"
 
 namespace segd::server {
@@ -86,8 +87,8 @@ TEST(ServerConfig, TheTablesDefaultsAreTheStructsAndHelpShowsThem) {
   auto parsed = ParseServerConfig({}, NoEnv);
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   ServerConfig expected;
-  expected.threads = parsed->config.threads;  // computed: one per core
-  expected.auth_keys = false;                 // computed: off on a loopback --bind
+  expected.threads = DefaultIoThreads(UsableCores());  // computed from the CPU budget
+  expected.auth_keys = false;                          // computed: off on a loopback --bind
   EXPECT_TRUE(parsed->config == expected);
   const std::string& usage = ServerUsage();
   for (const char* shown : {"--bind ADDR", "(default 127.0.0.1; SEGD_BIND)", "SEGD_PORT",
