@@ -269,6 +269,18 @@ const std::vector<Flag>& Flags() {
          c.min_free_disk = *n;
          return absl::OkStatus();
        }},
+      {"rocksdb-memory", "SEGD_ROCKSDB_MEMORY", "SIZE", "256MiB", nullptr,
+       "memory of the operation log's RocksDB, one budget: cached log blocks (history, reports) "
+       "and memtables, which are flushed once they hold half of it; 16MiB to 1TiB",
+       [](ServerConfig& c, absl::string_view v) -> absl::Status {
+         auto n = ParseByteSize(v);
+         if (!n.ok()) return n.status();
+         if (*n < (16ull << 20) || *n > (1ull << 40)) {
+           return FlagError("--rocksdb-memory", v, "must be from 16MiB to 1TiB");
+         }
+         c.rocksdb_memory = *n;
+         return absl::OkStatus();
+       }},
       {"user-index-memtable", "SEGD_USER_INDEX_MEMTABLE", "KIND", "lists", nullptr,
        "lists: the per-user index keeps its newest entries in segd's own memtable of per-user "
        "lists (fast writes for existing users); skiplist: RocksDB's own memtable, a fallback "

@@ -44,6 +44,8 @@ struct ServerConfig {
   // Free space kept on the data directory's filesystem (storage/disk_reserve.h); unset: 1 GiB
   // or a tenth of the filesystem, whichever is smaller (DefaultMinFreeDisk).
   std::optional<uint64_t> min_free_disk;
+  // RocksDB's memory budget: block cache and memtables (storage::OpLogOptions::memory_bytes).
+  uint64_t rocksdb_memory = 256ull << 20;
   // by_user's memtable (storage::OpLogOptions::user_index_lists).
   bool user_index_lists = true;
   // Browser origins allowed to call the API (CORS): empty (none; no CORS headers), "*" (any),

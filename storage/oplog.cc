@@ -20,6 +20,7 @@
 #include "rocksdb/sst_file_manager.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "rocksdb/write_buffer_manager.h"
 #include "storage/detail/block_reader.h"
 #include "storage/detail/error_listener.h"
 #include "storage/detail/info_logger.h"
@@ -88,7 +89,11 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   // buffer, tens of MiB) up front, space the disk reserve cannot tell from data, and on a
   // small filesystem one flush's preallocation starves another's appends (ENOSPC).
   db_options.allow_fallocate = false;
-  db_options.db_write_buffer_size = options.memtable_bytes;
+  // One budget for memtables and cached blocks (OpLogOptions::memory_bytes): the memtables'
+  // memory is charged to the block cache, which evicts blocks to make room for it.
+  log->cache_ = rocksdb::NewLRUCache(options.memory_bytes);
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(options.memory_bytes / 2, log->cache_);
   // What recovery replays stays in memtables (its WAL is kept) instead of being flushed to
   // files before the log opens.
   db_options.avoid_flush_during_recovery = true;
@@ -115,10 +120,16 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
   log->retention_->clock = options.clock ? options.clock : engine::SystemClock::Default();
   rocksdb::ColumnFamilyOptions cf_options;
   cf_options.compression = rocksdb::kLZ4Compression;
+  // The shared budget flushes the oldest memtable once they all hold half of it, one flush per
+  // write, but cannot split a single large memtable: no family's may exceed a quarter of it.
+  // (A stall at the budget, RocksDB's allow_stall, waited forever here when the flush it
+  // waited for was not the one scheduled.)
+  const size_t memtable_cap = std::max<size_t>(options.memory_bytes / 4, 1u << 20);
+  cf_options.write_buffer_size = std::min(cf_options.write_buffer_size, memtable_cap);
   // One block cache for every family: history lookups (a user's rows, report rows) are
   // point reads spread over the whole log, which RocksDB's 8 MiB default cache cannot hold.
   rocksdb::BlockBasedTableOptions table_options;
-  table_options.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table_options.block_cache = log->cache_;
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   // The record and index families carry the retention filter; with a retention, their files
   // are recompacted at least daily so that old entries do leave the disk.
@@ -160,7 +171,7 @@ absl::StatusOr<std::unique_ptr<OpLog>> OpLog::Open(const std::string& data_dir,
     // 16 MiB by_user flushed up to 1.7x as often, and the extra level-0 files made one
     // user's report 1.2x slower; 32 MiB brings it back.
     rocksdb::ColumnFamilyOptions by_user = retained(detail::RetainedFamily::kById);
-    by_user.write_buffer_size = 32 << 20;
+    by_user.write_buffer_size = std::min<size_t>(32 << 20, memtable_cap);
     // The user is the 4-byte key prefix. Scans stay within one user's prefix (ScanHistory
     // sets prefix_same_as_start), so a memtable answers them from that user's list, and a
     // Bloom filter on the prefix lets them skip the files that hold nothing of that user.
@@ -795,6 +806,17 @@ uint64_t OpLog::ApproximateBytes() const {
     if (db_->GetIntProperty(handle, "rocksdb.cur-size-all-mem-tables", &value)) total += value;
   }
   return total;
+}
+
+OpLog::MemoryUsage OpLog::memory_usage() const {
+  MemoryUsage usage;
+  usage.budget = options_.memory_bytes;
+  uint64_t memtables = 0;
+  if (db_->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &memtables)) {
+    usage.memtables = memtables;
+  }
+  usage.cache = cache_->GetUsage();
+  return usage;
 }
 
 std::optional<engine::TimeMs> OpLog::FirstRecordAt() const {

@@ -66,6 +66,7 @@
 #include "storage/segment_counts.h"
 
 namespace rocksdb {
+class Cache;
 class DB;
 class Env;
 class ColumnFamilyHandle;
@@ -89,14 +90,15 @@ struct OpLogOptions {
   // Records the newest snapshot needs for recovery are kept whatever their age, so retention
   // never changes the state recovered. 0 keeps everything. Default: 0.
   int64_t retention_ms = 0;
-  // RocksDB's block cache, shared by every column family: the log's hot blocks for history
-  // reads (GET /v1/users/{id}/segments, reports). Default: 256 MiB.
-  size_t block_cache_bytes = 256u << 20;
+  // RocksDB's memory, one budget: an LRU cache of this capacity, shared by every column family,
+  // holds the log's hot blocks for history reads (GET /v1/users/{id}/segments, reports), and
+  // the memtables are charged to it (a WriteBufferManager), flushed once they hold half of it.
+  // So memtables and cached blocks together stay near this size, and blocks give way to
+  // memtables under writes. Default: 256 MiB.
+  size_t memory_bytes = 256u << 20;
   // Write-ahead log bound: past it, RocksDB flushes the memtables that pin the oldest WAL
   // files. This bounds what a restart after a crash replays. Default: 256 MiB.
   uint64_t max_wal_bytes = 256u << 20;
-  // Memory for memtables, shared by every column family. Default: 256 MiB.
-  size_t memtable_bytes = 256u << 20;
   // Source of "now" for retention. Not owned. Default: the system clock.
   engine::Clock* clock = nullptr;
   // Free space kept on the log's filesystem: mutations are refused below it, expiry records
@@ -253,6 +255,14 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
   // Bytes the log holds: SST files plus memtables, over every column family. Cheap (RocksDB
   // properties); any thread.
   uint64_t ApproximateBytes() const;
+  // RocksDB's memory against its budget (OpLogOptions::memory_bytes). The cache's usage
+  // includes the memtables charged to it. Cheap; any thread.
+  struct MemoryUsage {
+    uint64_t budget = 0;
+    uint64_t memtables = 0;
+    uint64_t cache = 0;  // cached blocks plus the memtables' charge
+  };
+  MemoryUsage memory_usage() const;
   // The RocksDB directory (DATA_DIR/log).
   const std::string& dir() const { return dir_; }
 
@@ -309,6 +319,8 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
   std::unique_ptr<DataDir> data_dir_;
   std::unique_ptr<rocksdb::Env> env_;
   std::unique_ptr<rocksdb::DB> db_;
+  // The block cache the memtables are charged to (memory_usage).
+  std::shared_ptr<rocksdb::Cache> cache_;
   // Handles of the column families, by detail::Family (detail/families.h).
   std::array<rocksdb::ColumnFamilyHandle*, detail::kFamilyCount> families_{};
   rocksdb::ColumnFamilyHandle* cf(detail::Family family) const {

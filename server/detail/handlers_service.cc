@@ -107,6 +107,14 @@ absl::Status MetricsText(const HandlerContext& ctx, Call& call) {
         ctx.log.next_seq() - 1);
   Gauge(out, "segd_log_bytes", "Bytes of the operation log on disk and in memtables.", "gauge",
         ctx.log.ApproximateBytes());
+  const storage::OpLog::MemoryUsage rocks = ctx.log.memory_usage();
+  Gauge(out, "segd_rocksdb_memory_budget_bytes", "RocksDB's memory budget (--rocksdb-memory).",
+        "gauge", rocks.budget);
+  Gauge(out, "segd_rocksdb_memtable_bytes", "Bytes in RocksDB's memtables.", "gauge",
+        rocks.memtables);
+  Gauge(out, "segd_rocksdb_cache_bytes",
+        "Bytes charged to RocksDB's block cache: cached blocks plus the memtables.", "gauge",
+        rocks.cache);
   Gauge(out, "segd_disk_free_bytes",
         "Free bytes on the data directory's filesystem (as of the last check, at most 200 ms "
         "old).",

@@ -51,6 +51,14 @@ TEST(ServerConfig, FlagsOverrideEnvironmentAndBadValuesAreNamed) {
   EXPECT_FALSE(ParseServerConfig({"--durability", "sometimes"}, NoEnv).ok());
   EXPECT_FALSE(ParseServerConfig({"stray"}, NoEnv).ok());
   EXPECT_GE(ParseServerConfig({}, NoEnv)->config.threads, 1u);
+
+  EXPECT_EQ(ParseServerConfig({}, NoEnv)->config.rocksdb_memory, 256u << 20);
+  EXPECT_EQ(ParseServerConfig({"--rocksdb-memory", "1GiB"}, NoEnv)->config.rocksdb_memory,
+            1u << 30);
+  auto small = ParseServerConfig({"--rocksdb-memory", "1MiB"}, NoEnv);
+  ASSERT_FALSE(small.ok());
+  EXPECT_NE(small.status().message().find("from 16MiB to 1TiB"), absl::string_view::npos);
+  EXPECT_FALSE(ParseServerConfig({"--rocksdb-memory", "lots"}, NoEnv).ok());
 }
 
 TEST(ServerConfig, RespFlags) {

@@ -1,5 +1,6 @@
 #include "storage/oplog.h"
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -529,6 +530,40 @@ TEST(OpLogTest, ImportsOfNewUsersIndexThemAsRuns) {
   EXPECT_EQ(history("n-9999"), (std::vector<uint64_t>{10000}));
   EXPECT_EQ(history("m-0"), (std::vector<uint64_t>{10002}));
   EXPECT_EQ(history("single"), (std::vector<uint64_t>{10101}));
+}
+
+// --rocksdb-memory: the memtables are charged to the block cache and flushed at half the
+// budget, so however much is written they stay within it, and the cache counts them.
+TEST(OpLogTest, MemtablesStayWithinTheMemoryBudget) {
+  TempDir dir;
+  constexpr uint64_t kBudget = 16u << 20;
+  auto opened = OpLog::Open(dir.path(), {.memory_bytes = kBudget});
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<OpLog> log = std::move(*opened);
+  Engine engine(EngineOptions{nullptr, log.get(), 1});
+  ASSERT_TRUE(engine.CreateSegment({.name = "a"}).ok());
+  ASSERT_TRUE(engine.CreateSegment({.name = "b"}).ok());
+  uint64_t most = 0;
+  std::vector<engine::ImportItem> items;
+  // Existing users in a shuffled order: one by_user entry each, the largest memtable load.
+  std::vector<int> order(20000);
+  for (int i = 0; i < 20000; ++i) order[i] = i;
+  std::mt19937 rng(7);
+  for (int round = 0; round < 40; ++round) {
+    items.clear();
+    std::shuffle(order.begin(), order.end(), rng);
+    for (int i : order) items.push_back({absl::StrCat("user-with-a-long-id-", i)});
+    ASSERT_TRUE(engine.Import(round % 2 ? "a" : "b", items, std::nullopt).ok());
+    OpLog::MemoryUsage usage = log->memory_usage();
+    EXPECT_EQ(usage.budget, kBudget);
+    EXPECT_LE(usage.memtables, kBudget) << "round " << round;
+    // The memtables' charge is in the cache (in whole dummy entries, so allow one).
+    EXPECT_GE(usage.cache + (1u << 20), usage.memtables) << "round " << round;
+    most = std::max(most, usage.memtables);
+  }
+  // 800,000 records went in; far more than the budget was written and flushed.
+  EXPECT_GT(log->ApproximateBytes(), kBudget);
+  EXPECT_GT(most, 0u);
 }
 
 // Single-record requests at one time into one segment continue the time and segment index
