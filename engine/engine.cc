@@ -123,6 +123,59 @@ absl::Status Engine::EndCombined() {
   return status;
 }
 
+namespace {
+// The engine whose RunGathered this thread is in, if any.
+thread_local const Engine* gathering_engine = nullptr;
+}  // namespace
+
+bool Engine::GatheringHere() const { return gathering_engine == this; }
+
+std::vector<absl::Status> Engine::RunGathered(size_t n, absl::FunctionRef<void(size_t)> run) {
+  std::vector<absl::Status> outcomes(n);
+  if (sink_->WaitDurableBlocks()) {
+    for (size_t i = 0; i < n; ++i) run(i);
+    return outcomes;
+  }
+  MutexLock lock(&write_mu_);
+  Gathering gathering;
+  gathering.outcomes = &outcomes;
+  gathering_ = &gathering;
+  gathering_engine = this;
+  for (size_t i = 0; i < n; ++i) {
+    gathering.current = i;
+    run(i);
+  }
+  if (gathering.combining) EndGatheredBatch();
+  gathering_engine = nullptr;
+  gathering_ = nullptr;
+  return outcomes;
+}
+
+void Engine::RunGatheredTask(WriteQueue::Task& task) {
+  Gathering& g = *gathering_;
+  const bool keyed = !task.combine_key.empty();
+  if (g.combining && (!keyed || g.keys.contains(task.combine_key))) EndGatheredBatch();
+  if (keyed && !g.combining) g.combining = BeginCombined();
+  task.Run();
+  if (keyed && g.combining) {
+    g.keys.emplace(task.combine_key);
+    if (task.committed) g.members.push_back(g.current);
+  }
+  // Otherwise it committed alone, and its result says how that went (under process
+  // durability, a write the log took is durable).
+}
+
+void Engine::EndGatheredBatch() {
+  Gathering& g = *gathering_;
+  const absl::Status status = EndCombined();
+  if (!status.ok()) {
+    for (size_t call : g.members) (*g.outcomes)[call] = status;
+  }
+  g.combining = false;
+  g.keys.clear();
+  g.members.clear();
+}
+
 absl::Status Engine::ApplyRecovered(const OpBatch& batch) {
   MutexLock lock(&write_mu_);
   return ApplyBatch(batch);

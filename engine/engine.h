@@ -44,6 +44,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -310,6 +311,20 @@ class Engine final : private WriteQueue::Combiner {
   // segment_not_found with every unknown or deleted segment in the details.
   absl::StatusOr<UserUpdateResult> UpdateUserSegments(absl::string_view user_id,
                                                       const UserUpdate& update);
+  // Runs run(0) … run(n-1) on this thread, in order, with their single-user mutations
+  // (RegisterUser, DeleteUser, UpdateUserSegments: those keyed by a user) combined into as few
+  // log batches as the keys allow, under one hold of the writer lock. The server runs the
+  // single-user requests that arrive in one pass of its event loop through here, so that they
+  // cost one log write, not one each (group commit across connections). A combined batch ends
+  // before a user already in it and before a mutation that is not keyed (which commits
+  // alone). A keyed mutation returns its result before its batch is written: the returned
+  // vector holds, per call, the status of the batch its mutation joined, OK or the sink's
+  // error, in which case that call's change was not applied and its result must be replaced.
+  // When the sink's durability wait blocks (fsync), each call runs as it would alone. `run`
+  // must not call RunGathered and must not block on another thread's engine write.
+  std::vector<absl::Status> RunGathered(size_t n, absl::FunctionRef<void(size_t)> run)
+      ABSL_LOCKS_EXCLUDED(write_mu_);
+
   // Adds each item's user to `segment` (logged with `reason`: import for bulk imports, api for
   // a Redis SADD of many members). An item's TTL, else `ttl_seconds`, else the segment's
   // default applies. Invalid items are reported and skipped; the rest are applied together.
@@ -569,6 +584,20 @@ class Engine final : private WriteQueue::Combiner {
   bool combining_ ABSL_GUARDED_BY(write_mu_) = false;
   OpBatch combined_ ABSL_GUARDED_BY(write_mu_);
   size_t combined_new_users_ ABSL_GUARDED_BY(write_mu_) = 0;
+  // RunGathered's state, on the thread that runs it (which holds write_mu_ throughout).
+  struct Gathering {
+    std::vector<absl::Status>* outcomes = nullptr;
+    size_t current = 0;                     // the call running
+    bool combining = false;                 // a combined batch is open
+    absl::flat_hash_set<std::string> keys;  // users in it
+    std::vector<size_t> members;            // calls whose mutation joined it
+  };
+  Gathering* gathering_ ABSL_GUARDED_BY(write_mu_) = nullptr;
+  // Whether this thread is inside this engine's RunGathered (so holds write_mu_).
+  bool GatheringHere() const;
+  // Runs a Durably task inside RunGathered (see there).
+  void RunGatheredTask(WriteQueue::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  void EndGatheredBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Active sticky segments, recomputed after any batch that changes segment metadata: every
   // newly registered user is checked against them, so they are not re-listed per user.
   const std::vector<SegmentMeta>& StickySegments() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);

@@ -10,6 +10,7 @@
 #include "base/time_text.h"
 #include "engine/engine.h"
 #include "server/detail/handlers.h"
+#include "server/detail/write_gatherer.h"
 #include "server/json_writer.h"
 #include "server/log.h"
 
@@ -266,9 +267,16 @@ void Api::Handle(Request& request, RouteMatch& match, Response& response) {
   std::shared_ptr<const access::Principal> caller;
   if (!Admit(request, match, &caller, response)) return;
   const bool log_caller = caller != nullptr && LogEnabled(LogLevel::kDebug);
-  if (kRoutes[match.route].mutates && config_.durability == storage::Durability::kFsync) {
-    // Runs later on a durable-write worker: the request's views point into the connection's
-    // parser, so everything the handler reads is copied or moved into the closure.
+  const RouteDef& def = kRoutes[match.route];
+  // Single-user writes (keyed by their user in the engine: Engine::RunGathered).
+  const bool gathered = gatherer_ != nullptr &&
+                        (def.handler == detail::UpdateUserSegments ||
+                         def.handler == detail::PutUser || def.handler == detail::DeleteUser) &&
+                        gatherer_->Admit();
+  if ((def.mutates && config_.durability == storage::Durability::kFsync) || gathered) {
+    // Runs later on a durable-write worker or in the write gatherer's flush: the request's
+    // views point into the connection's parser, so everything the handler reads is copied or
+    // moved into the closure.
     struct Deferred {
       std::string method, target, content_type, body, query, origin;
       std::vector<std::string> params;
@@ -282,7 +290,7 @@ void Api::Handle(Request& request, RouteMatch& match, Response& response) {
     d->origin = std::string(request.origin);
     d->params = std::move(match.params);
     int route = match.route;
-    response.pool = Response::Pool::kDurableWrites;
+    response.pool = gathered ? Response::Pool::kGathered : Response::Pool::kDurableWrites;
     response.blocking = [this, d, route, caller](Response& r) {
       Request deferred{d->method, d->target, d->content_type, std::move(d->body), d->origin, ""};
       Dispatch(route, deferred, d->params, d->query, caller.get(), r);

@@ -41,6 +41,10 @@
 
 namespace segd::server {
 
+namespace detail {
+class WriteGatherer;
+}  // namespace detail
+
 inline constexpr absl::string_view kJsonType = "application/json; charset=utf-8";
 
 // Where a route's body is read, which decides its size limit.
@@ -133,9 +137,11 @@ struct Response {
   // If set, a worker thread moves it out of the response and calls it to fill in the response
   // before it is sent.
   std::function<void(Response&)> blocking;
-  // Which workers run `blocking`: the report workers, or the durable-write workers (many
-  // threads that mostly sleep in a group fsync).
-  enum class Pool { kReports, kDurableWrites };
+  // Which workers run `blocking`: the report workers, the durable-write workers (many
+  // threads that mostly sleep in a group fsync), or the write gatherer (single-user writes
+  // under process durability, run together once per pass of the event loop:
+  // detail/write_gatherer.h).
+  enum class Pool { kReports, kDurableWrites, kGathered };
   Pool pool = Pool::kReports;
   // With access control on and --log-level debug: the id of the key that made the request
   // ("jwt" for tokens), for the request log line. Never a secret.
@@ -192,6 +198,7 @@ class Api {
   static std::vector<access::Role> RouteRoles();
 
   Metrics& metrics() { return metrics_; }
+  engine::Engine& engine() { return engine_; }
   // The webhooks the /v1/webhooks routes manage; without them those routes answer 503. Set
   // before the first request.
   void set_webhooks(Webhooks* webhooks) { webhooks_ = webhooks; }
@@ -203,6 +210,10 @@ class Api {
     enforce_ = auth != nullptr && enforce;
   }
   bool auth_enabled() const { return enforce_; }
+  // With a gatherer, single-user writes it admits are answered as Pool::kGathered (the
+  // connection then hands them to it). None by default; the server sets one under process
+  // durability. Set before the first request.
+  void set_write_gatherer(detail::WriteGatherer* gatherer) { gatherer_ = gatherer; }
   // With access control on, whether `request` to `match` may proceed: OK with *caller set
   // (null for public routes and with access control off), or the 401/403/429 answer in
   // `response`. The connection calls it once a request's header is read when the body is
@@ -233,6 +244,7 @@ class Api {
   // it back; every other status is returned as it is.
   absl::Status ExplainDeleted(absl::Status status) const;
 
+  detail::WriteGatherer* gatherer_ = nullptr;
   engine::Engine& engine_;
   storage::OpLog& log_;
   storage::ReportStore& reports_;

@@ -45,7 +45,10 @@ class HttpServer::Impl {
         resp_acceptor_(ioc_),
         workers_(kWorkerThreads),
         durable_writers_(kDurableWriteThreads),
-        host_{api_, config_, workers_, durable_writers_, draining_, registry_} {
+        gatherer_(api.engine(), ioc_),
+        host_{api_, config_, workers_, durable_writers_, &gatherer_, draining_, registry_} {
+    // Under fsync, writes go to the durable-write workers, whose write queue groups them.
+    if (config.durability == storage::Durability::kProcess) api_.set_write_gatherer(&gatherer_);
     if (resp != nullptr) {
       resp_adds_.emplace(*resp, ioc_);
       resp_host_.emplace(resp::RespHost{*resp, api_.metrics(), config_, durable_writers_, draining_,
@@ -80,6 +83,8 @@ class HttpServer::Impl {
   tcp::acceptor resp_acceptor_;
   asio::thread_pool workers_;
   asio::thread_pool durable_writers_;
+  // After the registry: a flush never run holds sessions, which unregister on destruction.
+  detail::WriteGatherer gatherer_;
   std::atomic<bool> draining_{false};
   // --tls-cert/--tls-key: loaded by Start.
   std::optional<asio::ssl::context> tls_;

@@ -34,6 +34,10 @@ auto Engine::Durably(Body&& body, absl::string_view combine_key) -> decltype(bod
   };
   BodyTask task(body, *this);
   task.combine_key = combine_key;
+  if (GatheringHere()) {
+    RunGatheredTask(task);
+    return std::move(*task.result);
+  }
   if (!sink_->WaitDurableBlocks()) {
     {
       MutexLock lock(&write_mu_);

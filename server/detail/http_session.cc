@@ -403,6 +403,26 @@ void HttpSession::OnRequest() {
 void HttpSession::RunBlocking(std::unique_ptr<Response> response, bool keep_alive, bool head_only,
                               int route, Clock::time_point start) {
   waiting_ = true;
+  if (response->pool == Response::Pool::kGathered) {
+    host_.gatherer->Submit(std::move(response), [self = shared_from_this(), keep_alive, head_only,
+                                                 route, start](std::unique_ptr<Response> r) {
+      auto answer = [self, r = std::move(r), keep_alive, head_only, route, start]() mutable {
+        self->waiting_ = false;
+        self->out_.AddResponse(*r, keep_alive, head_only);
+        self->api_.metrics().Record(route, r->status, NanosSince(start));
+        self->Process();
+      };
+      // The flush runs on an I/O thread. With one I/O thread nothing else can be running this
+      // session, so it answers at once: posting it back would cost the connection another
+      // pass of the event loop (mixed reads and writes measured 0.93x of ungathered with it).
+      if (self->host_.config.threads == 1) {
+        answer();
+      } else {
+        asio::post(self->stream_.get_executor(), std::move(answer));
+      }
+    });
+    return;
+  }
   asio::thread_pool& pool =
       response->pool == Response::Pool::kDurableWrites ? host_.durable_writers : host_.workers;
   asio::post(pool, [self = shared_from_this(), r = std::move(response), keep_alive, head_only,

@@ -44,6 +44,7 @@
 #include "server/detail/connection.h"
 #include "server/detail/output_batch.h"
 #include "server/detail/request_body.h"
+#include "server/detail/write_gatherer.h"
 
 namespace segd::server::detail {
 
@@ -53,6 +54,7 @@ struct SessionHost {
   const ServerConfig& config;
   boost::asio::thread_pool& workers;          // blocking answers and streamed steps
   boost::asio::thread_pool& durable_writers;  // mutations under --durability fsync
+  WriteGatherer* gatherer;                    // single-user writes under process durability
   const std::atomic<bool>& draining;          // the server is shutting down
   SessionRegistry& registry;
   boost::asio::ssl::context* tls = nullptr;  // set: every connection speaks TLS (--tls-cert)
