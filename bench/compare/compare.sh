@@ -171,7 +171,9 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int(
 RESULTS="$WORK/results.tsv"    # workload, system, client, req/s, p50 ms, p99 ms
 FOOTPRINT="$WORK/footprint.tsv"  # system, load s, memberships/s, bytes/membership, restart s
 FAILURES="$WORK/failures"        # one line per measurement with errors (written from subshells)
+RESP_RESULTS="$WORK/resp.tsv"    # workload, command, segd req/s, Redis req/s (redis-benchmark)
 : >"$RESULTS"
+: >"$RESP_RESULTS"
 : >"$FOOTPRINT"
 : >"$FAILURES"
 fail() {
@@ -209,15 +211,43 @@ log "dataset: $users users, $segments segments, $memberships memberships; files 
 "$BIN/segd-load" "${dataset_flags[@]}" --ttl "$ttl" --dump pg-memberships \
   >"$WORK/memberships_ttl.tsv"
 
+# --- redis-benchmark, against Redis and against segd's RESP port -------------------------------
+
+bench_port=
+# redis_run ARGS...: one redis-benchmark run against $bench_port (Redis, or segd's RESP port) of
+# about --duration seconds, sized from a short calibration run; prints "rps p50_ms p99_ms".
+redis_bench() {  # N ARGS...
+  local n=$1
+  shift
+  redis-benchmark -p "$bench_port" -c "$connections" -n "$n" -r "$users" --csv "$@" 2>/dev/null |
+    tail -1 | tr -d '"' | awk -F, '{ print $2, $5, $7 }'
+}
+
+redis_run() {
+  local rps n
+  # Two requests a connection tell 80,000/s from 10/s without a long wait on the slow commands;
+  # when that was over too soon to time (rps not a number, or over c * 20/s), 200 a connection.
+  read -r rps _ _ < <(redis_bench $((connections * 2)) "$@")
+  if ! awk -v r="$rps" -v c="$connections" 'BEGIN { exit !(r ~ /^[0-9.]+$/ && r + 0 < c * 20) }'; then
+    read -r rps _ _ < <(redis_bench $((connections * 200)) "$@")
+  fi
+  [[ "$rps" =~ ^[0-9.]+$ ]] || { fail "redis-benchmark $*: no rate ($rps)"; return; }
+  n=$(awk -v r="${rps:-0}" -v d="$duration" -v c="$connections" \
+    'BEGIN { n = int(r * d); if (n < c * 2) n = c * 2; print n }')
+  redis_bench "$n" "$@"
+}
+
 # --- segd -------------------------------------------------------------------------------------
 
 segd_port=$(free_port)
+segd_resp_port=$(free_port)
 
 # start_segd DATA_DIR [flags]: starts segd and waits until /health answers 200.
 start_segd() {
   local dir=$1
   shift
-  "$BIN/segd" --data-dir "$dir" --bind 127.0.0.1 --port "$segd_port" "$@" \
+  "$BIN/segd" --data-dir "$dir" --bind 127.0.0.1 --port "$segd_port" \
+    --resp-port "$segd_resp_port" "$@" \
     >>"$WORK/segd.log" 2>&1 &
   segd_pid=$!
   for _ in $(seq 6000); do
@@ -259,6 +289,33 @@ segd_load() {  # prints "seconds memberships_per_second"
   sed -E 's/.*"seconds":([0-9.]+),"memberships_per_second":([0-9.]+).*/\1 \2/' <<<"$json"
 }
 
+# resp_measure WORKLOAD COMMAND REDIS-SYSTEM-LABEL redis-benchmark command...: medians of
+# redis-benchmark against segd's RESP port, kept for the RESP table beside the Redis row named.
+resp_measure() {
+  local label=$1 command=$2 peer=$3 rps=() a
+  shift 3
+  while read -r a _ _; do rps+=("$a"); done < <(for ((r = 0; r < runs; r++)); do redis_run "$@"; done)
+  if [ ${#rps[@]} -eq 0 ]; then
+    fail "segd over RESP, $label: no result"
+    return
+  fi
+  printf '%s\t%s\t%s\t%s\n' "$label" "$command" "$(median "${rps[@]}")" "$peer" >>"$RESP_RESULTS"
+  log "$(printf '%-15s %-40s %10.0f req/s' "$label" "segd over RESP, $command" "$(median "${rps[@]}")")"
+}
+
+# segd_resp_load FILE: creates the segments, then redis-cli --pipe; prints "seconds rate".
+segd_resp_load() {
+  local k t0 out s
+  for ((k = 1; k <= segments; k++)); do
+    redis-cli -p "$segd_resp_port" SEGD.CREATE "seg-$k" >/dev/null || die "SEGD.CREATE seg-$k failed"
+  done
+  t0=$(now_ns)
+  out=$(redis-cli -p "$segd_resp_port" --pipe <"$1" 2>&1)
+  s=$(seconds_since "$t0")
+  grep -q "errors: 0," <<<"$out" || die "redis-cli --pipe into segd: $out"
+  awk -v s="$s" -v m="$memberships" 'BEGIN { printf "%s %.0f\n", s, m / s }'
+}
+
 log "segd: start, load, $runs x $duration s per workload"
 start_segd "$WORK/segd"
 rss_empty=$(rss_bytes "$segd_pid")
@@ -269,6 +326,13 @@ segd_measure user-segments "segd" user-segments
 segd_measure count "segd" count --segment "$segment"
 segd_measure intersection "segd" query --expr "seg-$segment AND seg-$segment2"
 segd_measure single-add "segd, durability process" add --segment "$write_segment"
+# The same server over the Redis protocol, with Redis's own client (the RESP table).
+bench_port=$segd_resp_port
+resp_measure membership SISMEMBER "Redis set, SISMEMBER" SISMEMBER "seg-$segment" __rand_int__
+resp_measure count SCARD "Redis set, SCARD" SCARD "seg-$segment"
+resp_measure intersection SINTERCARD "Redis sets, SINTERCARD" \
+  SINTERCARD 2 "seg-$segment" "seg-$segment2"
+resp_measure single-add SADD "Redis set, SADD, AOF everysec" SADD "seg-$write_segment" __rand_int__
 stop_segd
 t0=$(now_ns)
 start_segd "$WORK/segd"
@@ -285,7 +349,15 @@ read -r load_s load_rate < <(segd_load --ttl "$ttl")
 footprint "segd, every membership with a TTL" "$load_s" "$load_rate" \
   "$(per_membership $(($(rss_bytes "$segd_pid") - rss_empty)))" ""
 stop_segd
-rm -rf "$WORK/segd" "$WORK/segd-ttl"
+start_segd "$WORK/segd-resp"
+rss_empty=$(rss_bytes "$segd_pid")
+read -r load_s load_rate < <(segd_resp_load "$WORK/sets.resp")
+[ "$(redis-cli -p "$segd_resp_port" scard "seg-$segment")" = $((users / segment)) ] ||
+  die "segd over RESP holds the wrong dataset"
+footprint "segd over RESP (redis-cli --pipe)" "$load_s" "$load_rate" \
+  "$(per_membership $(($(rss_bytes "$segd_pid") - rss_empty)))" ""
+stop_segd
+rm -rf "$WORK/segd" "$WORK/segd-ttl" "$WORK/segd-resp"
 
 # --- Redis ------------------------------------------------------------------------------------
 
@@ -326,35 +398,13 @@ redis_load() {  # FILE: prints "seconds memberships_per_second"
   awk -v s="$s" -v m="$memberships" 'BEGIN { printf "%s %.0f\n", s, m / s }'
 }
 
-# redis_run ARGS...: one redis-benchmark run of about --duration seconds, sized from a short
-# calibration run; prints "rps p50_ms p99_ms".
-redis_bench() {  # N ARGS...
-  local n=$1
-  shift
-  redis-benchmark -p "$redis_port" -c "$connections" -n "$n" -r "$users" --csv "$@" 2>/dev/null |
-    tail -1 | tr -d '"' | awk -F, '{ print $2, $5, $7 }'
-}
-
-redis_run() {
-  local rps n
-  # Two requests a connection tell 80,000/s from 10/s without a long wait on the slow commands;
-  # when that was over too soon to time (rps not a number, or over c * 20/s), 200 a connection.
-  read -r rps _ _ < <(redis_bench $((connections * 2)) "$@")
-  if ! awk -v r="$rps" -v c="$connections" 'BEGIN { exit !(r ~ /^[0-9.]+$/ && r + 0 < c * 20) }'; then
-    read -r rps _ _ < <(redis_bench $((connections * 200)) "$@")
-  fi
-  [[ "$rps" =~ ^[0-9.]+$ ]] || { fail "redis-benchmark $*: no rate ($rps)"; return; }
-  n=$(awk -v r="${rps:-0}" -v d="$duration" -v c="$connections" \
-    'BEGIN { n = int(r * d); if (n < c * 2) n = c * 2; print n }')
-  redis_bench "$n" "$@"
-}
-
 redis_measure() {  # WORKLOAD-LABEL SYSTEM-LABEL redis-benchmark command...
   local label=$1 system=$2
   shift 2
   for ((r = 0; r < runs; r++)); do redis_run "$@"; done | record "$label" "$system" "redis-benchmark"
 }
 
+bench_port=$redis_port
 log "Redis without persistence: load, $runs x about $duration s per workload"
 start_redis "$WORK/redis" --appendonly no
 mem0=$(used_memory)
@@ -515,16 +565,32 @@ report="$WORK/report.md"
       }
     }' "$RESULTS"
   echo
+  echo "The same commands over the Redis protocol: \`redis-benchmark\` against segd's RESP port"
+  echo "(\`--resp-port\`, same server, same dataset, default settings) and against Redis."
+  echo
+  echo "| workload | command | segd req/s | Redis req/s | segd ÷ Redis |"
+  echo "| --- | --- | ---: | ---: | ---: |"
+  awk -F'\t' '
+    FILENAME == ARGV[1] { rps[$1 "\t" $2] = $4; next }
+    {
+      peer = rps[$1 "\t" $4]
+      ratio = peer > 0 ? sprintf("%.2f", $3 / peer) : ""
+      printf "| %s | %s | %.0f | %.0f | %s |\n", $1, $2, $3, peer, ratio
+    }' "$RESULTS" "$RESP_RESULTS"
+  echo
   echo "| system | bulk load s | memberships/s | bytes per membership | restart s |"
   echo "| --- | ---: | ---: | ---: | ---: |"
   awk -F'\t' '{ printf "| %s | %.2f | %.0f | %s | %s |\n", $1, $2, $3, $4, $5 }' \
     "$FOOTPRINT"
   echo
   echo "How each figure is taken:"
-  echo "- segd: \`segd-load\`; bulk load through \`POST /v1/segments/{name}/users:import\`,"
-  echo "  100,000 lines a request; memory is the growth of segd's resident set (engine, dictionary"
-  echo "  and RocksDB's buffers); restart is SIGTERM (which writes a snapshot), then start until"
-  echo "  \`/health\` answers. user-segments reads \`added_at\` from the log."
+  echo "- segd: \`segd-load\`, default flags; bulk load through"
+  echo "  \`POST /v1/segments/{name}/users:import\`, 100,000 lines a request (written by a second"
+  echo "  client thread while the server applies the one before); memory is the growth of segd's"
+  echo "  resident set (engine, dictionary and RocksDB's buffers); restart is SIGTERM (which writes a snapshot), then start until"
+  echo "  \`/health\` answers. user-segments reads \`added_at\` from the log. segd over RESP: the"
+  echo "  same server's \`--resp-port\`, with \`redis-benchmark\` and \`redis-cli --pipe\` of Redis's"
+  echo "  own load file (after \`SEGD.CREATE\` of each segment)."
   echo "- Redis: \`redis-benchmark\` with \`-r $users\` (random 12-digit users, as in the dataset);"
   echo "  bulk load with \`redis-cli --pipe\`, 1,000 members a command; memory is the growth of"
   echo "  \`used_memory\`. Sets have no per-member TTL: a TTL needs a sorted set of expiry times per"

@@ -18,6 +18,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <ctime>
 #include <deque>
@@ -324,7 +325,10 @@ struct LoadFigures {
   double seconds = 0;
 };
 
-// Creates the dataset's segments and imports their members, 100,000 lines a request.
+// Creates the dataset's segments and imports their members, 100,000 lines a request. A second
+// thread writes the next request's lines while the server applies the current one, so the
+// load measures the server, not this client's formatting (redis-cli --pipe, its peer in
+// bench/compare, reads a file written beforehand).
 std::optional<LoadFigures> LoadDataset(const Options& options, const Dataset& dataset,
                                        const tcp::endpoint& endpoint) {
   asio::io_context ioc;
@@ -332,34 +336,78 @@ std::optional<LoadFigures> LoadDataset(const Options& options, const Dataset& da
   if (!Connect(stream, endpoint)) return std::nullopt;
   const std::string ttl_parameter =
       options.dataset.ttl_seconds ? absl::StrCat("?ttl_seconds=", options.dataset.ttl_seconds) : "";
-  auto start = Clock::now();
-  uint64_t memberships = 0;
   constexpr uint64_t kLinesPerImport = 100000;
-  for (uint32_t k = 1; k <= options.dataset.segments; ++k) {
-    std::string name = Dataset::SegmentName(k);
-    unsigned status = Send(stream, http::verb::post, "/v1/segments", "application/json",
-                           absl::StrCat("{\"name\":\"", name, "\"}"));
-    if (status != 201 && status != 409) return std::nullopt;
+  constexpr size_t kReadyBatches = 2;
+  struct Batch {
+    uint32_t segment = 0;
     std::string lines;
-    uint64_t in_batch = 0;
-    auto flush = [&] {
-      if (in_batch == 0) return true;
-      unsigned s =
-          Send(stream, http::verb::post, "/v1/segments/" + name + "/users:import" + ttl_parameter,
-               "text/plain", std::move(lines));
-      lines.clear();
-      memberships += in_batch;
-      in_batch = 0;
-      return s == 200;
+    uint64_t count = 0;
+  };
+  std::mutex mu;
+  std::condition_variable changed;
+  std::deque<Batch> ready;                  // guarded by mu
+  bool produced_all = false, stop = false;  // guarded by mu
+  auto start = Clock::now();
+  std::thread producer([&] {
+    auto push = [&](Batch batch) {
+      std::unique_lock lock(mu);
+      changed.wait(lock, [&] { return ready.size() < kReadyBatches || stop; });
+      if (stop) return false;
+      ready.push_back(std::move(batch));
+      changed.notify_all();
+      return true;
     };
-    bool ok = true;
-    dataset.ForEachMember(k, [&](uint64_t index) {
-      if (!ok) return;
-      absl::StrAppend(&lines, dataset.UserId(index), "\n");
-      if (++in_batch == kLinesPerImport) ok = flush();
-    });
-    if (!ok || !flush()) return std::nullopt;
+    bool running = true;
+    for (uint32_t k = 1; k <= options.dataset.segments && running; ++k) {
+      Batch batch{k, {}, 0};
+      dataset.ForEachMember(k, [&](uint64_t index) {
+        if (!running) return;
+        absl::StrAppend(&batch.lines, dataset.UserId(index), "\n");
+        if (++batch.count == kLinesPerImport) {
+          running = push(std::move(batch));
+          batch = Batch{k, {}, 0};
+        }
+      });
+      // An empty batch still announces the segment, so that it is created.
+      if (running) running = push(std::move(batch));
+    }
+    std::lock_guard lock(mu);
+    produced_all = true;
+    changed.notify_all();
+  });
+  uint64_t memberships = 0;
+  uint32_t created = 0;
+  bool ok = true;
+  while (ok) {
+    Batch batch;
+    {
+      std::unique_lock lock(mu);
+      changed.wait(lock, [&] { return !ready.empty() || produced_all; });
+      if (ready.empty()) break;
+      batch = std::move(ready.front());
+      ready.pop_front();
+      changed.notify_all();
+    }
+    const std::string name = Dataset::SegmentName(batch.segment);
+    if (batch.segment != created) {
+      unsigned status = Send(stream, http::verb::post, "/v1/segments", "application/json",
+                             absl::StrCat("{\"name\":\"", name, "\"}"));
+      ok = status == 201 || status == 409;
+      created = batch.segment;
+    }
+    if (ok && batch.count > 0) {
+      ok = Send(stream, http::verb::post, "/v1/segments/" + name + "/users:import" + ttl_parameter,
+                "text/plain", std::move(batch.lines)) == 200;
+      memberships += batch.count;
+    }
   }
+  {
+    std::lock_guard lock(mu);
+    stop = true;
+    changed.notify_all();
+  }
+  producer.join();
+  if (!ok) return std::nullopt;
   double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   std::fprintf(stderr, "segd-load: loaded %u segments, %llu memberships in %.2f s (%.0f/s)\n",
                options.dataset.segments, static_cast<unsigned long long>(memberships), seconds,
