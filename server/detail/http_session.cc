@@ -414,7 +414,8 @@ void HttpSession::RunBlocking(std::unique_ptr<Response> response, bool keep_aliv
       };
       // The flush runs on an I/O thread. With one I/O thread nothing else can be running this
       // session, so it answers at once: posting it back would cost the connection another
-      // pass of the event loop (mixed reads and writes measured 0.93x of ungathered with it).
+      // pass of the event loop (adds measured 1.53x of ungathered with the post, 1.65x
+      // without).
       if (self->host_.config.threads == 1) {
         answer();
       } else {
