@@ -151,7 +151,7 @@ std::vector<absl::Status> Engine::RunGathered(size_t n, absl::FunctionRef<void(s
   return outcomes;
 }
 
-void Engine::RunGatheredTask(WriteQueue::Task& task) {
+void Engine::RunGatheredTask(WriteQueue::Task& task) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Gathering& g = *gathering_;
   const bool keyed = !task.combine_key.empty();
   if (g.combining && (!keyed || g.keys.contains(task.combine_key))) EndGatheredBatch();

@@ -595,8 +595,9 @@ class Engine final : private WriteQueue::Combiner {
   Gathering* gathering_ ABSL_GUARDED_BY(write_mu_) = nullptr;
   // Whether this thread is inside this engine's RunGathered (so holds write_mu_).
   bool GatheringHere() const;
-  // Runs a Durably task inside RunGathered (see there).
-  void RunGatheredTask(WriteQueue::Task& task) ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
+  // Runs a Durably task inside RunGathered (see there). REQUIRES: GatheringHere(), whose
+  // thread holds write_mu_ (the analysis cannot follow that, so it is not annotated).
+  void RunGatheredTask(WriteQueue::Task& task);
   void EndGatheredBatch() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_);
   // Active sticky segments, recomputed after any batch that changes segment metadata: every
   // newly registered user is checked against them, so they are not re-listed per user.
