@@ -224,6 +224,16 @@ absl::Status Engine::InstallShard(MembershipShards::ShardState state) {
       return absl::DataLossError("snapshot: an expiry without its membership");
     }
   }
+  if (!state.added.empty()) {
+    if (state.added.size() != state.members.size()) {
+      return absl::DataLossError("snapshot: added-at times for some segments only");
+    }
+    for (size_t i = 0; i < state.members.size(); ++i) {
+      if (state.added[i].size() != state.members[i].second.cardinality()) {
+        return absl::DataLossError("snapshot: added-at times not one per member");
+      }
+    }
+  }
   for (const auto& [key, expires_at] : state.expiries) {
     expiries_.Schedule(static_cast<SegmentId>(key >> 32), static_cast<UserId>(key), expires_at);
   }
@@ -948,7 +958,9 @@ std::vector<UserSegment> Engine::UserSegments(absl::string_view user_id) const {
   names.reserve(listed.size());
   catalog_.NamesOf(ids, &names);
   out.reserve(listed.size());
-  for (size_t i = 0; i < listed.size(); ++i) out.push_back({names[i], listed[i].expires_at});
+  for (size_t i = 0; i < listed.size(); ++i) {
+    out.push_back({names[i], listed[i].expires_at, listed[i].added_at});
+  }
   std::sort(out.begin(), out.end(),
             [](const UserSegment& a, const UserSegment& b) { return a.segment < b.segment; });
   return out;

@@ -180,6 +180,9 @@ struct UserSegment {
   // The segment's name; the view stays valid for the engine's lifetime (names are immutable).
   absl::string_view segment;
   TimeMs expires_at = kNoExpiry;
+  // When the user was last added (or its membership refreshed), to the second; kUnknownTime
+  // only for memberships recovered from a snapshot that did not keep it (format 6).
+  TimeMs added_at = kUnknownTime;
 };
 
 struct UserProfile {

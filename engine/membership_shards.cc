@@ -126,8 +126,8 @@ void MembershipShards::Apply(absl::Span<const OpRecord> records, std::vector<App
   Shard* shard = EnsureShard(records[0].user);
   // Compaction and growth of the reverse index happen here, outside the lock: this thread is
   // the only writer, so reading the pool unlocked is safe, and readers keep using the old pool
-  // until the O(1) swap. (Margin: a record writes at most 3 words, plus one block move.)
-  size_t extra_words = records.size() * 8 + 4096;
+  // until the O(1) swap. (Margin: a record writes at most 4 words, plus one block move.)
+  size_t extra_words = records.size() * 10 + 4096;
   if (ABSL_TS_UNCHECKED_READ(shard->lists).ShouldRebuild(extra_words)) {
     detail::SegmentListPool rebuilt = ABSL_TS_UNCHECKED_READ(shard->lists).Rebuilt(extra_words);
     {
@@ -142,7 +142,7 @@ void MembershipShards::Apply(absl::Span<const OpRecord> records, std::vector<App
     uint32_t local = LocalOf(r.user);
     if (r.op == OpKind::kAdd) {
       applied.was_member =
-          shard->lists.Upsert(local, r.segment, r.expires_at, &applied.previous_expiry);
+          shard->lists.Upsert(local, r.segment, r.expires_at, r.at, &applied.previous_expiry);
       if (!applied.was_member) {
         if (shard->members.size() <= r.segment) shard->members.resize(r.segment + 1);
         auto& bitmap = shard->members[r.segment];
@@ -208,9 +208,13 @@ MembershipShards::ShardState MembershipShards::CopyShard(uint32_t index) const {
     const auto& bitmap = shard->members[segment];
     if (!bitmap || bitmap->isEmpty()) continue;
     state.members.emplace_back(segment, *bitmap);
+    std::vector<uint32_t>& added = state.added.emplace_back();
+    added.reserve(bitmap->cardinality());
     for (UserId user : *bitmap) {
       TimeMs expires_at = kNoExpiry;
-      shard->lists.Find(LocalOf(user), segment, &expires_at);
+      uint32_t added_word = 0;
+      shard->lists.Find(LocalOf(user), segment, &expires_at, &added_word);
+      added.push_back(added_word);
       if (expires_at != kNoExpiry) {
         state.expiries.emplace_back((uint64_t{segment} << 32) | user, expires_at);
       }
@@ -226,9 +230,10 @@ void MembershipShards::InstallShard(ShardState state,
   // Built unlocked (nobody can see the contents yet: recovery runs before serving), then
   // published under the lock.
   // REQUIRES (checked by the engine): members sorted by segment, expiries sorted by key and
-  // each naming a member.
-  detail::SegmentListPool packed = detail::SegmentListPool::BuildFrom(
-      state.members, state.expiries, kShardUsers, [](UserId user) { return LocalOf(user); });
+  // each naming a member, added empty or one word per member.
+  detail::SegmentListPool packed =
+      detail::SegmentListPool::BuildFrom(state.members, state.expiries, state.added, kShardUsers,
+                                         [](UserId user) { return LocalOf(user); });
   std::vector<std::unique_ptr<Roaring>> members;
   for (auto& [segment, bitmap] : state.members) {
     counts->emplace_back(segment, bitmap.cardinality());

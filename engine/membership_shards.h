@@ -33,6 +33,8 @@
 
 namespace segd::engine {
 
+using detail::AddedAtFromWord;
+using detail::AddedAtWord;
 using detail::ListedMembership;
 
 class MembershipShards {
@@ -95,6 +97,9 @@ class MembershipShards {
     uint32_t index = 0;
     std::vector<std::pair<SegmentId, Roaring>> members;  // non-empty bitmaps, by segment id
     std::vector<std::pair<uint64_t, TimeMs>> expiries;   // (segment << 32 | user, expires_at)
+    // Empty (every added_at unknown), or per entry of `members` the added-at word
+    // (AddedAtWord) of each member, in user order.
+    std::vector<std::vector<uint32_t>> added;
   };
   // Copies shard `index` (empty state if it does not exist) under its reader lock: writers to
   // that shard wait for the copy (memcpy of its containers), readers do not wait at all.

@@ -17,6 +17,8 @@ using TimeMs = int64_t;
 
 // Expiry value meaning "this membership does not expire".
 inline constexpr TimeMs kNoExpiry = 0;
+// A time segd does not know (an added_at recovered from a snapshot that did not keep it).
+inline constexpr TimeMs kUnknownTime = std::numeric_limits<TimeMs>::min();
 
 // Segment ids live in 31 bits (the top bit is a flag in the per-user index).
 inline constexpr SegmentId kMaxSegmentId = (1u << 31) - 1;

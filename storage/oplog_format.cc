@@ -297,6 +297,18 @@ std::string EncodeShardState(const engine::MembershipShards::ShardState& state) 
     PutVarint(&out, key & 0xFFFFFFFFu);
     PutSigned(&out, expires_at);
   }
+  // Added-at words as runs of equal values: an import or a percentage add gives one run.
+  PutVarint(&out, state.added.size());
+  for (const std::vector<uint32_t>& words : state.added) {
+    int64_t previous = 0;
+    for (size_t i = 0, j; i < words.size(); i = j) {
+      for (j = i + 1; j < words.size() && words[j] == words[i]; ++j) {
+      }
+      PutVarint(&out, j - i);
+      PutSigned(&out, int64_t{words[i]} - previous);
+      previous = words[i];
+    }
+  }
   return out;
 }
 
@@ -325,6 +337,29 @@ absl::StatusOr<engine::MembershipShards::ShardState> DecodeShardState(uint32_t i
       return Corrupt("snapshot expiry");
     }
     state.expiries.emplace_back((uint64_t{segment} << 32) | user, expires_at);
+  }
+  // Format 6 wrote no added-at section: every added_at of such a snapshot is unknown.
+  if (in.done()) return state;
+  if (!in.Varint(&n) || (n != 0 && n != state.members.size())) {
+    return Corrupt("snapshot added-at times");
+  }
+  for (uint64_t k = 0; k < n; ++k) {
+    const uint64_t members = state.members[k].second.cardinality();
+    std::vector<uint32_t>& words = state.added.emplace_back();
+    words.reserve(members);
+    int64_t value = 0;
+    while (words.size() < members) {
+      uint64_t run;
+      int64_t delta;
+      if (!in.Varint(&run) || !in.Signed(&delta) || run == 0 || run > members - words.size()) {
+        return Corrupt("snapshot added-at times");
+      }
+      // Both bounds checked before the sum, so that a corrupt delta cannot overflow it.
+      constexpr int64_t kMaxWord = std::numeric_limits<uint32_t>::max();
+      if (delta < -value || delta > kMaxWord - value) return Corrupt("snapshot added-at times");
+      value += delta;
+      words.insert(words.end(), run, static_cast<uint32_t>(value));
+    }
   }
   if (!in.done()) return Corrupt("snapshot shard");
   return state;

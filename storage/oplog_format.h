@@ -50,11 +50,12 @@
 
 namespace segd::storage {
 
-inline constexpr uint32_t kFormatVersion = 6;
-// The oldest version read. Version 5 is version 6 without refresh records (op 2: its adds of
-// members count as entries); version 4 is version 5 without events, traits and rule segments;
-// versions 2 and 3 are version 4 without continued runs (and 2 also without user_runs): read
-// as they are, and marked 6 when opened (docs/oplog_format.md).
+inline constexpr uint32_t kFormatVersion = 7;
+// The oldest version read. Version 6 is version 7 without added-at times in snapshots (its
+// snapshots recover with every added_at unknown); version 5 is version 6 without refresh
+// records (op 2: its adds of members count as entries); version 4 is version 5 without events,
+// traits and rule segments; versions 2 and 3 are version 4 without continued runs (and 2 also
+// without user_runs): read as they are, and marked 7 when opened (docs/oplog_format.md).
 inline constexpr uint32_t kOldestReadFormatVersion = 2;
 
 // Most records in one ops block (a write batch of more is split into several blocks).

@@ -2,21 +2,30 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 namespace segd::engine::detail {
 namespace {
 
 constexpr uint32_t kExpiryFlag = 1u << 31;
 
-uint32_t EntryWords(uint32_t word) { return (word & kExpiryFlag) ? 3 : 1; }
+uint32_t EntryWords(uint32_t word) { return (word & kExpiryFlag) ? 4 : 2; }
 
 TimeMs ReadExpiry(const uint32_t* entry) {
   if (!(entry[0] & kExpiryFlag)) return kNoExpiry;
-  uint64_t v = uint64_t{entry[1]} | (uint64_t{entry[2]} << 32);
+  uint64_t v = uint64_t{entry[2]} | (uint64_t{entry[3]} << 32);
   return static_cast<TimeMs>(v);
 }
 
 }  // namespace
+
+uint32_t AddedAtWord(TimeMs at) {
+  constexpr int64_t kLastSecond = int64_t{std::numeric_limits<uint32_t>::max()} - 1;
+  const int64_t seconds = std::clamp<int64_t>(at < 0 ? 0 : at / 1000, 0, kLastSecond);
+  return static_cast<uint32_t>(seconds + 1);
+}
+
+TimeMs AddedAtFromWord(uint32_t word) { return word == 0 ? kUnknownTime : TimeMs{word - 1} * 1000; }
 
 uint32_t SegmentListPool::SizeClassFor(uint32_t words, uint32_t* cap) {
   uint32_t c = 2;
@@ -105,16 +114,21 @@ void SegmentListPool::Resize(Head& head, uint32_t new_used) {
   head.used = new_used;
 }
 
-bool SegmentListPool::Find(uint32_t local, SegmentId segment, TimeMs* expires_at) const {
+bool SegmentListPool::Find(uint32_t local, SegmentId segment, TimeMs* expires_at,
+                           uint32_t* added_word) const {
   if (local >= heads_.size()) return false;
   const Head& head = heads_[local];
   bool found;
   uint32_t i = Locate(head, segment, &found);
-  if (found && expires_at) *expires_at = ReadExpiry(words_.data() + head.offset + i);
+  if (found) {
+    const uint32_t* entry = words_.data() + head.offset + i;
+    if (expires_at) *expires_at = ReadExpiry(entry);
+    if (added_word) *added_word = entry[1];
+  }
   return found;
 }
 
-bool SegmentListPool::Upsert(uint32_t local, SegmentId segment, TimeMs expires_at,
+bool SegmentListPool::Upsert(uint32_t local, SegmentId segment, TimeMs expires_at, TimeMs added_at,
                              TimeMs* previous_expiry) {
   if (local >= heads_.size()) heads_.resize(local + 1);
   Head& head = heads_[local];
@@ -126,7 +140,7 @@ bool SegmentListPool::Upsert(uint32_t local, SegmentId segment, TimeMs expires_a
     if (previous_expiry) *previous_expiry = ReadExpiry(entry);
     old_words = EntryWords(entry[0]);
   }
-  uint32_t new_words = expires_at == kNoExpiry ? 1 : 3;
+  uint32_t new_words = expires_at == kNoExpiry ? 2 : 4;
   uint32_t old_used = head.used;
   uint32_t tail = old_used - i - old_words;
   Resize(head, old_used - old_words + new_words);  // may move the block
@@ -134,13 +148,14 @@ bool SegmentListPool::Upsert(uint32_t local, SegmentId segment, TimeMs expires_a
   if (new_words != old_words) {
     std::memmove(block + i + new_words, block + i + old_words, tail * sizeof(uint32_t));
   }
+  block[i + 1] = AddedAtWord(added_at);
   if (expires_at == kNoExpiry) {
     block[i] = segment;
   } else {
     uint64_t v = static_cast<uint64_t>(expires_at);
     block[i] = segment | kExpiryFlag;
-    block[i + 1] = static_cast<uint32_t>(v);
-    block[i + 2] = static_cast<uint32_t>(v >> 32);
+    block[i + 2] = static_cast<uint32_t>(v);
+    block[i + 3] = static_cast<uint32_t>(v >> 32);
   }
   return found;
 }
@@ -168,7 +183,7 @@ void SegmentListPool::List(uint32_t local, std::vector<ListedMembership>* out) c
   const Head& head = heads_[local];
   const uint32_t* block = words_.data() + head.offset;
   for (uint32_t i = 0; i < head.used; i += EntryWords(block[i])) {
-    out->push_back({block[i] & ~kExpiryFlag, ReadExpiry(block + i)});
+    out->push_back({block[i] & ~kExpiryFlag, ReadExpiry(block + i), AddedAtFromWord(block[i + 1])});
   }
 }
 

@@ -173,12 +173,14 @@ std::vector<engine::SegmentId> VisibleSegments(const HandlerContext& ctx);
 // Writes the segment object.
 void WriteSegment(JsonWriter& json, const engine::SegmentInfo& info);
 // The segments of a user, as GET /v1/users/{id}/segments lists them ("segments": [...]).
-void WriteSegmentList(JsonWriter& json, const engine::Engine& engine,
-                      const std::vector<engine::UserSegment>& segments,
-                      const absl::flat_hash_map<engine::SegmentId, engine::TimeMs>& added_at);
-// When the user last entered each segment, from its history (reads the log: call on a worker).
-absl::StatusOr<absl::flat_hash_map<engine::SegmentId, engine::TimeMs>> AddedAt(
-    const storage::OpLog& log, engine::UserId user);
+void WriteSegmentList(JsonWriter& json, const std::vector<engine::UserSegment>& segments);
+// Whether some membership's added_at is unknown (recovered from a format-6 snapshot).
+bool AddedAtUnknown(const std::vector<engine::UserSegment>& segments);
+// Fills each unknown added_at from the user's history (its last add, to the second); those
+// older than the history kept stay unknown. Reads the log: call on a worker.
+absl::Status FillAddedAtFromHistory(const storage::OpLog& log, const engine::Engine& engine,
+                                    engine::UserId user,
+                                    std::vector<engine::UserSegment>* segments);
 // Reads a "ttl_seconds" value: a whole number of seconds >= 1.
 absl::StatusOr<int64_t> ReadTtl(JsonValue& value);
 

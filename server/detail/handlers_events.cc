@@ -156,42 +156,47 @@ bool IsNdjson(absl::string_view media) {
          absl::EqualsIgnoreCase(media, "application/jsonl");
 }
 
-// The profile, with each segment's added_at read from the history on a worker.
+void WriteProfile(const engine::UserProfile& profile, std::string* body) {
+  JsonWriter json(body);
+  json.BeginObject().Key("user_id").String(profile.user_id);
+  json.Key("aliases").BeginArray();
+  for (const std::string& a : profile.aliases) json.String(a);
+  json.EndArray();
+  json.Key("traits").BeginObject();
+  for (const auto& [key, value] : profile.traits) {
+    json.Key(key);
+    if (const double* d = std::get_if<double>(&value)) {
+      json.Double(*d);
+    } else if (const bool* b = std::get_if<bool>(&value)) {
+      json.Bool(*b);
+    } else {
+      json.String(std::get<std::string>(value));
+    }
+  }
+  json.EndObject();
+  WriteSegmentList(json, profile.segments);
+  json.EndObject();
+}
+
+// The profile. added_at comes from the reverse index; only where a format-6 snapshot left it
+// unknown is the history read, on a worker.
 void AnswerProfile(const HandlerContext& ctx, engine::UserProfile profile, Response& response) {
-  const storage::OpLog& log = ctx.log;
-  const engine::Engine& engine = ctx.engine;
-  std::optional<engine::UserId> id = engine.FindUser(profile.user_id);
   std::erase_if(profile.segments,
                 [&ctx](const engine::UserSegment& m) { return !ctx.CanSee(m.segment); });
-  response.blocking = [&log, &engine, id, profile = std::move(profile)](Response& r) {
-    absl::flat_hash_map<engine::SegmentId, engine::TimeMs> added_at;
-    if (id && !profile.segments.empty()) {
-      auto found = AddedAt(log, *id);
-      if (!found.ok()) {
-        ErrorResponse(found.status(), r);
-        return;
-      }
-      added_at = *std::move(found);
+  std::optional<engine::UserId> id;
+  if (AddedAtUnknown(profile.segments)) id = ctx.engine.FindUser(profile.user_id);
+  if (!id) {
+    WriteProfile(profile, &response.body);
+    return;
+  }
+  const storage::OpLog& log = ctx.log;
+  const engine::Engine& engine = ctx.engine;
+  response.blocking = [&log, &engine, id = *id, profile = std::move(profile)](Response& r) mutable {
+    if (absl::Status s = FillAddedAtFromHistory(log, engine, id, &profile.segments); !s.ok()) {
+      ErrorResponse(s, r);
+      return;
     }
-    JsonWriter json(&r.body);
-    json.BeginObject().Key("user_id").String(profile.user_id);
-    json.Key("aliases").BeginArray();
-    for (const std::string& a : profile.aliases) json.String(a);
-    json.EndArray();
-    json.Key("traits").BeginObject();
-    for (const auto& [key, value] : profile.traits) {
-      json.Key(key);
-      if (const double* d = std::get_if<double>(&value)) {
-        json.Double(*d);
-      } else if (const bool* b = std::get_if<bool>(&value)) {
-        json.Bool(*b);
-      } else {
-        json.String(std::get<std::string>(value));
-      }
-    }
-    json.EndObject();
-    WriteSegmentList(json, engine, profile.segments, added_at);
-    json.EndObject();
+    WriteProfile(profile, &r.body);
   };
 }
 

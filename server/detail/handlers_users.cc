@@ -82,47 +82,54 @@ absl::Status DeleteUser(const HandlerContext& ctx, Call& call) {
   return absl::OkStatus();
 }
 
-void WriteSegmentList(JsonWriter& json, const engine::Engine& engine,
-                      const std::vector<engine::UserSegment>& segments,
-                      const absl::flat_hash_map<engine::SegmentId, engine::TimeMs>& added_at) {
+void WriteSegmentList(JsonWriter& json, const std::vector<engine::UserSegment>& segments) {
   json.Key("segments").BeginArray();
   for (const engine::UserSegment& m : segments) {
-    json.BeginObject().Key("name").String(m.segment).Key("added_at");
-    auto id = engine.FindSegment(m.segment);
-    auto it = id ? added_at.find(*id) : added_at.end();
-    if (it != added_at.end()) {
-      json.Time(it->second, -1);
-    } else {
-      json.Null();  // its add is older than the history kept
-    }
+    json.BeginObject().Key("name").String(m.segment);
+    // null: recovered from a snapshot without it, and its add is older than the history kept.
+    json.Key("added_at").Time(m.added_at, engine::kUnknownTime);
     json.Key("expires_at").Time(m.expires_at, engine::kNoExpiry).EndObject();
   }
   json.EndArray();
 }
 
-absl::StatusOr<absl::flat_hash_map<engine::SegmentId, engine::TimeMs>> AddedAt(
-    const storage::OpLog& log, engine::UserId user) {
-  absl::flat_hash_map<engine::SegmentId, engine::TimeMs> added_at;
+bool AddedAtUnknown(const std::vector<engine::UserSegment>& segments) {
+  return std::any_of(segments.begin(), segments.end(), [](const engine::UserSegment& m) {
+    return m.added_at == engine::kUnknownTime;
+  });
+}
+
+absl::Status FillAddedAtFromHistory(const storage::OpLog& log, const engine::Engine& engine,
+                                    engine::UserId user,
+                                    std::vector<engine::UserSegment>* segments) {
+  absl::flat_hash_map<engine::SegmentId, engine::TimeMs> last_add;
   storage::HistoryFilter filter;
   filter.users.push_back(user);
   absl::Status s = log.ScanHistory(filter, [&](uint64_t, const engine::OpRecord& record) {
-    if (record.op == engine::OpKind::kAdd) added_at[record.segment] = record.at;
+    if (record.op == engine::OpKind::kAdd) last_add[record.segment] = record.at;
     return true;
   });
   if (!s.ok()) return s;
-  return added_at;
+  for (engine::UserSegment& m : *segments) {
+    if (m.added_at != engine::kUnknownTime) continue;
+    auto id = engine.FindSegment(m.segment);
+    auto it = id ? last_add.find(*id) : last_add.end();
+    // To the second, as the reverse index keeps it.
+    if (it != last_add.end()) {
+      m.added_at = engine::AddedAtFromWord(engine::AddedAtWord(it->second));
+    }
+  }
+  return absl::OkStatus();
 }
 
 namespace {
 
-// The body of GET /v1/users/{id}/segments: `segments` with each one's added_at from `added_at`.
-void WriteUserSegments(const engine::Engine& engine, absl::string_view user_id,
-                       const std::vector<engine::UserSegment>& segments,
-                       const absl::flat_hash_map<engine::SegmentId, engine::TimeMs>& added_at,
+// The body of GET /v1/users/{id}/segments.
+void WriteUserSegments(absl::string_view user_id, const std::vector<engine::UserSegment>& segments,
                        std::string* body) {
   JsonWriter json(body);
   json.BeginObject().Key("user_id").String(user_id);
-  WriteSegmentList(json, engine, segments, added_at);
+  WriteSegmentList(json, segments);
   json.EndObject();
 }
 
@@ -133,24 +140,24 @@ absl::Status GetUserSegments(const HandlerContext& ctx, Call& call) {
   if (absl::Status s = engine::UserDictionary::Validate(user_id); !s.ok()) return s;
   std::vector<engine::UserSegment> segments = ctx.engine.UserSegments(user_id);
   std::erase_if(segments, [&ctx](const engine::UserSegment& m) { return !ctx.CanSee(m.segment); });
+  // added_at is in the reverse index: a memory read, answered here. Only memberships recovered
+  // from a format-6 snapshot lack it; for those the user's history is read, which may go to
+  // disk, so on a worker and not on an HTTP thread.
   std::optional<engine::UserId> user;
-  if (!segments.empty()) user = ctx.engine.FindUser(user_id);
+  if (AddedAtUnknown(segments)) user = ctx.engine.FindUser(user_id);
   if (!user) {
-    WriteUserSegments(ctx.engine, user_id, segments, {}, &call.response.body);
+    WriteUserSegments(user_id, segments, &call.response.body);
     return absl::OkStatus();
   }
-  // added_at comes from the user's history (the last add of each segment it is in now): a
-  // read of the log, which may go to disk, so on a worker and not on an HTTP thread.
   const storage::OpLog& log = ctx.log;
   const engine::Engine& engine = ctx.engine;
   call.response.blocking = [&log, &engine, id = *user, name = user_id,
-                            segments = std::move(segments)](Response& r) {
-    auto added_at = AddedAt(log, id);
-    if (!added_at.ok()) {
-      ErrorResponse(added_at.status(), r);
+                            segments = std::move(segments)](Response& r) mutable {
+    if (absl::Status s = FillAddedAtFromHistory(log, engine, id, &segments); !s.ok()) {
+      ErrorResponse(s, r);
       return;
     }
-    WriteUserSegments(engine, name, segments, *added_at, &r.body);
+    WriteUserSegments(name, segments, &r.body);
   };
   return absl::OkStatus();
 }

@@ -1,7 +1,7 @@
 // MembershipShards against a brute-force model: random adds and removes (with expiries) over
 // users in several shards; every read (Contains, ContainsMany, Lookup, SegmentsOf, the
-// bitmaps through ForEachShard) and every Applied answer must match; a shard copied and
-// installed elsewhere reads the same; the registry counts what changed.
+// bitmaps through ForEachShard) and every Applied answer must match, added_at included; a
+// shard copied and installed elsewhere reads the same; the registry counts what changed.
 
 #include "engine/membership_shards.h"
 
@@ -10,6 +10,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -19,7 +20,11 @@ namespace segd::engine {
 namespace {
 
 using Key = std::pair<UserId, SegmentId>;
-using Model = std::map<Key, TimeMs>;  // memberships and their expiries
+struct Entry {
+  TimeMs expires_at;
+  TimeMs added_at;  // to the second
+};
+using Model = std::map<Key, Entry>;  // memberships, their expiries and added-at times
 
 constexpr uint32_t kShard = MembershipShards::kShardUsers;
 
@@ -50,16 +55,20 @@ void ExpectSame(const MembershipShards& shards, const Model& model, int segments
     TimeMs expires = -1;
     ASSERT_EQ(shards.Lookup(segment, user, &expires), member);
     if (member) {
-      ASSERT_EQ(expires, it->second);
+      ASSERT_EQ(expires, it->second.expires_at);
     }
   }
   // Every user's list, in segment order.
-  std::map<UserId, std::vector<std::pair<SegmentId, TimeMs>>> by_user;
-  for (const auto& [key, expiry] : model) by_user[key.first].emplace_back(key.second, expiry);
+  using Listed = std::tuple<SegmentId, TimeMs, TimeMs>;
+  std::map<UserId, std::vector<Listed>> by_user;
+  for (const auto& [key, entry] : model) {
+    by_user[key.first].emplace_back(key.second, entry.expires_at, entry.added_at);
+  }
   for (const auto& [user, want_list] : by_user) {
-    std::vector<std::pair<SegmentId, TimeMs>> got;
-    for (const ListedMembership& m : shards.SegmentsOf(user))
-      got.emplace_back(m.segment, m.expires_at);
+    std::vector<Listed> got;
+    for (const ListedMembership& m : shards.SegmentsOf(user)) {
+      got.emplace_back(m.segment, m.expires_at, m.added_at);
+    }
     ASSERT_EQ(got, want_list) << "user " << user;
   }
   // The bitmaps, through ForEachShard.
@@ -74,7 +83,7 @@ void ExpectSame(const MembershipShards& shards, const Model& model, int segments
     }
   });
   std::set<Key> want_keys;
-  for (const auto& [key, expiry] : model) want_keys.insert(key);
+  for (const auto& [key, entry] : model) want_keys.insert(key);
   ASSERT_EQ(seen, want_keys);
   EXPECT_EQ(indexes.count(2), 0u) << "a shard no user lives in is never allocated";
 }
@@ -96,6 +105,7 @@ TEST(MembershipShardsTest, MatchesAModelThroughRandomChunks) {
       r.user = base + (PickUser(rng) % kShard);
       r.segment = static_cast<SegmentId>(rng() % kSegments);
       r.op = rng() % 3 == 0 ? OpKind::kRemove : OpKind::kAdd;
+      r.at = 1'700'000'000'000 + static_cast<TimeMs>(rng() % 100'000'000);
       r.expires_at =
           r.op == OpKind::kAdd && rng() % 2 ? 1000 + static_cast<TimeMs>(rng() % 9000) : kNoExpiry;
       chunk.push_back(r);
@@ -108,10 +118,10 @@ TEST(MembershipShardsTest, MatchesAModelThroughRandomChunks) {
       const bool was = it != model.end();
       ASSERT_EQ(applied[i].was_member, was) << "record " << i << " of round " << round;
       if (was) {
-        ASSERT_EQ(applied[i].previous_expiry, it->second);
+        ASSERT_EQ(applied[i].previous_expiry, it->second.expires_at);
       }
       if (r.op == OpKind::kAdd) {
-        model[{r.user, r.segment}] = r.expires_at;
+        model[{r.user, r.segment}] = {r.expires_at, r.at / 1000 * 1000};
       } else if (was) {
         model.erase(it);
       }
@@ -135,7 +145,7 @@ TEST(MembershipShardsTest, MatchesAModelThroughRandomChunks) {
   }
   ASSERT_NO_FATAL_FAILURE(ExpectSame(copy, model, kSegments));
   std::map<SegmentId, uint64_t> want_counts;
-  for (const auto& [key, expiry] : model) ++want_counts[key.second];
+  for (const auto& [key, entry] : model) ++want_counts[key.second];
   EXPECT_EQ(counts, want_counts);
 }
 

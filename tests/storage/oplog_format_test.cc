@@ -230,6 +230,7 @@ TEST(OpLogFormatTest, ShardStatesRoundTripAndRejectCorruption) {
   EXPECT_TRUE(decoded->members[0].second == a);
   EXPECT_TRUE(decoded->members[1].second == b);
   EXPECT_EQ(decoded->expiries, state.expiries);
+  EXPECT_TRUE(decoded->added.empty());  // none given: every added_at unknown
   for (size_t n = 0; n < bytes.size(); n += 97) {
     EXPECT_FALSE(DecodeShardState(3, bytes.substr(0, n)).ok()) << n;
   }
@@ -244,6 +245,61 @@ TEST(OpLogFormatTest, ShardStatesRoundTripAndRejectCorruption) {
   EXPECT_EQ(meta->seq, 42u);
   EXPECT_EQ(meta->shards, 7u);
   EXPECT_LT(SnapshotShardKey(1, 9), SnapshotShardKey(2, 0));
+}
+
+// Added-at words go as runs of equal values; a shard entry without them (format 6) reads as
+// every added_at unknown; counts that do not add up to the members are refused.
+TEST(OpLogFormatTest, ShardStatesCarryAddedAtWords) {
+  engine::MembershipShards::ShardState state;
+  state.index = 0;
+  Roaring imported, mixed;
+  imported.addRange(0, 30000);
+  for (uint32_t u = 5; u < 2000; u += 7) mixed.add(u);
+  state.members.emplace_back(2, imported);
+  state.members.emplace_back(4, mixed);
+  state.added.emplace_back(30000, engine::AddedAtWord(1'764'720'000'500));
+  state.added.emplace_back();
+  std::mt19937 rng(3);
+  for (uint64_t i = 0; i < mixed.cardinality(); ++i) {
+    // Ups and downs, 0 (unknown) and the largest word included.
+    const uint32_t word = i % 50 == 0 ? 0 : i % 77 == 0 ? 0xFFFFFFFFu : 1'764'000'000 + rng() % 900;
+    state.added.back().push_back(word);
+  }
+  std::string bytes = EncodeShardState(state);
+  auto decoded = DecodeShardState(0, bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  ASSERT_EQ(decoded->added.size(), 2u);
+  EXPECT_EQ(decoded->added[0], state.added[0]);
+  EXPECT_EQ(decoded->added[1], state.added[1]);
+  // 30,000 members added in one second cost a run, not 30,000 values.
+  engine::MembershipShards::ShardState without = state;
+  without.added.clear();
+  EXPECT_LT(bytes.size() - EncodeShardState(without).size(), 16 + 4 * mixed.cardinality());
+
+  // A format 6 entry: the same bytes up to the expiries.
+  std::string old = EncodeShardState(without);
+  old.pop_back();  // its trailing count of added-at lists (0), which format 6 did not write
+  auto from_old = DecodeShardState(0, old);
+  ASSERT_TRUE(from_old.ok()) << from_old.status();
+  EXPECT_TRUE(from_old->added.empty());
+  EXPECT_EQ(from_old->members.size(), 2u);
+
+  // Runs longer than the members left, and a list for some segments only.
+  engine::MembershipShards::ShardState one = without;
+  one.members.pop_back();
+  one.added.emplace_back(30000, 9);
+  std::string good = EncodeShardState(one);
+  ASSERT_TRUE(DecodeShardState(0, good).ok());
+  std::string too_long = good;
+  ASSERT_EQ(static_cast<uint8_t>(too_long[too_long.size() - 4]), 0xB0);  // varint 30000: B0 EA 01
+  too_long[too_long.size() - 3] = static_cast<char>(0xEB);               // 30128
+  EXPECT_FALSE(DecodeShardState(0, too_long).ok());
+  engine::MembershipShards::ShardState partial = state;
+  partial.added.pop_back();
+  EXPECT_FALSE(DecodeShardState(0, EncodeShardState(partial)).ok());
+  for (size_t n = old.size() + 1; n < bytes.size(); n += 13) {
+    EXPECT_FALSE(DecodeShardState(0, bytes.substr(0, n)).ok()) << n;
+  }
 }
 
 }  // namespace

@@ -430,26 +430,50 @@ TEST(OpLogTest, AMalformedIndexKeyIsDataLossNotAShortReport) {
   EXPECT_TRUE(absl::IsDataLoss(s)) << s << " after " << rows << " rows";
 }
 
-// Opens DIR/log directly with RocksDB, as another segd would, and returns the format version
-// it holds after writing `version` there (when given).
-uint32_t FormatVersionAt(const TempDir& dir, std::optional<uint32_t> version = std::nullopt) {
-  std::vector<std::string> names;
-  EXPECT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.Sub("log"), &names).ok());
-  std::vector<rocksdb::ColumnFamilyDescriptor> families;
-  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  EXPECT_TRUE(rocksdb::DB::Open({}, dir.Sub("log"), families, &handles, &raw).ok());
-  if (raw == nullptr) return 0;
-  if (version) {
-    std::string bytes;
-    PutBigEndian32(&bytes, *version);
-    EXPECT_TRUE(raw->Put(rocksdb::WriteOptions(), "format", bytes).ok());
+// DIR/log opened directly with RocksDB, every column family included, as another segd would.
+class RawLog {
+ public:
+  explicit RawLog(const TempDir& dir) {
+    EXPECT_TRUE(rocksdb::DB::ListColumnFamilies({}, dir.Sub("log"), &names_).ok());
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const std::string& name : names_) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    EXPECT_TRUE(rocksdb::DB::Open({}, dir.Sub("log"), families, &handles_, &db_).ok());
   }
+  ~RawLog() {
+    for (rocksdb::ColumnFamilyHandle* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    delete db_;
+  }
+  RawLog(const RawLog&) = delete;
+  RawLog& operator=(const RawLog&) = delete;
+
+  rocksdb::DB* db() const { return db_; }
+  rocksdb::ColumnFamilyHandle* family(absl::string_view name) const {
+    for (size_t i = 0; i < names_.size(); ++i) {
+      if (names_[i] == name) return handles_[i];
+    }
+    return nullptr;
+  }
+  void SetFormatVersion(uint32_t version) {
+    std::string bytes;
+    PutBigEndian32(&bytes, version);
+    EXPECT_TRUE(db_->Put(rocksdb::WriteOptions(), "format", bytes).ok());
+  }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::DB* db_ = nullptr;
+};
+
+// The format version DIR/log holds after writing `version` there (when given).
+uint32_t FormatVersionAt(const TempDir& dir, std::optional<uint32_t> version = std::nullopt) {
+  RawLog raw(dir);
+  if (raw.db() == nullptr) return 0;
+  if (version) raw.SetFormatVersion(*version);
   std::string found;
-  EXPECT_TRUE(raw->Get(rocksdb::ReadOptions(), "format", &found).ok());
-  for (rocksdb::ColumnFamilyHandle* h : handles) raw->DestroyColumnFamilyHandle(h);
-  delete raw;
+  EXPECT_TRUE(raw.db()->Get(rocksdb::ReadOptions(), "format", &found).ok());
   return found.size() == 4 ? GetBigEndian32(found.data()) : 0;
 }
 
@@ -488,6 +512,75 @@ TEST(OpLogTest, OlderVersionsAreOpenedAndMarkedCurrent) {
     }
     EXPECT_EQ(FormatVersionAt(dir), kFormatVersion) << "version " << older;
   }
+}
+
+// Rewrites every snapshot shard entry in DIR/log as format 6 wrote it (no added-at times) and
+// marks the directory version 6, as a segd of that version would have left it. Returns how
+// many entries it rewrote.
+int PlantFormat6Snapshot(const TempDir& dir) {
+  RawLog raw(dir);
+  if (raw.db() == nullptr) return 0;
+  rocksdb::ColumnFamilyHandle* snapshots = raw.family("snapshots");
+  int rewritten = 0;
+  std::unique_ptr<rocksdb::Iterator> it(raw.db()->NewIterator({}, snapshots));
+  for (it->Seek("s"); it->Valid() && it->key().starts_with("s"); it->Next()) {
+    const uint32_t shard = GetBigEndian32(it->key().data() + 9);
+    auto state = DecodeShardState(shard, absl::string_view(it->value().data(), it->value().size()));
+    EXPECT_TRUE(state.ok()) << state.status();
+    if (!state.ok()) break;
+    EXPECT_FALSE(state->added.empty()) << "format 7 keeps added-at times in snapshots";
+    state->added.clear();
+    std::string bytes = EncodeShardState(*state);
+    bytes.pop_back();  // the count of added-at lists, 0: format 6 wrote nothing there
+    EXPECT_TRUE(raw.db()->Put({}, snapshots, it->key(), bytes).ok());
+    ++rewritten;
+  }
+  it.reset();
+  raw.SetFormatVersion(6);
+  return rewritten;
+}
+
+// Snapshots keep each membership's added-at time, so that a restart answers it from memory;
+// one written by format 6 recovers with those it covers unknown (the server then reads them
+// from the history), and the records replayed after it set theirs.
+TEST(OpLogTest, SnapshotsKeepAddedAtAndFormat6OnesRecoverItUnknown) {
+  TempDir dir;
+  ManualClock clock(kStart + 345);
+  {
+    auto log = MustOpen(dir.path());
+    Engine engine(EngineOptions{&clock, log.get(), 1});
+    ASSERT_TRUE(engine.CreateSegment({.name = "a"}).ok());
+    ASSERT_TRUE(engine.UpdateUserSegments("early", {.add = {{"a"}}}).ok());
+    std::vector<engine::ImportItem> items;
+    for (int i = 0; i < 100; ++i) items.push_back({"imported-" + std::to_string(i)});
+    clock.Advance(61'000);
+    ASSERT_TRUE(engine.Import("a", items, std::nullopt).ok());
+    ASSERT_TRUE(log->WriteSnapshot(engine).ok());
+    clock.Advance(5'500);
+    ASSERT_TRUE(engine.UpdateUserSegments("late", {.add = {{"a"}}}).ok());
+  }
+  {
+    auto log = MustOpen(dir.path());
+    Engine engine(EngineOptions{&clock, log.get(), 1});
+    auto stats = log->Recover(engine);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_GT(stats->snapshot_seq, 1u);
+    EXPECT_EQ(engine.UserSegments("early").at(0).added_at, kStart);
+    EXPECT_EQ(engine.UserSegments("imported-7").at(0).added_at, kStart + 61'000);
+    EXPECT_EQ(engine.UserSegments("late").at(0).added_at, kStart + 66'000);
+  }
+  EXPECT_GT(PlantFormat6Snapshot(dir), 0);
+  {
+    auto log = MustOpen(dir.path());
+    Engine engine(EngineOptions{&clock, log.get(), 1});
+    auto stats = log->Recover(engine);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_GT(stats->snapshot_seq, 1u);
+    EXPECT_EQ(engine.UserSegments("early").at(0).added_at, engine::kUnknownTime);
+    EXPECT_EQ(engine.UserSegments("imported-7").at(0).added_at, engine::kUnknownTime);
+    EXPECT_EQ(engine.UserSegments("late").at(0).added_at, kStart + 66'000);
+  }
+  EXPECT_EQ(FormatVersionAt(dir), kFormatVersion);
 }
 
 // An import of new users indexes them as runs (one user_runs entry per block), not one

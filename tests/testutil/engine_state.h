@@ -1,7 +1,8 @@
 #pragma once
 
 // Compares everything observable about two engines: segments (metadata and counts), the
-// registry, every membership of the given users with its expiry, and member listings.
+// registry, every membership of the given users with its expiry and added-at time, and member
+// listings.
 
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ inline void ExpectSameState(const engine::Engine& a, const engine::Engine& b,
     for (size_t i = 0; i < ua.size(); ++i) {
       EXPECT_EQ(ua[i].segment, ub[i].segment) << user;
       EXPECT_EQ(ua[i].expires_at, ub[i].expires_at) << user;
+      EXPECT_EQ(ua[i].added_at, ub[i].added_at) << user << " in " << ua[i].segment;
     }
     EXPECT_EQ(a.FindUser(user), b.FindUser(user));
   }
