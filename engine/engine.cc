@@ -37,7 +37,12 @@ Engine::Engine(EngineOptions options)
       expiries_(clock_->NowMs()),
       rng_(options.random_seed ? options.random_seed : std::random_device{}()),
       rules_(options.event_retention_ms,
-             [this](absl::string_view name) { return catalog_.Find(name); }) {}
+             [this](absl::string_view name) { return catalog_.Find(name); }) {
+  if (sink_->WaitDurableBlocks()) {
+    notifier_ =
+        std::make_unique<detail::DurabilityNotifier>([this] { return sink_->WaitDurable(); });
+  }
+}
 
 Engine::~Engine() = default;
 
@@ -132,10 +137,6 @@ bool Engine::GatheringHere() const { return gathering_engine == this; }
 
 std::vector<absl::Status> Engine::RunGathered(size_t n, absl::FunctionRef<void(size_t)> run) {
   std::vector<absl::Status> outcomes(n);
-  if (sink_->WaitDurableBlocks()) {
-    for (size_t i = 0; i < n; ++i) run(i);
-    return outcomes;
-  }
   MutexLock lock(&write_mu_);
   Gathering gathering;
   gathering.outcomes = &outcomes;
@@ -151,6 +152,14 @@ std::vector<absl::Status> Engine::RunGathered(size_t n, absl::FunctionRef<void(s
   return outcomes;
 }
 
+void Engine::WhenDurable(absl::AnyInvocable<void(absl::Status) &&> done) {
+  if (notifier_ == nullptr) {
+    std::move(done)(absl::OkStatus());
+    return;
+  }
+  notifier_->Add(std::move(done));
+}
+
 void Engine::RunGatheredTask(WriteQueue::Task& task) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   Gathering& g = *gathering_;
   const bool keyed = !task.combine_key.empty();
@@ -161,8 +170,8 @@ void Engine::RunGatheredTask(WriteQueue::Task& task) ABSL_NO_THREAD_SAFETY_ANALY
     g.keys.emplace(task.combine_key);
     if (task.committed) g.members.push_back(g.current);
   }
-  // Otherwise it committed alone, and its result says how that went (under process
-  // durability, a write the log took is durable).
+  // Otherwise it committed alone, and its result says how that went (its durability is the
+  // caller's to wait for: WhenDurable).
 }
 
 void Engine::EndGatheredBatch() {

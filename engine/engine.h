@@ -45,6 +45,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -52,6 +53,7 @@
 #include "absl/types/span.h"
 #include "base/mutex.h"
 #include "engine/clock.h"
+#include "engine/detail/durability_notifier.h"
 #include "engine/errors.h"
 #include "engine/expiry_schedule.h"
 #include "engine/membership_shards.h"
@@ -323,10 +325,17 @@ class Engine final : private WriteQueue::Combiner {
   // alone). A keyed mutation returns its result before its batch is written: the returned
   // vector holds, per call, the status of the batch its mutation joined, OK or the sink's
   // error, in which case that call's change was not applied and its result must be replaced.
-  // When the sink's durability wait blocks (fsync), each call runs as it would alone. `run`
-  // must not call RunGathered and must not block on another thread's engine write.
+  // Nothing here waits for durability: when the sink's wait blocks (fsync), the caller asks
+  // WhenDurable before it acknowledges any of the calls. `run` must not call RunGathered and
+  // must not block on another thread's engine write.
   std::vector<absl::Status> RunGathered(size_t n, absl::FunctionRef<void(size_t)> run)
       ABSL_LOCKS_EXCLUDED(write_mu_);
+  // Calls done(status) once every mutation that returned before this call is as durable as
+  // the sink promises: at once when its durability wait does not block (process), otherwise
+  // from the engine's durability thread after one sync that all requests pending then share
+  // (detail/durability_notifier.h). `done` should only hand the status on (post it to an
+  // event loop). Any thread.
+  void WhenDurable(absl::AnyInvocable<void(absl::Status) &&> done);
 
   // Adds each item's user to `segment` (logged with `reason`: import for bulk imports, api for
   // a Redis SADD of many members). An item's TTL, else `ttl_seconds`, else the segment's
@@ -622,6 +631,9 @@ class Engine final : private WriteQueue::Combiner {
       ABSL_GUARDED_BY(progress_mu_);
 
   WriteQueue write_queue_{&write_mu_, sink_, this};
+  // WhenDurable's thread, when the sink's durability wait blocks. Last, so destroyed first: it
+  // answers what is pending (after a last sync) while everything else still exists.
+  std::unique_ptr<detail::DurabilityNotifier> notifier_;
 };
 
 }  // namespace segd::engine

@@ -211,8 +211,8 @@ class Api {
   }
   bool auth_enabled() const { return enforce_; }
   // With a gatherer, single-user writes it admits are answered as Pool::kGathered (the
-  // connection then hands them to it). None by default; the server sets one under process
-  // durability. Set before the first request.
+  // connection then hands them to it). None by default; the server sets one. Set before the
+  // first request.
   void set_write_gatherer(detail::WriteGatherer* gatherer) { gatherer_ = gatherer; }
   // With access control on, whether `request` to `match` may proceed: OK with *caller set
   // (null for public routes and with access control off), or the 401/403/429 answer in

@@ -45,10 +45,12 @@ class HttpServer::Impl {
         resp_acceptor_(ioc_),
         workers_(kWorkerThreads),
         durable_writers_(kDurableWriteThreads),
-        gatherer_(api.engine(), ioc_),
+        gatherer_(api.engine(), ioc_, config.durability == storage::Durability::kFsync),
         host_{api_, config_, workers_, durable_writers_, &gatherer_, draining_, registry_} {
-    // Under fsync, writes go to the durable-write workers, whose write queue groups them.
-    if (config.durability == storage::Durability::kProcess) api_.set_write_gatherer(&gatherer_);
+    // Single-user writes go through the gatherer (under fsync, answered once the engine's
+    // durability thread reports them synced); other writes under fsync go to the durable-write
+    // workers, whose write queue groups them.
+    api_.set_write_gatherer(&gatherer_);
     if (resp != nullptr) {
       resp_adds_.emplace(*resp, ioc_);
       resp_host_.emplace(resp::RespHost{*resp, api_.metrics(), config_, durable_writers_, draining_,

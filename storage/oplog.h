@@ -15,8 +15,9 @@
 //             writer lock, before acknowledging — returns only once the WAL is fsynced. One
 //             fsync covers every batch written before it started (group commit): concurrent
 //             requests share it. The engine's write queue runs concurrent mutations as groups
-//             and calls WaitDurable once per group (engine/write_queue.h), so the waiters here
-//             are a few group leaders, not every request.
+//             and calls WaitDurable once per group (engine/write_queue.h), and the engine's
+//             durability thread calls it once per round for the writes the server gathers
+//             (Engine::WhenDurable), so the waiters here are a few threads, not every request.
 // Disk space: writes are refused (Unavailable, the server's 503) while the filesystem has less
 // than OpLogOptions::min_free_disk_bytes free (disk_reserve.h), and accepted again as soon as
 // it has more: RocksDB itself never runs out of space for the write-ahead log.

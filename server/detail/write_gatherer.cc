@@ -5,7 +5,29 @@
 
 namespace segd::server::detail {
 
+namespace {
+
+// An answer written before its batch was found to have failed (to be written, or synced):
+// nothing of the batch was applied or kept, so the success becomes the error.
+void FailIfSucceeded(const absl::Status& status, std::unique_ptr<Response>& r) {
+  if (status.ok() || r->status >= 300) return;
+  auto failed = std::make_unique<Response>();
+  ErrorResponse(status, *failed);
+  failed->headers = std::move(r->headers);  // CORS headers, if any
+  failed->caller = std::move(r->caller);
+  r = std::move(failed);
+}
+
+}  // namespace
+
+WriteGatherer::~WriteGatherer() {
+  MutexLock lock(&mu_);
+  settled_.Wait(&mu_, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return waiting_durable_ == 0; });
+}
+
 bool WriteGatherer::Admit() {
+  // Under fsync the alternative to gathering is a worker that sleeps in the sync.
+  if (wait_durable_) return true;
   bool post = false;
   {
     MutexLock lock(&mu_);
@@ -57,17 +79,28 @@ void WriteGatherer::Flush() {
     r.blocking = nullptr;
     fill(r);
   });
-  for (size_t i = 0; i < group.size(); ++i) {
-    std::unique_ptr<Response>& r = group[i].response;
-    if (!outcomes[i].ok() && r->status < 300) {
-      // Answered before its batch was written, and the write failed: nothing was applied.
-      auto failed = std::make_unique<Response>();
-      ErrorResponse(outcomes[i], *failed);
-      failed->headers = std::move(r->headers);  // CORS headers, if any
-      failed->caller = std::move(r->caller);
-      r = std::move(failed);
-    }
-    std::move(group[i].done)(std::move(r));
+  for (size_t i = 0; i < group.size(); ++i) FailIfSucceeded(outcomes[i], group[i].response);
+  if (!wait_durable_) {
+    Answer(std::move(group), absl::OkStatus());
+    return;
+  }
+  {
+    MutexLock lock(&mu_);
+    ++waiting_durable_;
+  }
+  engine_.WhenDurable([this, group = std::move(group)](absl::Status status) mutable {
+    boost::asio::post(ioc_, [group = std::move(group), status = std::move(status)]() mutable {
+      Answer(std::move(group), status);
+    });
+    MutexLock lock(&mu_);
+    if (--waiting_durable_ == 0) settled_.SignalAll();
+  });
+}
+
+void WriteGatherer::Answer(std::vector<Entry> group, const absl::Status& status) {
+  for (Entry& entry : group) {
+    FailIfSucceeded(status, entry.response);
+    std::move(entry.done)(std::move(entry.response));
   }
 }
 

@@ -1,8 +1,10 @@
 #include "server/detail/write_gatherer.h"
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -105,6 +107,81 @@ TEST(WriteGatherer, GathersOnlyWhileWritesAreDense) {
   ioc.restart();
   EXPECT_FALSE(gatherer.Admit());
   EXPECT_EQ(done, 2);
+}
+
+// Runs `ioc` until `done()` holds: answers under fsync arrive from the engine's durability
+// thread, after the io_context may have run out of work.
+template <typename Done>
+void RunUntil(boost::asio::io_context& ioc, Done done) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!done() && std::chrono::steady_clock::now() < give_up) {
+    ioc.restart();
+    if (ioc.poll() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+// Under fsync every single-user write is gathered, and a group is answered only once the
+// sink's durability wait has covered its batch (the engine's durability thread runs it; no
+// answer comes from the flush itself).
+TEST(WriteGatherer, UnderFsyncAnswersOnlyWhatIsDurable) {
+  testutil::RecordingSink sink(/*blocking_durability=*/true);
+  engine::Engine engine(engine::EngineOptions{nullptr, &sink, 1});
+  ASSERT_TRUE(engine.CreateSegment({.name = "s"}).ok());
+  boost::asio::io_context ioc;
+  WriteGatherer gatherer(engine, ioc, /*wait_durable=*/true);
+  constexpr int kWrites = 30;
+  std::vector<std::unique_ptr<Response>> answers(kWrites);
+  std::vector<size_t> durable_when_answered(kWrites);
+  int answered = 0;
+  for (int i = 0; i < kWrites; ++i) {
+    EXPECT_TRUE(gatherer.Admit()) << "a sparse write is gathered too";
+    gatherer.Submit(AddAnswer(engine, absl::StrCat("u", i), "s"),
+                    [&, i](std::unique_ptr<Response> r) {
+                      durable_when_answered[i] = sink.durable();
+                      answers[i] = std::move(r);
+                      ++answered;
+                    });
+  }
+  const size_t written_before = sink.accepted();
+  ioc.restart();
+  ioc.poll_one();  // the flush: writes the group's batch, answers nothing yet
+  EXPECT_EQ(answered, 0);
+  EXPECT_EQ(sink.accepted(), written_before + 1);
+  RunUntil(ioc, [&] { return answered == kWrites; });
+  ASSERT_EQ(answered, kWrites);
+  for (int i = 0; i < kWrites; ++i) {
+    EXPECT_EQ(answers[i]->status, 200u);
+    EXPECT_GE(durable_when_answered[i], written_before + 1) << "answered before the sync";
+  }
+  EXPECT_EQ(*engine.Count("s"), size_t{kWrites});
+}
+
+// A failed sync turns the group's successes into its error (keeping CORS headers); an answer
+// that failed on its own stays as it was.
+TEST(WriteGatherer, UnderFsyncAFailedSyncFailsTheGroup) {
+  testutil::RecordingSink sink(/*blocking_durability=*/true);
+  engine::Engine engine(engine::EngineOptions{nullptr, &sink, 1});
+  ASSERT_TRUE(engine.CreateSegment({.name = "s"}).ok());
+  boost::asio::io_context ioc;
+  WriteGatherer gatherer(engine, ioc, /*wait_durable=*/true);
+  sink.set_durability_status(absl::DataLossError("fsync failed"));
+  std::vector<std::unique_ptr<Response>> answers(3);
+  int answered = 0;
+  for (int i = 0; i < 3; ++i) {
+    gatherer.Submit(AddAnswer(engine, absl::StrCat("u", i), i == 1 ? "missing" : "s"),
+                    [&, i](std::unique_ptr<Response> r) {
+                      answers[i] = std::move(r);
+                      ++answered;
+                    });
+  }
+  RunUntil(ioc, [&] { return answered == 3; });
+  ASSERT_EQ(answered, 3);
+  EXPECT_EQ(answers[0]->status, 500u);
+  EXPECT_NE(answers[0]->body.find("fsync failed"), std::string::npos) << answers[0]->body;
+  ASSERT_EQ(answers[0]->headers.size(), 1u);
+  EXPECT_EQ(answers[0]->headers[0].first, "Access-Control-Allow-Origin");
+  EXPECT_EQ(answers[1]->status, 404u);
+  EXPECT_EQ(answers[2]->status, 500u);
 }
 
 }  // namespace
