@@ -52,7 +52,8 @@ class HttpServer::Impl {
     // workers, whose write queue groups them.
     api_.set_write_gatherer(&gatherer_);
     if (resp != nullptr) {
-      resp_adds_.emplace(*resp, ioc_);
+      resp_adds_.emplace(*resp, api_.engine(), ioc_,
+                         config.durability == storage::Durability::kFsync);
       resp_host_.emplace(resp::RespHost{*resp, api_.metrics(), config_, durable_writers_, draining_,
                                         registry_, *resp_adds_});
     }

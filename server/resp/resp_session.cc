@@ -102,7 +102,7 @@ void RespSession::Process() {
       break;
     }
     command_started_ = false;
-    if (!durable && commands_.IsBatchableAdd(client_, args_)) {
+    if (commands_.IsBatchableAdd(client_, args_)) {
       adds.emplace_back(args_[1], args_[2]);
       in_.consume(consumed);
       continue;

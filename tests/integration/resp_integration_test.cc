@@ -288,8 +288,9 @@ TEST(RespServer, SameChangesOverHttpAndRespLeaveTheSameStateAndHistory) {
             std::string::npos);
 }
 
-// An acknowledged SADD survives kill -9, in both durability modes (fsync runs writes on the
-// durable-write workers).
+// An acknowledged SADD survives kill -9, in both durability modes (under fsync, SADDs are
+// answered once the engine's durability thread has synced them, SREM on a durable-write
+// worker).
 TEST(RespServer, AcknowledgedWritesSurviveKillDashNine) {
   for (const char* durability : {"process", "fsync"}) {
     TempDir dir;
