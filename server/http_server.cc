@@ -66,6 +66,9 @@ class HttpServer::Impl {
 
  private:
   absl::Status Listen(tcp::acceptor& acceptor, uint16_t port, absl::string_view what);
+  // The executor of a new connection: a strand of the io_context, or with one I/O thread the
+  // io_context's own.
+  asio::any_io_executor ConnectionExecutor();
   void Accept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
   void AcceptResp();
@@ -163,8 +166,15 @@ absl::Status HttpServer::Impl::Listen(tcp::acceptor& acceptor, uint16_t port,
   return absl::OkStatus();
 }
 
+asio::any_io_executor HttpServer::Impl::ConnectionExecutor() {
+  // One I/O thread runs every handler in turn already: a strand would only add its own
+  // locking and bookkeeping to each operation.
+  if (config_.threads == 1) return ioc_.get_executor();
+  return asio::make_strand(ioc_);
+}
+
 void HttpServer::Impl::Accept() {
-  acceptor_.async_accept(asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor_.async_accept(ConnectionExecutor(), [this](beast::error_code ec, tcp::socket socket) {
     OnAccept(ec, std::move(socket));
   });
 }
@@ -218,7 +228,7 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
 
 void HttpServer::Impl::AcceptResp() {
   resp_acceptor_.async_accept(
-      asio::make_strand(ioc_), [this](beast::error_code ec, tcp::socket socket) {
+      ConnectionExecutor(), [this](beast::error_code ec, tcp::socket socket) {
         if (draining_.load()) return;
         if (ec) {
           if (AcceptEnded(ec)) return;

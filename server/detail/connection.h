@@ -32,7 +32,8 @@ class Connection {
   virtual void ForceClose() = 0;
 };
 
-// Runs `next` on the connection's strand once the connection is ready: at once on plain TCP;
+// Runs `next` on the connection's executor (its strand, or with one I/O thread the io_context
+// itself) once the connection is ready: at once on plain TCP;
 // with TLS (`tls` set), after the server side of the handshake, which must complete within
 // `timeout`. A failed handshake calls `failed(timed_out)` instead. `next` and `failed` keep
 // the connection alive (they hold its shared_ptr), and with it `stream` and `tls`.
