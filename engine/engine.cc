@@ -578,10 +578,10 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
     OpBatch batch;
     batch.at = Now();
     ImportResult result;
-    // Users this import creates or adds, so that a repeated line counts as an update.
+    // Users this import creates or registers again (planned once each), and users it adds,
+    // so that a repeated line counts as an update.
     absl::flat_hash_map<absl::string_view, UserId> planned_ids;
     absl::flat_hash_set<UserId> added_here;
-    planned_ids.reserve(items.size());
     added_here.reserve(items.size());
     batch.memberships.reserve(items.size());
     const SegmentId skip[] = {segment_id};
@@ -598,23 +598,31 @@ absl::StatusOr<ImportResult> Engine::Import(absl::string_view segment_name,
         result.invalid.emplace_back(i, s);
         continue;
       }
-      auto planned = PlanUserOnce(item.user_id, batch.at, batch, skip, &next_new_id, planned_ids);
-      if (!planned.ok()) {
-        result.invalid.emplace_back(i, planned.status());
-        continue;
+      // Most lines name registered users: they need nothing planned, and this thread (the
+      // writer) reads the dictionary and shards without their locks. Users this batch
+      // creates or registers again go through PlanUserOnce, which plans each once.
+      UserId id;
+      if (std::optional<UserId> found = users_.FindAsWriter(item.user_id);
+          found && shards_.IsRegisteredAsWriter(*found)) {
+        id = *found;
+      } else {
+        auto planned = PlanUserOnce(item.user_id, batch.at, batch, skip, &next_new_id, planned_ids);
+        if (!planned.ok()) {
+          result.invalid.emplace_back(i, planned.status());
+          continue;
+        }
+        id = *planned;
       }
-      const UserId id = *planned;
       std::optional<int64_t> ttl = item.ttl_seconds ? item.ttl_seconds : ttl_seconds;
       OpRecord& record = batch.memberships.emplace_back(
           OpRecord{batch.at, ExpiryFor(batch.at, ttl, std::nullopt, segment->ttl_seconds), id,
                    segment_id, OpKind::kAdd, reason});
-      if (added_here.contains(id) || shards_.Contains(segment_id, id)) {
+      if (!added_here.insert(id).second || shards_.ContainsAsWriter(segment_id, id)) {
         record.refresh = true;
         ++result.updated;
       } else {
         ++result.added;
       }
-      added_here.insert(id);
     }
     if (absl::Status s = Commit(batch); !s.ok()) return s;
     return result;

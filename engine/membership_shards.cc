@@ -66,6 +66,19 @@ bool MembershipShards::Contains(SegmentId segment, UserId user) const {
   return bitmap != nullptr && bitmap->contains(user);
 }
 
+bool MembershipShards::ContainsAsWriter(SegmentId segment,
+                                        UserId user) const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  const Shard* shard = ShardFor(user);
+  if (shard == nullptr) return false;
+  const Roaring* bitmap = shard->MembersOf(segment);
+  return bitmap != nullptr && bitmap->contains(user);
+}
+
+bool MembershipShards::IsRegisteredAsWriter(UserId user) const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  const Shard* shard = ShardFor(user);
+  return shard != nullptr && shard->registered.contains(user);
+}
+
 void MembershipShards::ContainsMany(absl::Span<const std::pair<SegmentId, UserId>> queries,
                                     absl::Span<bool> out) const {
   size_t i = 0;

@@ -86,6 +86,12 @@ class MembershipShards {
   std::vector<ListedMembership> SegmentsOf(UserId user) const;
   bool IsRegistered(UserId user) const;
 
+  // --- Reads by the writer alone. ---
+  // Contains and IsRegistered without the shard's lock: safe because only the writer changes
+  // shards. For loops over many users on the write path (an import checks every line).
+  bool ContainsAsWriter(SegmentId segment, UserId user) const;
+  bool IsRegisteredAsWriter(UserId user) const;
+
   // Calls fn(const ShardView&) for every allocated shard in id order, holding that shard's
   // reader lock during the call. fn must not call other methods of this object.
   void ForEachShard(absl::FunctionRef<void(const ShardView&)> fn) const;

@@ -82,6 +82,16 @@ std::optional<UserId> UserDictionary::Find(absl::string_view external_id) const 
   return FindAlias(external_id);
 }
 
+std::optional<UserId> UserDictionary::FindAsWriter(absl::string_view external_id) const {
+  const Probe probe{external_id, HashName(external_id)};
+  const IndexShard& shard = index_[probe.hash >> (64 - kIndexShardBits)];
+  const auto& ids = ABSL_TS_UNCHECKED_READ(shard.ids);
+  auto it = ids.find(probe);
+  if (it != ids.end()) return it->id;
+  if (alias_count() == 0) return std::nullopt;
+  return FindAlias(external_id);
+}
+
 std::optional<UserId> UserDictionary::FindAlias(absl::string_view alias) const {
   ReaderMutexLock lock(&alias_mu_);
   auto it = aliases_.find(alias);

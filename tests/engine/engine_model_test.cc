@@ -219,6 +219,14 @@ TEST_P(ModelTest, RandomOperationsMatchModel) {
       auto r = engine.Import(name, items, std::nullopt);
       ASSERT_EQ(r.ok(), active);
       if (!active) continue;
+      // A line adds a user who was not a member (nor named on an earlier line); every other
+      // line, a repeat included, updates.
+      std::set<std::string> members_before;
+      for (const auto& [user, expiry] : model.segments[name].members) members_before.insert(user);
+      uint64_t want_added = 0;
+      for (const auto& item : items) want_added += members_before.insert(item.user_id).second;
+      EXPECT_EQ(r->added, want_added);
+      EXPECT_EQ(r->updated, items.size() - want_added);
       for (const auto& item : items) {
         model.See(item.user_id, now);
         ModelSegment& seg = model.segments[name];
