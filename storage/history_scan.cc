@@ -101,9 +101,14 @@ absl::Status HistoryScan::Open(const HistoryFilter& filter) {
   }
   ops_it_.reset(db->NewIterator(options, log_.cf(Family::kOps)));
   blocks_ = std::make_unique<detail::BlockReader>(ops_it_.get());
-  // The listed users' records that sit in user_runs, merged in by (at, seq) as the scan goes.
+  // The listed users' records that sit in user_runs and user_sets, merged in by (at, seq) as
+  // the scan goes.
   if (index_ == Index::kByUser) {
     if (absl::Status s = FindUserRunRecords(ids); !s.ok()) return s;
+    if (absl::Status s = FindUserSetRecords(ids); !s.ok()) return s;
+    std::sort(run_records_.begin(), run_records_.end(), [](const auto& a, const auto& b) {
+      return a.second.at < b.second.at || (a.second.at == b.second.at && a.first < b.first);
+    });
   }
   for (size_t i = 0; i < cursors_.size(); ++i) {
     cursors_[i].loaded = cursors_[i].Load();
@@ -148,9 +153,43 @@ absl::Status HistoryScan::FindUserRunRecords(absl::Span<const uint32_t> users) {
     record.user = user;
     run_records_.emplace_back(seq, record);
   }
-  std::sort(run_records_.begin(), run_records_.end(), [](const auto& a, const auto& b) {
-    return a.second.at < b.second.at || (a.second.at == b.second.at && a.first < b.first);
-  });
+  return absl::OkStatus();
+}
+
+absl::Status HistoryScan::FindUserSetRecords(absl::Span<const uint32_t> users) {
+  rocksdb::ReadOptions options;
+  options.snapshot = snapshot_->snapshot();
+  options.prefix_same_as_start = true;
+  std::unique_ptr<rocksdb::Iterator> sets(
+      log_.db_->NewIterator(options, log_.cf(Family::kUserSets)));
+  // `users` is sorted, so the users of one set are adjacent: one scan of the set serves them.
+  for (size_t first = 0; first < users.size();) {
+    const uint32_t set = UserSetOf(users[first]);
+    size_t end = first + 1;
+    while (end < users.size() && UserSetOf(users[end]) == set) ++end;
+    const absl::Span<const uint32_t> wanted = users.subspan(first, end - first);
+    const std::string prefix = IdKey(set);
+    const std::string stop = prefix + TimeSeqKey(to_, 0);
+    for (sets->Seek(prefix + TimeSeqKey(from_, 0)); sets->Valid() && sets->key().compare(stop) < 0;
+         sets->Next()) {
+      if (sets->key().size() != 20) return absl::DataLossError("corrupt key in the user sets");
+      engine::TimeMs at;
+      uint64_t block_seq;
+      ParseTimeSeq(View(sets->key()), 4, &at, &block_seq);
+      absl::Status decoded = DecodeUserSet(
+          View(sets->value()), set, at, [&](uint32_t index, const engine::OpRecord& record) {
+            if (!std::binary_search(wanted.begin(), wanted.end(), record.user)) return;
+            if (filter_segments_ && !std::binary_search(wanted_segments_.begin(),
+                                                        wanted_segments_.end(), record.segment)) {
+              return;
+            }
+            run_records_.emplace_back(block_seq + index, record);
+          });
+      if (!decoded.ok()) return decoded;
+    }
+    if (!sets->status().ok()) return FromRocks(sets->status(), "reading the user sets");
+    first = end;
+  }
   return absl::OkStatus();
 }
 
@@ -252,7 +291,8 @@ absl::StatusOr<bool> HistoryScan::Next(RecordFn fn) {
       const Cursor& b = cursors_[live_[best]];
       if (a.at < b.at || (a.at == b.at && a.seq < b.seq)) best = k;
     }
-    // Records from user_runs go first while they come before the next index entry.
+    // Records from user_runs and user_sets go first while they come before the next index
+    // entry.
     if (next_run_record_ < run_records_.size()) {
       const auto& [seq, record] = run_records_[next_run_record_];
       const Cursor* c = live_.empty() ? nullptr : &cursors_[live_[best]];

@@ -7,8 +7,10 @@
 // client holds the scan's memory (a few blocks) and no thread while the client reads.
 //
 // Cost: a range scan per listed user (whose index entries hold the records: nothing else is
-// read), else per listed segment, else one over the period; segment and period entries are
-// runs of records, each read from its ops block (one block read serves every run inside it).
+// read), one seek in user_runs and a range scan of the user's set in user_sets (each entry
+// decoded: about the imports of 256 users); else a range scan per listed segment, else one
+// over the period; segment and period entries are runs of records, each read from its ops
+// block (one block read serves every run inside it).
 // Records past the log's retention are never returned.
 //
 // Thread safety: one thread at a time; it may move between threads between calls. The OpLog
@@ -84,9 +86,12 @@ class HistoryScan {
   absl::StatusOr<bool> TakeEntry(size_t best, uint64_t* seq, engine::OpRecord* record);
   // The next record of run_ into *record; false (and run_ inactive) when the run is over.
   absl::StatusOr<bool> NextOfRun(uint64_t* seq, const engine::OpRecord** record);
-  // The records of users in user_runs (users a batch created) that the filter selects: at
-  // most one per user, sorted by (at, seq).
+  // The records of users in user_runs (users a batch created) that the filter selects, at
+  // most one per user, into run_records_ (Open sorts it by (at, seq)).
   absl::Status FindUserRunRecords(absl::Span<const uint32_t> users);
+  // The records of the listed users in user_sets that the filter selects, in [from_, to_),
+  // into run_records_. REQUIRES: `users` sorted.
+  absl::Status FindUserSetRecords(absl::Span<const uint32_t> users);
   absl::Status Fail(absl::Status status);
 
   const OpLog& log_;

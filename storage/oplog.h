@@ -295,6 +295,8 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
 
   // Tests: how many by_user and user_runs entries the log holds.
   std::pair<uint64_t, uint64_t> TEST_UserIndexEntries() const;
+  // Tests: how many user_sets entries the log holds.
+  uint64_t TEST_UserSetEntries() const;
   // Tests: how many by_time and by_segment entries the log holds.
   std::pair<uint64_t, uint64_t> TEST_RunIndexEntries() const;
 
@@ -307,9 +309,11 @@ class OpLog final : public engine::OpSink, public engine::EventSource {
   // space), which the message says as a refusal for the disk does.
   absl::Status Fail(absl::Status status, bool no_space = false);
   uint64_t TEST_CountEntries(rocksdb::ColumnFamilyHandle* cf) const;
-  // The user index entries of one block: by_user entries, or user_runs entries for runs of
-  // records for users this batch created (`created_ranges`, [first, end)). Runs start at or
-  // after *users_in_runs_end, which each run advances, so a batch's runs share no user.
+  // The user index entries of one block: user_runs entries for runs of records for users this
+  // batch created (`created_ranges`, [first, end)); user_sets entries for at least
+  // kMinUserSet other records of one set of users and one `at`; by_user entries for the rest.
+  // Runs start at or after *users_in_runs_end, which each run advances, so a batch's runs
+  // share no user.
   void PutUserIndex(rocksdb::WriteBatch& wb, absl::Span<const engine::OpRecord> block,
                     uint64_t first_seq,
                     absl::Span<const std::pair<engine::UserId, uint64_t>> created_ranges,

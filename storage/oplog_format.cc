@@ -266,6 +266,42 @@ absl::Status DecodeUserRun(absl::string_view bytes, engine::OpRecord* first, uin
   return absl::OkStatus();
 }
 
+std::string EncodeUserSet(absl::Span<const engine::OpRecord> block,
+                          absl::Span<const uint32_t> indices) {
+  std::string out;
+  out.reserve(2 + indices.size() * 8);
+  PutVarint(&out, indices.size());
+  uint32_t next = 0;  // the smallest index the next record may have
+  for (uint32_t index : indices) {
+    PutVarint(&out, index - next);
+    next = index + 1;
+    PutRecordTail(&out, block[index]);
+  }
+  return out;
+}
+
+absl::Status DecodeUserSet(absl::string_view bytes, uint32_t set, int64_t at,
+                           absl::FunctionRef<void(uint32_t, const engine::OpRecord&)> fn) {
+  Reader in(bytes);
+  uint32_t count;
+  if (!in.Varint32(&count) || count == 0 || count > kMaxBlockRecords) return Corrupt("user set");
+  uint64_t next = 0;
+  for (uint32_t k = 0; k < count; ++k) {
+    uint32_t gap;
+    engine::OpRecord record;
+    if (!in.Varint32(&gap) || next + gap >= kMaxBlockRecords || !ReadRecordTail(in, &record) ||
+        UserSetOf(record.user) != set) {
+      return Corrupt("user set");
+    }
+    const auto index = static_cast<uint32_t>(next + gap);
+    next = uint64_t{index} + 1;
+    record.at = at;
+    fn(index, record);
+  }
+  if (!in.done()) return Corrupt("user set");
+  return absl::OkStatus();
+}
+
 std::string EncodeRunLength(uint32_t records) {
   std::string out;
   PutVarint(&out, records);

@@ -13,6 +13,9 @@
 //                                         records seq, seq+1, … are for users first, first+1,
 //                                         …, last_user and equal but for the user (see
 //                                         EncodeUserRun); they have no by_user entries
+//   user_sets   set(4) at(8) seq(8)    -> records of one block for users of one set (user >>
+//                                         kUserSetBits) with this `at`; seq is the block's
+//                                         first (see EncodeUserSet); no by_user entries
 //   by_segment  segment(4) at(8) seq(8)-> varint n: records seq … seq+n-1 all have this
 //                                         segment and `at`
 //   users       user(4)                -> the external ids of users user, user+1, … created by
@@ -42,6 +45,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -50,12 +54,13 @@
 
 namespace segd::storage {
 
-inline constexpr uint32_t kFormatVersion = 7;
-// The oldest version read. Version 6 is version 7 without added-at times in snapshots (its
+inline constexpr uint32_t kFormatVersion = 8;
+// The oldest version read. Version 7 is version 8 without user_sets (its users' records are
+// all in by_user and user_runs). Version 6 is version 7 without added-at times in snapshots (its
 // snapshots recover with every added_at unknown); version 5 is version 6 without refresh
 // records (op 2: its adds of members count as entries); version 4 is version 5 without events,
 // traits and rule segments; versions 2 and 3 are version 4 without continued runs (and 2 also
-// without user_runs): read as they are, and marked 7 when opened (docs/oplog_format.md).
+// without user_runs): read as they are, and marked 8 when opened (docs/oplog_format.md).
 inline constexpr uint32_t kOldestReadFormatVersion = 2;
 
 // Most records in one ops block (a write batch of more is split into several blocks).
@@ -100,6 +105,23 @@ std::string UserRunKey(uint32_t last_user, uint64_t first_seq);
 std::string EncodeUserRun(const engine::OpRecord& first, uint32_t count);
 // DataLoss on malformed bytes, or a run whose users would pass the last id.
 absl::Status DecodeUserRun(absl::string_view bytes, engine::OpRecord* first, uint32_t* count);
+
+// user_sets: the records of one ops block whose users share a set (user >> kUserSetBits) and
+// whose `at` is the key's, as one entry instead of one by_user entry each. The key is
+// IdTimeSeqKey(set, at, the block's first seq). The value: varint count (1 …
+// kMaxBlockRecords), then per record, in block order, varint of its index in the block (the
+// first) or of the gap to the previous index minus one (the others), varint user, varint
+// segment, the kind byte and zigzag varint expires_at (EncodeRecord without `at`).
+inline constexpr uint32_t kUserSetBits = 8;
+inline uint32_t UserSetOf(engine::UserId user) { return user >> kUserSetBits; }
+// REQUIRES: indices ascending, each < block.size(), and 1 <= indices.size().
+std::string EncodeUserSet(absl::Span<const engine::OpRecord> block,
+                          absl::Span<const uint32_t> indices);
+// Calls fn(index, record) for each record, with record.at = at. DataLoss on malformed bytes,
+// an index past a block, or a user outside `set` (after handing out the records before the
+// damage); never reads past `bytes`.
+absl::Status DecodeUserSet(absl::string_view bytes, uint32_t set, int64_t at,
+                           absl::FunctionRef<void(uint32_t index, const engine::OpRecord&)> fn);
 
 // The value of a by_time or by_segment entry: how many records the run holds.
 std::string EncodeRunLength(uint32_t records);

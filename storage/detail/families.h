@@ -26,13 +26,14 @@ enum class Family : size_t {
   kEvents,         // events, by event number
   kTraits,         // users' traits
   kSegmentCounts,  // entries and exits per segment and minute
+  kUserSets,       // records of one block for users of one set (instead of by_user entries)
   kCount,
 };
 inline constexpr size_t kFamilyCount = static_cast<size_t>(Family::kCount);
 
 // The names on disk, by Family.
 inline constexpr std::array<absl::string_view, kFamilyCount> kFamilyNames = {
-    "default",  "ops",       "by_time",   "by_user", "by_segment", "users",         "unregistered",
-    "segments", "snapshots", "user_runs", "events",  "traits",     "segment_counts"};
+    "default",  "ops",       "by_time",   "by_user", "by_segment", "users",          "unregistered",
+    "segments", "snapshots", "user_runs", "events",  "traits",     "segment_counts", "user_sets"};
 
 }  // namespace segd::storage::detail

@@ -202,6 +202,51 @@ TEST_F(HistoryScanTest, EachUsersHistoryMatchesTheModel) {
   }
 }
 
+// The workload reaches all three ways of indexing a user's records: by_user entries (single
+// requests), user_runs (imports of new users) and user_sets (imports of known users); and
+// every user's history (a sample of every seventh user id, each with and without a segment
+// and a period) matches the model, whichever of them hold it.
+TEST_F(HistoryScanTest, EveryUserIndexIsUsedAndEveryUsersHistoryMatchesTheModel) {
+  const auto [by_user, user_runs] = log_->TEST_UserIndexEntries();
+  EXPECT_GT(by_user, 0u);
+  EXPECT_GT(user_runs, 0u);
+  EXPECT_GT(log_->TEST_UserSetEntries(), 0u);
+  std::vector<std::vector<Row>> of_user(users_);
+  for (const Row& row : whole_) of_user[row.second.user].push_back(row);
+  auto model = [&](const HistoryFilter& f) {
+    std::vector<Row> want;
+    for (uint32_t user : f.users) {
+      for (const Row& row : of_user[user]) {
+        const bool in_segments = f.segments.empty() || row.second.segment == f.segments[0];
+        if (in_segments && row.second.at >= f.from && row.second.at < f.to) want.push_back(row);
+      }
+    }
+    std::sort(want.begin(), want.end(), [](const Row& a, const Row& b) {
+      return std::tie(a.second.at, a.first) < std::tie(b.second.at, b.first);
+    });
+    return want;
+  };
+  std::mt19937_64 rng(3);
+  size_t nonempty = 0;
+  for (uint32_t user = 0; user < users_; user += 7) {
+    HistoryFilter f{.users = {user}};
+    const std::vector<Row> want = model(f);
+    nonempty += !want.empty();
+    ASSERT_EQ(Scan(*log_, f), want) << "user " << user;
+    f.segments = {static_cast<uint32_t>(rng() % 3)};
+    f.from = kStart + static_cast<int64_t>(rng() % 40'000);
+    f.to = f.from + 1 + static_cast<int64_t>(rng() % 40'000);
+    ASSERT_EQ(Scan(*log_, f), model(f)) << "user " << user << " segment " << f.segments[0];
+    // Two users of one set (adjacent ids), read in one scan.
+    if (user + 1 < users_) {
+      const HistoryFilter pair{.users = {user + 1, user}};
+      ASSERT_EQ(Scan(*log_, pair), model(HistoryFilter{.users = {user, user + 1}}))
+          << "users " << user << ", " << user + 1;
+    }
+  }
+  EXPECT_GT(nonempty, users_ / 7 / 2);
+}
+
 // A scan paused after random numbers of records (one, at times: inside runs, at the seam of a
 // user_runs record and an index entry) goes on where it stopped, and sees none of the writes
 // made while it was paused.

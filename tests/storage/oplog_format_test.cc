@@ -177,6 +177,53 @@ TEST(OpLogFormatTest, UserRunsRoundTripAndRejectCorruption) {
   EXPECT_LT(UserRunKey(0xFF, 1), UserRunKey(0x100, 0));
 }
 
+TEST(OpLogFormatTest, UserSetsRoundTripAndRejectCorruption) {
+  // A block whose records 0, 3, 4 and 4,095 are for users of set 5: its first and last users.
+  constexpr uint32_t kFirst = 5u << kUserSetBits, kLast = (6u << kUserSetBits) - 1;
+  std::vector<engine::OpRecord> block(kMaxBlockRecords);
+  for (uint32_t i = 0; i < block.size(); ++i) {
+    block[i] = {.at = 9,
+                .expires_at = i % 2 ? 0 : 1'800'000'000'000,
+                .user = 1 + i * 997 % 900'000,
+                .segment = i % 3,
+                .op = i % 5 ? engine::OpKind::kAdd : engine::OpKind::kRemove,
+                .reason = engine::OpReason::kImport,
+                .refresh = i % 5 == 1};
+  }
+  const std::vector<uint32_t> indices = {0, 3, 4, kMaxBlockRecords - 1};
+  for (uint32_t k = 0; k < indices.size(); ++k) block[indices[k]].user = k % 2 ? kLast : kFirst;
+  const std::string value = EncodeUserSet(block, indices);
+  std::vector<std::pair<uint32_t, engine::OpRecord>> got;
+  auto collect = [&](uint32_t index, const engine::OpRecord& r) { got.emplace_back(index, r); };
+  ASSERT_TRUE(DecodeUserSet(value, 5, -5, collect).ok());
+  ASSERT_EQ(got.size(), indices.size());
+  for (uint32_t k = 0; k < indices.size(); ++k) {
+    engine::OpRecord want = block[indices[k]];
+    want.at = -5;  // from the key
+    EXPECT_EQ(got[k].first, indices[k]);
+    EXPECT_EQ(got[k].second, want);
+  }
+  EXPECT_EQ(UserSetOf(kFirst - 1), 4u);
+  EXPECT_EQ(UserSetOf(kFirst), 5u);
+  EXPECT_EQ(UserSetOf(kLast), 5u);
+  EXPECT_EQ(UserSetOf(kLast + 1), 6u);
+
+  auto rejects = [&](absl::string_view bytes, uint32_t set) {
+    return !DecodeUserSet(bytes, set, 0, [](uint32_t, const engine::OpRecord&) {}).ok();
+  };
+  EXPECT_FALSE(rejects(value, 5));
+  EXPECT_TRUE(rejects(value, 4));  // users outside the key's set
+  EXPECT_TRUE(rejects("", 5));
+  EXPECT_TRUE(rejects(std::string(1, '\0'), 5));  // no records
+  EXPECT_TRUE(rejects(value + "x", 5));
+  EXPECT_TRUE(rejects(value.substr(0, value.size() - 1), 5));
+  // An index past the largest block (the encoder is handed a longer block to write one).
+  std::vector<engine::OpRecord> longer(kMaxBlockRecords + 1, block[0]);
+  const std::vector<uint32_t> last = {kMaxBlockRecords - 1}, past = {kMaxBlockRecords};
+  EXPECT_FALSE(rejects(EncodeUserSet(longer, last), 5));
+  EXPECT_TRUE(rejects(EncodeUserSet(longer, past), 5));
+}
+
 TEST(OpLogFormatTest, SegmentsAndUsersRoundTrip) {
   engine::SegmentMeta m;
   m.id = 9;

@@ -8,6 +8,7 @@
 #include <future>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -603,7 +604,15 @@ TEST(OpLogTest, ImportsOfNewUsersIndexThemAsRuns) {
   }
   ASSERT_TRUE(engine.Import("a", items, std::nullopt).ok());
   ASSERT_TRUE(engine.UpdateUserSegments("single", {.add = {{"a"}}}).ok());
-  EXPECT_EQ(log->TEST_UserIndexEntries(), std::make_pair(uint64_t{101}, uint64_t{3}));
+  // The second import's records are in user sets (n-0 … n-343 are users 0 … 343, m-0 … m-49
+  // users 10,000 … 10,049, each set with at least 4 of them); only "single" is in by_user.
+  std::set<uint32_t> sets;
+  for (int i = 0; i < 50; ++i) {
+    sets.insert(UserSetOf(i * 7));
+    sets.insert(UserSetOf(10000 + i));
+  }
+  EXPECT_EQ(log->TEST_UserIndexEntries(), std::make_pair(uint64_t{1}, uint64_t{3}));
+  EXPECT_EQ(log->TEST_UserSetEntries(), sets.size());
 
   auto history = [&](const std::string& name) {
     std::vector<uint64_t> seqs;
@@ -629,7 +638,7 @@ TEST(OpLogTest, ImportsOfNewUsersIndexThemAsRuns) {
 // budget, so however much is written they stay within it, and the cache counts them.
 TEST(OpLogTest, MemtablesStayWithinTheMemoryBudget) {
   TempDir dir;
-  constexpr uint64_t kBudget = 16u << 20;
+  constexpr uint64_t kBudget = 4u << 20;
   auto opened = OpLog::Open(dir.path(), {.memory_bytes = kBudget});
   ASSERT_TRUE(opened.ok()) << opened.status();
   std::unique_ptr<OpLog> log = std::move(*opened);
@@ -638,7 +647,7 @@ TEST(OpLogTest, MemtablesStayWithinTheMemoryBudget) {
   ASSERT_TRUE(engine.CreateSegment({.name = "b"}).ok());
   uint64_t most = 0;
   std::vector<engine::ImportItem> items;
-  // Existing users in a shuffled order: one by_user entry each, the largest memtable load.
+  // Existing users in a shuffled order (user_sets entries, and their blocks in ops).
   std::vector<int> order(20000);
   for (int i = 0; i < 20000; ++i) order[i] = i;
   std::mt19937 rng(7);

@@ -59,6 +59,13 @@ void TenDays(Engine& engine, ManualClock& clock) {
     for (int i = 0; i < 20; ++i)
       items.push_back({"d" + std::to_string(day) + "-" + std::to_string(i)});
     ASSERT_TRUE(engine.Import("s", items, std::nullopt).ok());
+    // Yesterday's 20 again (known users, one set of users): one user_sets entry a day.
+    if (day > 0) {
+      items.clear();
+      for (int i = 0; i < 20; ++i)
+        items.push_back({"d" + std::to_string(day - 1) + "-" + std::to_string(i)});
+      ASSERT_TRUE(engine.Import("s", items, std::nullopt).ok());
+    }
     clock.Advance(kDay);
   }
 }
@@ -77,6 +84,7 @@ TEST(RetentionTest, OldRecordsLeaveReportsAndDiskButRecoveryIsUnchanged) {
     Engine engine(EngineOptions{&clock, log->get(), 1});
     TenDays(engine, clock);
     EXPECT_EQ((*log)->TEST_UserIndexEntries().second, 10u);
+    EXPECT_EQ((*log)->TEST_UserSetEntries(), 9u);
     const size_t total = AllRecords(**log).size();
     // Now is day 10: records of days 7, 8, 9 are within three days; older ones are out of
     // reports at once, before any compaction.
@@ -95,11 +103,12 @@ TEST(RetentionTest, OldRecordsLeaveReportsAndDiskButRecoveryIsUnchanged) {
     for (const auto& r : kept) EXPECT_GE(r.at, clock.NowMs() - 3 * kDay - 1);
     EXPECT_EQ(History(**log).size(), recent.size());        // the index entries went too
     EXPECT_EQ((*log)->TEST_UserIndexEntries().second, 3u);  // the runs of days 7, 8 and 9
+    EXPECT_EQ((*log)->TEST_UserSetEntries(), 3u);           // the sets of days 7, 8 and 9
     HistoryFilter old_run_user, recent_run_user;
     old_run_user.users = {*engine.FindUser("d1-7")};
     recent_run_user.users = {*engine.FindUser("d8-7")};
     EXPECT_TRUE(History(**log, old_run_user).empty());
-    EXPECT_EQ(History(**log, recent_run_user).size(), 1u);
+    EXPECT_EQ(History(**log, recent_run_user).size(), 2u);  // its run (day 8), its set (day 9)
     // A per-user report sees only the user's recent rows.
     HistoryFilter only_old_user;
     only_old_user.users = {*engine.FindUser("u1")};
