@@ -3,9 +3,11 @@
 // chunk boundaries; an overlong line dropped and reported; a body far larger than the memory
 // it may take; refusals before the body is read; pipelining after a streamed body.
 
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -129,6 +131,15 @@ TEST(StreamedBodies, LargeEventBodiesAnswerAsIfReadWhole) {
   HttpClient client(server.port());
   ASSERT_EQ(client.Post("/v1/segments", R"j({"name":"viewers","rule":"did(page_viewed)"})j").status,
             201u);
+  // A new rule is computed in the background first (state "backfilling"); events sent before
+  // it is "ready" change its members only when it is, which may be after the answer.
+  bool ready = false;
+  for (int i = 0; i < 1000 && !ready; ++i) {
+    ready =
+        client.Get("/v1/segments/viewers").body.find("\"state\":\"ready\"") != std::string::npos;
+    if (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(ready) << client.Get("/v1/segments/viewers").body;
   // About 5 MiB: several steps of the consumer, lines cut by every chunk boundary.
   const EventBody body = MakeEvents(50000);
   ASSERT_GT(body.text.size(), 4u << 20);
