@@ -18,10 +18,13 @@ absl::string_view ReadStored(const char* stored) {
 
 }  // namespace
 
-// An index entry: the id and 32 bits of its name's hash. The sets hash entries from those bits
-// alone, so growing a set never reads a name, and a probe reads a candidate's name only when
-// the stored bits match too.
+// An index entry: the id, 32 bits of its name's hash and where its name is stored. The sets
+// hash entries from those bits alone, so growing a set never reads a name, and a probe reads a
+// candidate's name only when the stored bits match too. The name's address rides along so that
+// the probe reads the name straight away: going through the id -> name table would be one more
+// cache miss on every lookup.
 struct UserDictionary::Entry {
+  const char* stored;
   UserId id;
   uint32_t hash_bits;
 };
@@ -42,10 +45,9 @@ struct UserDictionary::EntryHash {
 
 struct UserDictionary::EntryEq {
   using is_transparent = void;
-  const UserDictionary* dict;
   bool operator()(const Entry& a, const Entry& b) const { return a.id == b.id; }
   bool operator()(const Entry& a, const Probe& b) const {
-    return a.hash_bits == static_cast<uint32_t>(b.hash) && dict->Name(a.id) == b.name;
+    return a.hash_bits == static_cast<uint32_t>(b.hash) && ReadStored(a.stored) == b.name;
   }
   bool operator()(const Probe& a, const Entry& b) const { return (*this)(b, a); }
 };
@@ -60,7 +62,7 @@ UserDictionary::UserDictionary()
   for (size_t i = 0; i < kMaxChunks; ++i) chunks_[i].store(nullptr, std::memory_order_relaxed);
   for (int i = 0; i < kIndexShards; ++i) {
     WriterMutexLock lock(&index_[i].mu);
-    index_[i].ids = absl::flat_hash_set<Entry, EntryHash, EntryEq>(0, EntryHash{}, EntryEq{this});
+    index_[i].ids = absl::flat_hash_set<Entry, EntryHash, EntryEq>(0, EntryHash{}, EntryEq{});
   }
 }
 
@@ -75,6 +77,9 @@ std::optional<UserId> UserDictionary::Find(absl::string_view external_id) const 
   const IndexShard& shard = index_[probe.hash >> (64 - kIndexShardBits)];
   {
     ReaderMutexLock lock(&shard.mu);
+    // The control bytes and the first slots of the probe's group are two cache misses apart;
+    // asking for both at once makes them one wait instead of two.
+    shard.ids.prefetch(probe);
     auto it = shard.ids.find(probe);
     if (it != shard.ids.end()) return it->id;
   }
@@ -194,9 +199,11 @@ void UserDictionary::FindMany(absl::Span<const absl::string_view> names,
   }
 }
 
-absl::string_view UserDictionary::Name(UserId id) const {
+absl::string_view UserDictionary::Name(UserId id) const { return ReadStored(StoredName(id)); }
+
+const char* UserDictionary::StoredName(UserId id) const {
   const char** chunk = chunks_[id >> kChunkBits].load(std::memory_order_acquire);
-  return ReadStored(chunk[id & (kChunkSize - 1)]);
+  return chunk[id & (kChunkSize - 1)];
 }
 
 absl::Status UserDictionary::Validate(absl::string_view id) {
@@ -274,7 +281,7 @@ void UserDictionary::Publish(UserId id, const char* stored) {
   const uint64_t hash = HashName(ReadStored(stored));
   IndexShard& shard = index_[hash >> (64 - kIndexShardBits)];
   WriterMutexLock lock(&shard.mu);
-  shard.ids.insert(Entry{id, static_cast<uint32_t>(hash)});
+  shard.ids.insert(Entry{stored, id, static_cast<uint32_t>(hash)});
 }
 
 absl::StatusOr<UserId> UserDictionary::Insert(absl::string_view external_id, bool* inserted) {
@@ -291,12 +298,13 @@ absl::StatusOr<UserId> UserDictionary::Insert(absl::string_view external_id, boo
 }
 
 absl::Status UserDictionary::InsertNew(IndexShard& shard, const Probe& probe, UserId id) {
+  const char* stored = StoredName(id);
   // Looked up by name (ids always differ), inserted in the same probe. The callers hold
   // shard.mu for writing (the header's REQUIRES; IndexShard is incomplete there, so the
   // analysis cannot be told).
   bool inserted = false;
   ABSL_TS_UNCHECKED_READ(shard.ids).lazy_emplace(probe, [&](const auto& construct) {
-    construct(Entry{id, static_cast<uint32_t>(probe.hash)});
+    construct(Entry{stored, id, static_cast<uint32_t>(probe.hash)});
     inserted = true;
   });
   if (!inserted) return absl::DataLossError(absl::StrCat("user '", probe.name, "' created twice"));

@@ -7,10 +7,12 @@
 // always maps back to a name.
 //
 // Layout, per user: the name bytes with a one-byte length in an append-only arena of 1 MiB
-// blocks; an 8-byte pointer to them in a chunked id -> name table; an 8-byte entry (the id and
-// 32 bits of the name's hash, plus absl's control byte) in one of kIndexShards hash sets. The
-// sets hash entries by the stored bits, so growing one never reads names, and a probe compares
-// a candidate's name only when its bits match. About 36 bytes per user for 12-byte ids.
+// blocks; an 8-byte pointer to them in a chunked id -> name table; a 16-byte entry (the id, 32
+// bits of the name's hash and the name's address, plus absl's control byte) in one of
+// kIndexShards hash sets. The sets hash entries by the stored bits, so growing one never reads
+// names, and a probe compares a candidate's name only when its bits match, reading it through
+// the entry's address (one cache miss fewer than through the table). About 48 bytes per user
+// for 12-byte ids.
 // Sharding the index bounds the pause of a rehash to one shard's worth of entries.
 //
 // Aliases (other names of a user, docs/api.md "Identities") live in a table of their own,
@@ -132,9 +134,11 @@ class UserDictionary {
   struct ShardOrder;
 
   const char* StoreName(absl::string_view name);
-  // Adds `probe`'s name as `id` to `shard`, which must not hold the name yet (DataLoss if it
-  // does). REQUIRES: shard.mu held for writing.
-  static absl::Status InsertNew(IndexShard& shard, const Probe& probe, UserId id);
+  // Adds `probe`'s name as `id` (whose name is stored already) to `shard`, which must not hold
+  // the name yet (DataLoss if it does). REQUIRES: shard.mu held for writing.
+  absl::Status InsertNew(IndexShard& shard, const Probe& probe, UserId id);
+  // Where `id`'s name is stored: [length - 1 byte][bytes]. REQUIRES: SetName(id) happened.
+  const char* StoredName(UserId id) const;
   // The id -> name table entry (not yet covered by size_ nor in the index).
   void SetName(UserId id, const char* stored);
   // SetName, then size_ = id + 1, then the index entry.
