@@ -30,6 +30,7 @@ for bin in "$A" "$B" "$LOAD"; do
 done
 read -r -a DATASET <<<"${AB_DATASET:---users 100000 --segments 10}"
 PORT=${PORT:-18131}
+SECONDS_PER_RUN=8
 
 WORK=$(mktemp -d)
 SERVER_PID=
@@ -57,12 +58,12 @@ run() {
   local before after rps
   before=$(cpu_ticks "$SERVER_PID")
   "$LOAD" --port "$PORT" "${DATASET[@]}" --workload "$WORKLOAD" --connections 50 --threads 2 \
-    --duration 8 --json 2>"$WORK/load.log" >"$WORK/run.json" ||
+    --duration "$SECONDS_PER_RUN" --json 2>"$WORK/load.log" >"$WORK/run.json" ||
     { echo "ab: the run failed" >&2; cat "$WORK/load.log" >&2; exit 1; }
   after=$(cpu_ticks "$SERVER_PID")
   rps=$(sed -n 's/.*"requests_per_second":\([0-9.]*\).*/\1/p' "$WORK/run.json")
-  awk -v r="$rps" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { printf "%s %.2f\n", r, t / hz * 1e6 / (r * 8) }'
+  awk -v r="$rps" -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$SECONDS_PER_RUN" \
+    'BEGIN { printf "%s %.2f\n", r, t / hz * 1e6 / (r * s) }'
   kill "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
