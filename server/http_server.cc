@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "server/detail/deadline_sweep.h"
 #include "server/detail/http_session.h"
 #include "server/log.h"
 #include "server/resp/resp_session.h"
@@ -43,6 +44,7 @@ class HttpServer::Impl {
         ioc_(static_cast<int>(config.threads)),
         acceptor_(ioc_),
         resp_acceptor_(ioc_),
+        sweep_(ioc_, registry_),
         workers_(kWorkerThreads),
         durable_writers_(kDurableWriteThreads),
         gatherer_(api.engine(), ioc_, config.durability == storage::Durability::kFsync),
@@ -87,6 +89,7 @@ class HttpServer::Impl {
   asio::io_context ioc_;
   tcp::acceptor acceptor_;
   tcp::acceptor resp_acceptor_;
+  detail::DeadlineSweep sweep_;  // the connections' time limits
   asio::thread_pool workers_;
   asio::thread_pool durable_writers_;
   // After the registry: a flush never run holds sessions, which unregister on destruction.
@@ -138,6 +141,7 @@ absl::Status HttpServer::Impl::Start() {
     AcceptResp();
   }
   Accept();
+  sweep_.Start();
   threads_.reserve(config_.threads);
   for (unsigned i = 0; i < config_.threads; ++i) threads_.emplace_back([this] { ioc_.run(); });
   return absl::OkStatus();

@@ -1,6 +1,14 @@
 #include "server/detail/connection.h"
 
+#include <time.h>
+
 namespace segd::server::detail {
+
+int64_t DeadlineNow() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
 
 void SessionRegistry::Add(Connection* connection) {
   MutexLock lock(&mu_);
@@ -24,6 +32,17 @@ std::vector<std::shared_ptr<Connection>> SessionRegistry::Live() {
     if (auto self = c->Lock()) live.push_back(std::move(self));
   }
   return live;
+}
+
+std::vector<std::shared_ptr<Connection>> SessionRegistry::PastDeadline(int64_t now) {
+  // As in Live, the references are dropped by the caller, after the lock.
+  std::vector<std::shared_ptr<Connection>> past;
+  MutexLock lock(&mu_);
+  for (Connection* c : connections_) {
+    if (c->deadline() > now) continue;
+    if (auto self = c->Lock()) past.push_back(std::move(self));
+  }
+  return past;
 }
 
 bool SessionRegistry::WaitEmpty(std::chrono::nanoseconds timeout) {

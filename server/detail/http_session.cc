@@ -25,7 +25,7 @@ namespace {
 // Answers queued before a batch is written even if more pipelined requests are waiting.
 constexpr size_t kMaxBatchBytes = 256 * 1024;
 constexpr size_t kReadChunk = 64 * 1024;
-constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr auto kLingerTime = std::chrono::milliseconds(2000);
 constexpr size_t kLingerBytes = 4 << 20;
 
 uint64_t NanosSince(std::chrono::steady_clock::time_point start) {
@@ -57,11 +57,11 @@ Request RequestHead(const http::request<RequestBody>& req, absl::string_view cli
 
 }  // namespace
 
-HttpSession::HttpSession(SessionHost& host, tcp::socket&& socket)
-    : host_(host), api_(host.api), config_(host.config), stream_(std::move(socket)) {
+HttpSession::HttpSession(SessionHost& host, Socket&& socket)
+    : host_(host), api_(host.api), config_(host.config), socket_(std::move(socket)) {
   in_.max_size(config_.max_header + 2 * kReadChunk);
   beast::error_code ec;
-  const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+  const tcp::endpoint peer = socket_.remote_endpoint(ec);
   if (!ec) client_address_ = peer.address().to_string();
 }
 
@@ -73,15 +73,23 @@ HttpSession::~HttpSession() {
 void HttpSession::Run() {
   host_.registry.Add(this);
   if (host_.tls != nullptr) {
-    tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(stream_, *host_.tls);
+    tls_ = std::make_unique<TlsStream>(socket_, *host_.tls);
+    ExpireReadAfter(std::chrono::seconds(config_.read_timeout_seconds));  // the handshake
   }
   WhenReady(
-      stream_, tls_.get(), std::chrono::seconds(config_.read_timeout_seconds),
-      [self = shared_from_this()] { self->Process(); },
-      [self = shared_from_this()](bool timed_out) {
-        if (timed_out) self->api_.metrics().ConnectionTimedOut();
-        self->Close();
-      });
+      socket_, tls_.get(),
+      [self = shared_from_this()] {
+        self->ReadDone();
+        self->Process();
+      },
+      [self = shared_from_this()] { self->Close(); });
+}
+
+void HttpSession::OnDeadline() {
+  if (closed_) return;
+  // Lingering ends at its own deadline; only --read-timeout counts as a timeout.
+  if (!lingering_) api_.metrics().ConnectionTimedOut();
+  Close();
 }
 
 void HttpSession::OnDrain() {
@@ -149,7 +157,7 @@ void HttpSession::StartRequest() {
   // the route is known, with the wrong limit in the answer.
   parser_->body_limit(std::numeric_limits<uint64_t>::max());
   routed_ = false;
-  request_deadline_ = Clock::now() + std::chrono::seconds(config_.read_timeout_seconds);
+  request_deadline_ = DeadlineNow() + int64_t{config_.read_timeout_seconds} * 1000;
 }
 
 // Routes the request and checks its declared size. Returns false if it was answered already.
@@ -319,7 +327,7 @@ void HttpSession::PumpLines() {
       }
       auto response = std::make_unique<Response>();
       self->api_.FinishLines(*consumer, std::move(status), origin, *response);
-      asio::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+      asio::post(self->socket_.get_executor(), [self, response = std::move(response)]() mutable {
         self->OnLinesAnswer(std::move(response));
       });
     });
@@ -335,7 +343,7 @@ void HttpSession::PumpLines() {
   asio::post(host_.durable_writers, [self = shared_from_this(), consumer = std::move(l.consumer),
                                      piece = std::move(piece)]() mutable {
     absl::Status status = consumer->Consume(piece);
-    asio::post(self->stream_.get_executor(),
+    asio::post(self->socket_.get_executor(),
                [self, consumer = std::move(consumer), status = std::move(status)]() mutable {
                  self->OnLinesStep(std::move(consumer), std::move(status));
                });
@@ -419,7 +427,7 @@ void HttpSession::RunBlocking(std::unique_ptr<Response> response, bool keep_aliv
       if (self->host_.config.threads == 1) {
         answer();
       } else {
-        asio::post(self->stream_.get_executor(), std::move(answer));
+        asio::post(self->socket_.get_executor(), std::move(answer));
       }
     });
     return;
@@ -432,7 +440,7 @@ void HttpSession::RunBlocking(std::unique_ptr<Response> response, bool keep_aliv
     auto fill = std::move(r->blocking);
     r->blocking = nullptr;
     fill(*r);
-    asio::post(self->stream_.get_executor(),
+    asio::post(self->socket_.get_executor(),
                [self, r = std::move(r), keep_alive, head_only, route, start]() mutable {
                  self->waiting_ = false;
                  self->out_.AddResponse(*r, keep_alive, head_only);
@@ -462,7 +470,7 @@ void HttpSession::LiveProduce() {
   asio::post(host_.workers, [self = shared_from_this(), r = std::move(live_), final]() mutable {
     if (r->live_streamed) r->body.clear();
     LiveAnswer::Step step = r->live->Produce(*r, final);
-    asio::post(self->stream_.get_executor(),
+    asio::post(self->socket_.get_executor(),
                [self, r = std::move(r), step]() mutable { self->OnLiveStep(std::move(r), step); });
   });
 }
@@ -518,10 +526,10 @@ void HttpSession::ArmLive() {
   const uint64_t generation = ++live_generation_;
   live_armed_ = true;
   auto wake = [self = shared_from_this(), generation]() {
-    asio::post(self->stream_.get_executor(), [self, generation] { self->OnLiveWake(generation); });
+    asio::post(self->socket_.get_executor(), [self, generation] { self->OnLiveWake(generation); });
   };
   const Clock::time_point deadline = live_->live->Arm(std::move(wake));
-  if (!live_timer_) live_timer_.emplace(stream_.get_executor());
+  if (!live_timer_) live_timer_.emplace(socket_.get_executor());
   live_timer_->expires_at(deadline);
   live_timer_->async_wait([self = shared_from_this(), generation](beast::error_code ec) {
     if (!ec) self->OnLiveWake(generation);
@@ -571,7 +579,7 @@ void HttpSession::Produce() {
       if (!chunk.empty()) chunks.push_back(std::move(chunk));
       if (!*more) break;
     }
-    asio::post(self->stream_.get_executor(),
+    asio::post(self->socket_.get_executor(),
                [self, source = std::move(source), chunks = std::move(chunks),
                 more = std::move(more)]() mutable {
                  self->OnProduced(std::move(source), std::move(chunks), std::move(more));
@@ -629,9 +637,9 @@ void HttpSession::Read() {
     Close();
     return;
   }
-  Clock::time_point deadline = Clock::now() + std::chrono::seconds(config_.read_timeout_seconds);
+  int64_t deadline = DeadlineNow() + int64_t{config_.read_timeout_seconds} * 1000;
   if (parser_ && !parser_->is_header_done()) deadline = std::min(deadline, request_deadline_);
-  stream_.expires_at(deadline);
+  ExpireReadAt(deadline);
   size_t room = std::min(kReadChunk, in_.max_size() - in_.size());
   if (room == 0) {  // cannot happen while the parser enforces max_header; never spin on it
     Reject(431, "header_too_large", "the request does not fit the input buffer");
@@ -641,8 +649,8 @@ void HttpSession::Read() {
   auto buffer = in_.prepare(room);
   auto on_read = [self = shared_from_this()](beast::error_code ec, size_t n) {
     self->reading_ = false;
+    self->ReadDone();
     if (ec) {
-      if (ec == beast::error::timeout) self->api_.metrics().ConnectionTimedOut();
       self->Close();
       return;
     }
@@ -654,7 +662,7 @@ void HttpSession::Read() {
   if (tls_) {
     tls_->async_read_some(buffer, std::move(on_read));
   } else {
-    stream_.async_read_some(buffer, std::move(on_read));
+    socket_.async_read_some(buffer, std::move(on_read));
   }
 }
 
@@ -662,14 +670,15 @@ void HttpSession::Write() {
   writing_ = true;
   buffers_.clear();
   for (const std::string& piece : out_.pieces()) buffers_.emplace_back(piece.data(), piece.size());
-  stream_.expires_after(std::chrono::seconds(config_.read_timeout_seconds));
+  ExpireWriteAfter(std::chrono::seconds(config_.read_timeout_seconds));
   auto on_written = [self = shared_from_this()](beast::error_code ec, size_t) {
+    self->WriteDone();
     self->OnWritten(ec);
   };
   if (tls_) {
     asio::async_write(*tls_, buffers_, std::move(on_written));
   } else {
-    asio::async_write(stream_, buffers_, std::move(on_written));
+    asio::async_write(socket_, buffers_, std::move(on_written));
   }
 }
 
@@ -706,22 +715,24 @@ void HttpSession::OnWritten(beast::error_code ec) {
 // before the client reads it.
 void HttpSession::Linger() {
   beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  linger_deadline_ = Clock::now() + kLingerTime;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  lingering_ = true;
+  linger_deadline_ = DeadlineNow() + kLingerTime.count();
   DiscardInput(0);
 }
 
 void HttpSession::DiscardInput(size_t discarded) {
   if (closed_) return;
-  if (discarded > kLingerBytes || Clock::now() >= linger_deadline_) {
+  if (discarded > kLingerBytes || DeadlineNow() >= linger_deadline_) {
     Close();
     return;
   }
-  stream_.expires_at(linger_deadline_);
+  ExpireReadAt(linger_deadline_);
   in_.clear();
   auto buffer = in_.prepare(kReadChunk);
-  stream_.async_read_some(buffer,
+  socket_.async_read_some(buffer,
                           [self = shared_from_this(), discarded](beast::error_code ec, size_t n) {
+                            self->ReadDone();
                             if (ec) {
                               self->Close();
                               return;
@@ -738,9 +749,11 @@ void HttpSession::Close() {
   // A step in flight keeps the source until it returns here, and drops it then.
   source_ = nullptr;
   ready_.clear();
+  ReadDone();
+  WriteDone();
   beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream_.close();
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  socket_.close(ignored);
 }
 
 }  // namespace segd::server::detail

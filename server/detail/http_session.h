@@ -84,15 +84,16 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   static constexpr uint64_t kInlineLinesBytes = 256 * 1024;
   static constexpr size_t kLinesStepBytes = 1 << 20;
 
-  HttpSession(SessionHost& host, boost::asio::ip::tcp::socket&& socket);
+  HttpSession(SessionHost& host, Socket&& socket);
   ~HttpSession();
 
   // Registers the session and starts reading.
   void Run();
   std::shared_ptr<Connection> Lock() override { return weak_from_this().lock(); }
-  boost::asio::any_io_executor executor() override { return stream_.get_executor(); }
+  boost::asio::any_io_executor executor() override { return socket_.get_executor(); }
   void OnDrain() override;
   void ForceClose() override { Close(); }
+  void OnDeadline() override;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -145,17 +146,18 @@ class HttpSession : public Connection, public std::enable_shared_from_this<HttpS
   SessionHost& host_;
   Api& api_;
   const ServerConfig& config_;
-  boost::beast::tcp_stream stream_;
-  // With TLS, the encrypted stream over stream_ (whose timer still bounds every operation).
-  // Reads and writes go through it; lingering and closing use stream_ directly.
-  std::unique_ptr<boost::beast::ssl_stream<boost::beast::tcp_stream&>> tls_;
+  Socket socket_;
+  // With TLS, the encrypted stream over socket_. Reads and writes go through it; lingering and
+  // closing use socket_ directly.
+  std::unique_ptr<TlsStream> tls_;
   std::string client_address_;  // the peer's IP address, empty if unknown
   boost::beast::flat_buffer in_;
   std::optional<boost::beast::http::request_parser<RequestBody>> parser_;
   RouteMatch match_;
   bool routed_ = false;
-  Clock::time_point request_deadline_;
-  Clock::time_point linger_deadline_;
+  int64_t request_deadline_ = 0;  // the header must be complete by then (DeadlineNow)
+  int64_t linger_deadline_ = 0;
+  bool lingering_ = false;
 
   OutputBatch out_;  // the next write
   std::vector<boost::asio::const_buffer> buffers_;

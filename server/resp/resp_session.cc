@@ -31,17 +31,17 @@ RespLimits NormalLimits(const ServerConfig& config) {
 
 }  // namespace
 
-RespSession::RespSession(RespHost& host, tcp::socket&& socket)
+RespSession::RespSession(RespHost& host, detail::Socket&& socket)
     : host_(host),
       commands_(host.commands),
       config_(host.config),
-      stream_(std::move(socket)),
+      socket_(std::move(socket)),
       parser_(NormalLimits(host.config)) {
   in_.max_size(config_.max_import_body + kMaxReadChunk + 64);
   client_.id = commands_.NextClientId();
   client_.connected_at = std::time(nullptr);
   beast::error_code ec;
-  const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+  const tcp::endpoint peer = socket_.remote_endpoint(ec);
   if (!ec) {
     client_.ip = peer.address().to_string();
     client_.address = absl::StrCat(client_.ip, ":", peer.port());
@@ -57,15 +57,22 @@ RespSession::~RespSession() {
 void RespSession::Run() {
   host_.registry.Add(this);
   if (host_.tls != nullptr) {
-    tls_ = std::make_unique<beast::ssl_stream<beast::tcp_stream&>>(stream_, *host_.tls);
+    tls_ = std::make_unique<detail::TlsStream>(socket_, *host_.tls);
+    ExpireReadAfter(std::chrono::seconds(config_.read_timeout_seconds));  // the handshake
   }
   detail::WhenReady(
-      stream_, tls_.get(), std::chrono::seconds(config_.read_timeout_seconds),
-      [self = shared_from_this()] { self->Read(); },
-      [self = shared_from_this()](bool timed_out) {
-        if (timed_out) self->host_.metrics.ConnectionTimedOut();
-        self->Close();
-      });
+      socket_, tls_.get(),
+      [self = shared_from_this()] {
+        self->ReadDone();
+        self->Read();
+      },
+      [self = shared_from_this()] { self->Close(); });
+}
+
+void RespSession::OnDeadline() {
+  if (closed_) return;
+  host_.metrics.ConnectionTimedOut();
+  Close();
 }
 
 void RespSession::OnDrain() {
@@ -134,7 +141,7 @@ void RespSession::Process() {
   }
   if (in_.size() > 0 && !command_started_ && !close_after_write_) {
     command_started_ = true;
-    command_deadline_ = Clock::now() + std::chrono::seconds(config_.read_timeout_seconds);
+    command_deadline_ = detail::DeadlineNow() + int64_t{config_.read_timeout_seconds} * 1000;
   }
   if (!out_.empty()) {
     Write();
@@ -155,7 +162,7 @@ void RespSession::RunDurable(std::vector<std::vector<std::string>> batch) {
       self->commands_.Execute(self->client_, args, &replies);
       if (self->client_.close) break;
     }
-    auto executor = self->stream_.get_executor();
+    auto executor = self->socket_.get_executor();
     asio::post(executor, [self, replies = std::move(replies)] {
       self->waiting_ = false;
       if (self->closed_) return;
@@ -169,7 +176,7 @@ void RespSession::RunDurable(std::vector<std::vector<std::string>> batch) {
 void RespSession::RunGathered(AddGatherer::Adds adds) {
   waiting_ = true;
   host_.adds.Submit(std::move(adds), [self = shared_from_this()](std::string replies) {
-    auto executor = self->stream_.get_executor();
+    auto executor = self->socket_.get_executor();
     asio::post(executor, [self, replies = std::move(replies)] {
       self->waiting_ = false;
       if (self->closed_) return;
@@ -187,11 +194,9 @@ void RespSession::Read() {
   }
   reading_ = true;
   if (command_started_) {
-    stream_.expires_at(command_deadline_);
+    ExpireReadAt(command_deadline_);
   } else if (config_.resp_idle_timeout_seconds > 0) {
-    stream_.expires_after(std::chrono::seconds(config_.resp_idle_timeout_seconds));
-  } else {
-    stream_.expires_never();
+    ExpireReadAfter(std::chrono::seconds(config_.resp_idle_timeout_seconds));
   }
   size_t want = kReadChunk;
   if (parser_.needed() > in_.size()) {
@@ -200,8 +205,8 @@ void RespSession::Read() {
   want = std::min(want, in_.max_size() - in_.size());
   auto on_read = [self = shared_from_this()](beast::error_code ec, size_t n) {
     self->reading_ = false;
+    self->ReadDone();
     if (ec) {
-      if (ec == beast::error::timeout) self->host_.metrics.ConnectionTimedOut();
       self->Close();
       return;
     }
@@ -211,7 +216,7 @@ void RespSession::Read() {
   if (tls_) {
     tls_->async_read_some(in_.prepare(want), std::move(on_read));
   } else {
-    stream_.async_read_some(in_.prepare(want), std::move(on_read));
+    socket_.async_read_some(in_.prepare(want), std::move(on_read));
   }
 }
 
@@ -220,12 +225,12 @@ void RespSession::Write() {
   writing_.swap(out_);
   out_.clear();
   write_in_flight_ = true;
-  stream_.expires_after(std::chrono::seconds(config_.read_timeout_seconds));
+  ExpireWriteAfter(std::chrono::seconds(config_.read_timeout_seconds));
   auto on_written = [self = shared_from_this()](beast::error_code ec, size_t) {
     self->write_in_flight_ = false;
     self->writing_.clear();
+    self->WriteDone();
     if (ec) {
-      if (ec == beast::error::timeout) self->host_.metrics.ConnectionTimedOut();
       self->Close();
       return;
     }
@@ -238,16 +243,18 @@ void RespSession::Write() {
   if (tls_) {
     asio::async_write(*tls_, asio::buffer(writing_), std::move(on_written));
   } else {
-    asio::async_write(stream_, asio::buffer(writing_), std::move(on_written));
+    asio::async_write(socket_, asio::buffer(writing_), std::move(on_written));
   }
 }
 
 void RespSession::Close() {
   if (closed_) return;
   closed_ = true;
+  ReadDone();
+  WriteDone();
   beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream_.close();
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  socket_.close(ignored);
 }
 
 }  // namespace segd::server::resp

@@ -64,15 +64,16 @@ class RespSession : public detail::Connection, public std::enable_shared_from_th
   // Replies buffered past this are written before more commands run.
   static constexpr size_t kMaxPendingOutput = 1 << 20;
 
-  RespSession(RespHost& host, boost::asio::ip::tcp::socket&& socket);
+  RespSession(RespHost& host, detail::Socket&& socket);
   ~RespSession() override;
 
   // Registers the session and starts reading.
   void Run();
   std::shared_ptr<Connection> Lock() override { return weak_from_this().lock(); }
-  boost::asio::any_io_executor executor() override { return stream_.get_executor(); }
+  boost::asio::any_io_executor executor() override { return socket_.get_executor(); }
   void OnDrain() override;
   void ForceClose() override { Close(); }
+  void OnDeadline() override;
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -92,8 +93,8 @@ class RespSession : public detail::Connection, public std::enable_shared_from_th
   RespHost& host_;
   RespCommands& commands_;
   const ServerConfig& config_;
-  boost::beast::tcp_stream stream_;
-  std::unique_ptr<boost::beast::ssl_stream<boost::beast::tcp_stream&>> tls_;
+  detail::Socket socket_;
+  std::unique_ptr<detail::TlsStream> tls_;
   RespClient client_;
   RespParser parser_;
   bool tight_limits_ = false;
@@ -108,7 +109,7 @@ class RespSession : public detail::Connection, public std::enable_shared_from_th
   bool draining_ = false;
   bool closed_ = false;
   // When the command begun in the input must be complete (--read-timeout).
-  Clock::time_point command_deadline_;
+  int64_t command_deadline_ = 0;  // a DeadlineNow value
   bool command_started_ = false;
 };
 

@@ -199,6 +199,30 @@ TEST(HttpBehaviour, SlowAndIdleClientsAreDisconnectedWithoutHurtingOthers) {
   EXPECT_TRUE(closed || trickle.ServerClosed());
 }
 
+// --read-timeout bounds the client's reads and writes, not the server's own work: a long poll
+// longer than the timeout is answered on a connection that then goes on, while an idle one is
+// closed and counted.
+TEST(HttpBehaviour, ReadTimeoutCountsTheClientsTimeNotTheServers) {
+  TempDir dir;
+  ServerProcess server(dir.path(), {"--read-timeout", "1s"});
+  ASSERT_TRUE(server.started());
+  {
+    HttpClient poll(server.port());
+    ASSERT_EQ(poll.Post("/v1/segments", R"({"name":"lp"})").status, 201u);
+    const auto start = std::chrono::steady_clock::now();
+    HttpResult waited = poll.Get("/v1/changes?wait=3s&segment=lp");
+    EXPECT_EQ(waited.status, 200u);
+    EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(2900));
+    EXPECT_EQ(poll.Get("/health").status, 200u);  // the same connection, still open
+  }                                               // closed by the client: not a timeout
+  HttpClient idle(server.port());
+  EXPECT_TRUE(idle.ServerClosed());
+  HttpClient fresh(server.port());
+  EXPECT_EQ(
+      testutil::MetricValue(fresh.Get("/metrics").body, "segd_http_connections_timed_out_total"),
+      1);
+}
+
 TEST(HttpBehaviour, ConnectionsOverTheCapAreRefused) {
   TempDir dir;
   ServerProcess server(dir.path(), {"--max-connections", "2"});

@@ -6,6 +6,7 @@
 // start-up line) with a given data directory, and stops it with SIGTERM or SIGKILL.
 // HttpClient is a blocking keep-alive client over one connection (Beast, synchronous).
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -221,8 +222,11 @@ class HttpClient {
     return result;
   }
 
-  // True once the server has closed the connection (reads EOF or an error).
+  // True once the server has closed the connection (reads EOF or an error); false if it has
+  // not within 30 s, so that a server that never closes fails the test instead of hanging it.
   bool ServerClosed() {
+    pollfd ready{stream_.native_handle(), POLLIN, 0};
+    if (::poll(&ready, 1, 30000) != 1) return false;
     char byte;
     boost::beast::error_code ec;
     stream_.read_some(boost::asio::buffer(&byte, 1), ec);
@@ -234,5 +238,13 @@ class HttpClient {
   boost::asio::ip::tcp::socket stream_;
   boost::beast::flat_buffer buffer_;
 };
+
+// The value of an unlabelled metric in a /metrics body, or -1.
+inline double MetricValue(const std::string& body, const std::string& name) {
+  const std::string line = "\n" + name + " ";
+  size_t at = body.find(line);
+  if (at == std::string::npos) return -1;
+  return std::stod(body.substr(at + line.size()));
+}
 
 }  // namespace segd::testutil

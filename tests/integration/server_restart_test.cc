@@ -17,6 +17,7 @@ namespace {
 
 using testutil::HttpClient;
 using testutil::HttpResult;
+using testutil::MetricValue;
 using testutil::ServerProcess;
 using testutil::TempDir;
 
@@ -198,14 +199,6 @@ TEST(ServerRestart, AcknowledgedChangesSurviveKillDashNine) { KillDuringWrites({
 // fsync.
 TEST(ServerRestart, AcknowledgedChangesSurviveKillDashNineWithFsync) {
   KillDuringWrites({"--durability", "fsync"});
-}
-
-// The value of an unlabelled metric in a /metrics body, or -1.
-double MetricValue(const std::string& body, const std::string& name) {
-  const std::string line = "\n" + name + " ";
-  size_t at = body.find(line);
-  if (at == std::string::npos) return -1;
-  return std::stod(body.substr(at + line.size()));
 }
 
 // Concurrent fsync-mode writers share WAL syncs, and every answered write is durable.
