@@ -303,9 +303,13 @@ TEST(Tls, HttpsOnTheSamePortWithKeepAlivePipeliningAndKeys) {
   const std::string cert = dir.Sub("cert.pem"), key = dir.Sub("key.pem");
   ASSERT_TRUE(testutil::MakeSelfSignedCert(cert, key));
   const std::string admin = testutil::CreateKeyWithCli(dir.Sub("data"), "admin");
-  ServerProcess server(dir.Sub("data"), {"--auth", "keys", "--tls-cert", cert, "--tls-key", key});
+  ServerProcess server(dir.Sub("data"), {"--auth", "keys", "--tls-cert", cert, "--tls-key", key,
+                                         "--read-timeout", "1s"});
   ASSERT_TRUE(server.started()) << server.start_line();
   EXPECT_NE(server.start_line().find("https://127.0.0.1:"), std::string::npos);
+  // A client that never starts its handshake is closed after --read-timeout.
+  HttpClient silent(server.port());
+  EXPECT_TRUE(silent.ServerClosed());
 
   TlsClient client(server.port(), cert);
   ASSERT_FALSE(client.handshake_error()) << client.handshake_error().message();
