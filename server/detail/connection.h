@@ -12,8 +12,9 @@
 // 2 µs of CPU per small request; a store costs nothing. The price is precision: a limit fires
 // up to DeadlineSweep::kPeriod late.
 //
-// Thread safety: a connection's OnDrain, ForceClose, OnDeadline and the Expire* setters run
-// on its executor (post them there); Lock and deadline may be called from any thread.
+// Thread safety: a connection's OnDrain, ForceClose, OnDeadline and the deadline setters run
+// on its executor (post them there; WhenReady is called once, from Run, before anything runs
+// there); Lock and deadline may be called from any thread.
 // SessionRegistry is safe from any thread.
 
 #include <algorithm>
@@ -37,6 +38,10 @@ namespace segd::server::detail {
 // Milliseconds of a coarse monotonic clock (CLOCK_MONOTONIC_COARSE: read without a system
 // call, a few milliseconds fine): the unit of connection deadlines.
 int64_t DeadlineNow();
+
+// A client connection's socket. With TLS, Beast's ssl_stream runs over it (TlsStream).
+using Socket = boost::asio::ip::tcp::socket;
+using TlsStream = boost::beast::ssl_stream<Socket&>;
 
 class Connection {
  public:
@@ -75,39 +80,38 @@ class Connection {
   }
   void WriteDone() { write_deadline_.store(kNoDeadline, std::memory_order_relaxed); }
 
+  // Runs `next` on the connection's executor (its strand, or with one I/O thread the
+  // io_context itself) once the connection is ready: at once on plain TCP; with TLS (`tls`
+  // set), after the server side of the handshake, which has `timeout` as its read deadline. A
+  // failed or timed-out handshake calls `failed()` instead. `next` and `failed` keep the
+  // connection alive (they hold its shared_ptr), and with it `socket`, `tls` and this.
+  template <typename Next, typename Failed>
+  void WhenReady(Socket& socket, TlsStream* tls, std::chrono::milliseconds timeout, Next next,
+                 Failed failed) {
+    if (tls == nullptr) {
+      boost::asio::dispatch(socket.get_executor(), std::move(next));
+      return;
+    }
+    ExpireReadAfter(timeout);
+    boost::asio::dispatch(socket.get_executor(), [this, tls, next = std::move(next),
+                                                  failed = std::move(failed)]() mutable {
+      tls->async_handshake(boost::asio::ssl::stream_base::server,
+                           [this, next = std::move(next),
+                            failed = std::move(failed)](boost::system::error_code ec) mutable {
+                             ReadDone();
+                             if (ec) {
+                               failed();
+                               return;
+                             }
+                             next();
+                           });
+    });
+  }
+
  private:
   std::atomic<int64_t> read_deadline_{kNoDeadline};
   std::atomic<int64_t> write_deadline_{kNoDeadline};
 };
-
-// A client connection's socket. With TLS, Beast's ssl_stream runs over it (TlsStream).
-using Socket = boost::asio::ip::tcp::socket;
-using TlsStream = boost::beast::ssl_stream<Socket&>;
-
-// Runs `next` on the connection's executor (its strand, or with one I/O thread the io_context
-// itself) once the connection is ready: at once on plain TCP; with TLS (`tls` set), after the
-// server side of the handshake, which must complete within `timeout` (the connection's deadline
-// closes it otherwise). A failed handshake calls `failed()` instead. `next` and `failed` keep
-// the connection alive (they hold its shared_ptr), and with it `socket` and `tls`.
-template <typename Next, typename Failed>
-void WhenReady(Socket& socket, TlsStream* tls, Next next, Failed failed) {
-  if (tls == nullptr) {
-    boost::asio::dispatch(socket.get_executor(), std::move(next));
-    return;
-  }
-  boost::asio::dispatch(
-      socket.get_executor(), [tls, next = std::move(next), failed = std::move(failed)]() mutable {
-        tls->async_handshake(boost::asio::ssl::stream_base::server,
-                             [next = std::move(next),
-                              failed = std::move(failed)](boost::system::error_code ec) mutable {
-                               if (ec) {
-                                 failed();
-                                 return;
-                               }
-                               next();
-                             });
-      });
-}
 
 class SessionRegistry {
  public:

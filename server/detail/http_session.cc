@@ -74,14 +74,10 @@ void HttpSession::Run() {
   host_.registry.Add(this);
   if (host_.tls != nullptr) {
     tls_ = std::make_unique<TlsStream>(socket_, *host_.tls);
-    ExpireReadAfter(std::chrono::seconds(config_.read_timeout_seconds));  // the handshake
   }
   WhenReady(
-      socket_, tls_.get(),
-      [self = shared_from_this()] {
-        self->ReadDone();
-        self->Process();
-      },
+      socket_, tls_.get(), std::chrono::seconds(config_.read_timeout_seconds),
+      [self = shared_from_this()] { self->Process(); },
       [self = shared_from_this()] { self->Close(); });
 }
 

@@ -58,14 +58,10 @@ void RespSession::Run() {
   host_.registry.Add(this);
   if (host_.tls != nullptr) {
     tls_ = std::make_unique<detail::TlsStream>(socket_, *host_.tls);
-    ExpireReadAfter(std::chrono::seconds(config_.read_timeout_seconds));  // the handshake
   }
-  detail::WhenReady(
-      socket_, tls_.get(),
-      [self = shared_from_this()] {
-        self->ReadDone();
-        self->Read();
-      },
+  WhenReady(
+      socket_, tls_.get(), std::chrono::seconds(config_.read_timeout_seconds),
+      [self = shared_from_this()] { self->Read(); },
       [self = shared_from_this()] { self->Close(); });
 }
 
